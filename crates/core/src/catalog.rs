@@ -1,0 +1,378 @@
+//! The model catalog: endpoint → models → the fields each accepts and what it costs.
+//!
+//! It is data (`catalog/runway.json`, embedded at build time and overridable by a file named in
+//! the configuration) because the upstream adds models every few weeks: a new model must be a
+//! catalog entry, not a code change. Validation (`validate.rs`) and pricing read only this.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::CoreError;
+use crate::spec::Operation;
+
+/// The catalog shipped with reelay.
+pub const BUILTIN_JSON: &str = include_str!("../catalog/runway.json");
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    endpoints: BTreeMap<String, EndpointSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    pub name: String,
+    pub operation: Operation,
+    pub models: BTreeMap<String, ModelSpec>,
+    /// Models the upstream no longer serves, with the message a client gets for them.
+    pub retired: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    #[serde(default)]
+    pub required: Vec<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldSpec>,
+    pub price: Price,
+    /// What the model produces, for content types and media handling.
+    #[serde(default)]
+    pub output: Option<OutputKind>,
+    /// The model name to send upstream, when it differs from the public one.
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    Video,
+    Image,
+    Audio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+        }
+    }
+}
+
+/// What one body field accepts. `validate.rs` gives each variant its meaning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FieldSpec {
+    /// A non-empty string; `max_utf16` counts UTF-16 code units as Runway does.
+    Text {
+        #[serde(default)]
+        max_utf16: Option<usize>,
+    },
+    /// One of `values` (or of the shared list named `list`); with `pixel_range`, any `W:H`
+    /// whose pixel count lies in the range is accepted too.
+    Enum {
+        #[serde(default)]
+        values: Vec<String>,
+        #[serde(default)]
+        list: Option<String>,
+        #[serde(default)]
+        pixel_range: Option<[u64; 2]>,
+    },
+    /// An integer in `[min, max]` or one of `values`; `auto` also allows the string "auto".
+    Int {
+        #[serde(default)]
+        min: Option<i64>,
+        #[serde(default)]
+        max: Option<i64>,
+        #[serde(default)]
+        values: Vec<i64>,
+        #[serde(default)]
+        auto: bool,
+        #[serde(default)]
+        default: Option<i64>,
+    },
+    Number {
+        #[serde(default)]
+        min: Option<f64>,
+        #[serde(default)]
+        max: Option<f64>,
+    },
+    Bool,
+    /// A media reference string: HTTPS URL, `runway://` upload or data URI of this kind.
+    Media { kind: MediaKind },
+    /// `promptImage`: a string, or an array of `{uri, position}` keyframes with these
+    /// positions, or (when `references`) of `{uri}` references.
+    PromptImage {
+        #[serde(default)]
+        positions: Vec<String>,
+        #[serde(default)]
+        references: bool,
+        #[serde(default)]
+        max_items: Option<usize>,
+    },
+    /// `{"type": <one of types>, "uri": ...}`.
+    TypedMedia { types: Vec<MediaKind> },
+    /// An array of `{uri, ...}` objects of one media kind. `typed`: each item also carries
+    /// `"type": <kind>`. `item_fields`: further optional keys of each item.
+    MediaList {
+        kind: MediaKind,
+        #[serde(default)]
+        min_items: Option<usize>,
+        #[serde(default)]
+        max_items: Option<usize>,
+        #[serde(default)]
+        typed: bool,
+        #[serde(default)]
+        allow_string: bool,
+        #[serde(default)]
+        item_fields: BTreeMap<String, FieldSpec>,
+    },
+    /// An array of strings (e.g. colours).
+    StringList {
+        #[serde(default)]
+        max_items: Option<usize>,
+    },
+    /// An object; with `fields`, its keys are checked (unknown keys rejected); without, any.
+    Object {
+        #[serde(default)]
+        fields: Option<BTreeMap<String, FieldSpec>>,
+        #[serde(default)]
+        required: Vec<String>,
+    },
+    /// An array of objects checked against `fields`.
+    ObjectList {
+        fields: BTreeMap<String, FieldSpec>,
+        #[serde(default)]
+        required: Vec<String>,
+        #[serde(default)]
+        max_items: Option<usize>,
+    },
+    /// Anything: the upstream's schema leaves it untyped.
+    Any,
+}
+
+/// What a task costs in credits. The parts add up; `per_second` is multiplied by the requested
+/// duration (`default_seconds` when absent, `max_seconds` for `"auto"`, which is billed at the
+/// maximum up front as Runway does), `per_image` by `outputCount` (default 1).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    #[serde(default)]
+    pub per_second: Option<f64>,
+    #[serde(default)]
+    pub per_image: Option<i64>,
+    #[serde(default)]
+    pub flat: Option<i64>,
+    #[serde(default)]
+    pub default_seconds: Option<f64>,
+    #[serde(default)]
+    pub max_seconds: Option<f64>,
+    /// Extra credits per second when a boolean field is true (Veo's `audio`).
+    #[serde(default)]
+    pub per_second_if: BTreeMap<String, f64>,
+}
+
+impl Price {
+    pub fn credits_for(&self, body: &serde_json::Map<String, Value>) -> i64 {
+        let seconds = match body.get("duration") {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) if s == "auto" => self.max_seconds.or(self.default_seconds),
+            _ => self.default_seconds,
+        }
+        .unwrap_or(0.0);
+        let mut per_second = self.per_second.unwrap_or(0.0);
+        for (field, extra) in &self.per_second_if {
+            if body.get(field).and_then(Value::as_bool) == Some(true) {
+                per_second += extra;
+            }
+        }
+        let count = body.get("outputCount").and_then(Value::as_i64).unwrap_or(1).max(1);
+        let total = (per_second * seconds).ceil() as i64
+            + self.per_image.unwrap_or(0) * count
+            + self.flat.unwrap_or(0);
+        total.max(0)
+    }
+}
+
+// The file's own shape; `like` and shared ratio lists are resolved while loading.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    #[serde(default)]
+    lists: BTreeMap<String, Vec<String>>,
+    endpoints: BTreeMap<String, RawEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    operation: Operation,
+    models: BTreeMap<String, Value>,
+    #[serde(default)]
+    retired: BTreeMap<String, String>,
+}
+
+impl Catalog {
+    pub fn builtin() -> Catalog {
+        Catalog::from_json(BUILTIN_JSON).expect("the built-in catalog is valid (tested)")
+    }
+
+    /// Parses a catalog. A model entry may say `"like": "<other model of the endpoint>"` to
+    /// start from that model's entry; its own keys then replace the other's (and `fields` are
+    /// merged key by key, a `null` field removing one).
+    pub fn from_json(text: &str) -> Result<Catalog, CoreError> {
+        let raw: RawCatalog =
+            serde_json::from_str(text).map_err(|e| CoreError::Catalog(e.to_string()))?;
+        let mut endpoints = BTreeMap::new();
+        for (name, ep) in raw.endpoints {
+            let mut models = BTreeMap::new();
+            for (model, value) in &ep.models {
+                let resolved = resolve_like(&ep.models, model, value, 0)
+                    .map_err(|e| CoreError::Catalog(format!("{name}.{model}: {e}")))?;
+                let mut spec: ModelSpec = serde_json::from_value(resolved)
+                    .map_err(|e| CoreError::Catalog(format!("{name}.{model}: {e}")))?;
+                for field in spec.fields.values_mut() {
+                    expand_lists(field, &raw.lists)
+                        .map_err(|e| CoreError::Catalog(format!("{name}.{model}: {e}")))?;
+                }
+                for req in &spec.required {
+                    if !spec.fields.contains_key(req) {
+                        return Err(CoreError::Catalog(format!(
+                            "{name}.{model}: required field {req} has no field spec"
+                        )));
+                    }
+                }
+                models.insert(model.clone(), spec);
+            }
+            endpoints.insert(
+                name.clone(),
+                EndpointSpec { name, operation: ep.operation, models, retired: ep.retired },
+            );
+        }
+        Ok(Catalog { endpoints })
+    }
+
+    pub fn endpoint(&self, name: &str) -> Option<&EndpointSpec> {
+        self.endpoints.get(name)
+    }
+
+    pub fn endpoints(&self) -> impl Iterator<Item = &EndpointSpec> {
+        self.endpoints.values()
+    }
+
+    /// Every model name across endpoints, for `/v1/organization`.
+    pub fn model_names(&self) -> std::collections::BTreeSet<&str> {
+        self.endpoints.values().flat_map(|e| e.models.keys().map(String::as_str)).collect()
+    }
+}
+
+fn resolve_like(
+    models: &BTreeMap<String, Value>,
+    name: &str,
+    value: &Value,
+    depth: usize,
+) -> Result<Value, String> {
+    if depth > 8 {
+        return Err("`like` chain too deep".into());
+    }
+    let Value::Object(own) = value else { return Err("model entry must be an object".into()) };
+    let Some(base_name) = own.get("like") else { return Ok(value.clone()) };
+    let base_name = base_name.as_str().ok_or("`like` must be a string")?;
+    let base_value =
+        models.get(base_name).ok_or_else(|| format!("`like` names unknown model {base_name}"))?;
+    let base = resolve_like(models, base_name, base_value, depth + 1)?;
+    let Value::Object(mut merged) = base else { unreachable!() };
+    for (k, v) in own {
+        match k.as_str() {
+            "like" => {}
+            "fields" => {
+                let mut fields = merged.remove("fields").unwrap_or(Value::Object(Default::default()));
+                let fobj = fields.as_object_mut().ok_or("fields must be an object")?;
+                for (fk, fv) in v.as_object().ok_or("fields must be an object")? {
+                    if fv.is_null() {
+                        fobj.remove(fk);
+                    } else {
+                        fobj.insert(fk.clone(), fv.clone());
+                    }
+                }
+                merged.insert("fields".into(), fields);
+            }
+            _ => {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let _ = name;
+    Ok(Value::Object(merged))
+}
+
+fn expand_lists(field: &mut FieldSpec, lists: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    match field {
+        FieldSpec::Enum { values, list, .. } => {
+            if let Some(name) = list.take() {
+                let extra = lists.get(&name).ok_or_else(|| format!("unknown list {name}"))?;
+                values.extend(extra.iter().cloned());
+            }
+            if values.is_empty() {
+                return Err("enum without values".into());
+            }
+        }
+        FieldSpec::Object { fields: Some(fields), .. }
+        | FieldSpec::ObjectList { fields, .. }
+        | FieldSpec::MediaList { item_fields: fields, .. } => {
+            for f in fields.values_mut() {
+                expand_lists(f, lists)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_loads_and_prices_every_model() {
+        let c = Catalog::builtin();
+        let mut n = 0;
+        for ep in c.endpoints() {
+            for (name, m) in &ep.models {
+                let p = &m.price;
+                assert!(
+                    p.per_second.is_some() || p.per_image.is_some() || p.flat.is_some(),
+                    "{}.{name} has no price",
+                    ep.name
+                );
+                n += 1;
+            }
+        }
+        assert!(n > 10);
+    }
+
+    #[test]
+    fn like_merges_fields() {
+        let c = Catalog::from_json(
+            r#"{"endpoints":{"x":{"operation":"text_to_video","models":{
+                "a":{"required":["p"],"fields":{"p":{"type":"text"},"q":{"type":"bool"}},"price":{"flat":1}},
+                "b":{"like":"a","fields":{"q":null,"r":{"type":"bool"}},"price":{"flat":2}}}}}}"#,
+        )
+        .unwrap();
+        let b = &c.endpoint("x").unwrap().models["b"];
+        assert!(b.fields.contains_key("p") && b.fields.contains_key("r") && !b.fields.contains_key("q"));
+        assert_eq!(b.price.flat, Some(2));
+    }
+}

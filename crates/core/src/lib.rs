@@ -1,0 +1,20 @@
+//! The domain of reelay: what a task is, which states it moves through, which models exist and
+//! what they accept, and what they cost. Nothing here touches a socket, a file or a clock.
+
+pub mod catalog;
+pub mod error;
+pub mod media_ref;
+pub mod spec;
+pub mod state;
+pub mod validate;
+
+pub use catalog::{Catalog, EndpointSpec, ModelSpec};
+pub use error::CoreError;
+pub use spec::{Operation, TaskSpec};
+pub use state::TaskState;
+pub use validate::Issue;
+
+/// Task ids are UUIDv7: sortable by creation time, unguessable enough to hand out.
+pub fn new_task_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}

@@ -1,0 +1,102 @@
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog::{Catalog, OutputKind};
+use crate::error::CoreError;
+use crate::validate::{validate_body, Issue};
+
+/// What a task does, whatever dialect it arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    TextToVideo,
+    ImageToVideo,
+    VideoToVideo,
+    CharacterPerformance,
+    Extend,
+    Upscale,
+    TextToImage,
+    ImageUpscale,
+    SoundEffect,
+    TextToSpeech,
+    SpeechToSpeech,
+    VoiceDubbing,
+    VoiceIsolation,
+    VideoToAudio,
+    VideoToHdr,
+}
+
+/// A validated request, in the canonical form every dialect produces.
+///
+/// The upstream protocol reelay speaks is Runway's, so the canonical input *is* a Runway body
+/// for `endpoint` (validated against the catalog); dialects that speak other shapes build one.
+/// Holding a `TaskSpec` means the body was valid when it was built (`TaskSpec::parse`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskSpec {
+    pub operation: Operation,
+    /// The catalog endpoint, e.g. `image_to_video`.
+    pub endpoint: String,
+    /// The model as the client named it.
+    pub model: String,
+    /// The body to send upstream (model already mapped to the upstream name).
+    pub input: Value,
+    /// Credits this task holds until it ends.
+    pub price: i64,
+    #[serde(default)]
+    pub output: Option<OutputKindName>,
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKindName {
+    Video,
+    Image,
+    Audio,
+}
+
+impl From<OutputKind> for OutputKindName {
+    fn from(k: OutputKind) -> Self {
+        match k {
+            OutputKind::Video => OutputKindName::Video,
+            OutputKind::Image => OutputKindName::Image,
+            OutputKind::Audio => OutputKindName::Audio,
+        }
+    }
+}
+
+impl TaskSpec {
+    /// Checks a body for `endpoint` against the catalog and, if it is valid, prices it.
+    pub fn parse(catalog: &Catalog, endpoint: &str, body: &Value) -> Result<TaskSpec, CoreError> {
+        let ep = catalog.endpoint(endpoint).ok_or_else(|| {
+            CoreError::Validation(vec![Issue::custom(vec![], format!("Unknown endpoint {endpoint}"))])
+        })?;
+        let model_name = validate_body(ep, body).map_err(CoreError::Validation)?;
+        let model = &ep.models[&model_name];
+        let obj = body.as_object().expect("validated as an object");
+        let mut input = body.clone();
+        if let Some(up) = &model.upstream_model {
+            input["model"] = Value::String(up.clone());
+        }
+        Ok(TaskSpec {
+            operation: ep.operation,
+            endpoint: endpoint.to_string(),
+            model: model_name,
+            input,
+            price: model.price.credits_for(obj),
+            output: model.output.map(Into::into).or(Some(default_output(ep.operation))),
+            callback_url: None,
+        })
+    }
+}
+
+fn default_output(op: Operation) -> OutputKindName {
+    use Operation::*;
+    match op {
+        TextToImage | ImageUpscale => OutputKindName::Image,
+        SoundEffect | TextToSpeech | SpeechToSpeech | VoiceDubbing | VoiceIsolation
+        | VideoToAudio => OutputKindName::Audio,
+        _ => OutputKindName::Video,
+    }
+}
