@@ -1,1 +1,226 @@
+//! The workers that move tasks from `queued` to a terminal state.
+//!
+//! One loop per instance claims due tasks from the store with a lease and works each in its
+//! own tokio task, bounded by a semaphore: the dispatcher (`dispatcher.rs`) submits queued
+//! tasks upstream, the tracker (`tracker.rs`) polls submitted ones and the archiver
+//! (`archiver.rs`) copies outputs into our media store. The loop sleeps until the earliest due
+//! time or until new work is announced; it never scans idle tasks.
 
+mod archiver;
+mod backoff;
+mod channels;
+mod config;
+mod dispatcher;
+mod tracker;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reelay_media::LocalMedia;
+use reelay_store::{now_ms, Store, Task};
+use reelay_core::TaskState;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util_shutdown::Shutdown;
+
+pub use channels::{Channel, Channels};
+pub use config::{EngineConfig, UnknownOutcomePolicy};
+
+mod tokio_util_shutdown {
+    use tokio::sync::watch;
+
+    /// A shutdown signal shared by the loop and whoever stops it.
+    #[derive(Clone)]
+    pub struct Shutdown(pub watch::Sender<bool>);
+
+    impl Shutdown {
+        pub fn new() -> Shutdown {
+            Shutdown(watch::channel(false).0)
+        }
+        pub fn trigger(&self) {
+            let _ = self.0.send(true);
+        }
+        pub fn subscribe(&self) -> watch::Receiver<bool> {
+            self.0.subscribe()
+        }
+    }
+}
+
+pub struct Engine {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) channels: Channels,
+    pub(crate) media: LocalMedia,
+    pub(crate) config: EngineConfig,
+    /// Base of the media URLs handed to clients.
+    pub(crate) public_url: String,
+    pub(crate) owner: String,
+    pub(crate) http: reqwest::Client,
+    wake: Notify,
+    alive: AtomicBool,
+    last_loop_ms: AtomicI64,
+    shutdown: Shutdown,
+}
+
+/// What the API holds: a way to announce new work and to ask whether the workers run.
+#[derive(Clone)]
+pub struct EngineHandle(Arc<Engine>);
+
+impl EngineHandle {
+    /// New or changed work exists (a task was accepted or cancelled): look now.
+    pub fn notify(&self) {
+        self.0.wake.notify_one();
+    }
+    pub fn is_running(&self) -> bool {
+        self.0.alive.load(Ordering::Relaxed)
+    }
+    pub fn shutdown(&self) {
+        self.0.shutdown.trigger();
+        self.0.wake.notify_one();
+    }
+    pub fn owner(&self) -> &str {
+        &self.0.owner
+    }
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        channels: Channels,
+        media: LocalMedia,
+        config: EngineConfig,
+        public_url: String,
+    ) -> Arc<Engine> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(config.download_timeout_seconds))
+            .build()
+            .expect("an http client with static settings builds");
+        Arc::new(Engine {
+            store,
+            channels,
+            media,
+            config,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            owner: format!("w-{}", uuid::Uuid::now_v7().simple()),
+            http,
+            wake: Notify::new(),
+            alive: AtomicBool::new(false),
+            last_loop_ms: AtomicI64::new(0),
+            shutdown: Shutdown::new(),
+        })
+    }
+
+    /// Starts the loop on the current runtime.
+    pub fn start(self: &Arc<Engine>) -> EngineHandle {
+        let engine = self.clone();
+        tokio::spawn(async move { engine.run().await });
+        EngineHandle(self.clone())
+    }
+
+    async fn run(self: Arc<Engine>) {
+        let permits = Arc::new(Semaphore::new(self.config.workers));
+        let mut stop = self.shutdown.subscribe();
+        self.alive.store(true, Ordering::Relaxed);
+        tracing::info!(owner = %self.owner, workers = self.config.workers, "engine started");
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let now = now_ms();
+            self.last_loop_ms.store(now, Ordering::Relaxed);
+            let free = permits.available_permits() as i64;
+            let mut full_batch = false;
+            if free > 0 {
+                let lease_until = now + (self.config.lease_seconds * 1000) as i64;
+                match self.store.claim_due(&self.owner, now, lease_until, free.min(256)).await {
+                    Ok(tasks) => {
+                        full_batch = tasks.len() as i64 == free.min(256);
+                        for task in tasks {
+                            let permit = permits.clone().acquire_owned().await.expect("never closed");
+                            let engine = self.clone();
+                            tokio::spawn(async move {
+                                engine.step(task).await;
+                                drop(permit);
+                                engine.wake.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming tasks failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+            if full_batch {
+                continue;
+            }
+            let idle = self.config.idle_wakeup_ms as i64;
+            let wait_ms = if free > 0 {
+                match self.store.next_due_at().await {
+                    Ok(Some(due)) => (due - now_ms()).clamp(0, idle),
+                    Ok(None) => idle,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading next due time failed");
+                        1000
+                    }
+                }
+            } else {
+                idle
+            };
+            if wait_ms == 0 {
+                // Due now but nothing claimed: another instance holds it, or it just came
+                // due. A short pause keeps this from spinning.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        self.alive.store(false, Ordering::Relaxed);
+        tracing::info!("engine stopped");
+    }
+
+    /// Works one claimed task one step forward.
+    async fn step(self: &Arc<Engine>, task: Task) {
+        let id = task.id.clone();
+        let result = match task.state {
+            TaskState::Queued => self.dispatch(task).await,
+            TaskState::Throttled if task.upstream_id.is_none() => self.dispatch(task).await,
+            TaskState::Submitting => self.resolve_unknown(task, "worker stopped while submitting").await,
+            TaskState::Running | TaskState::Throttled => self.track(task).await,
+            TaskState::Cancelled if task.cancel_upstream => self.cancel_upstream(task).await,
+            _ => self.settle(task).await,
+        };
+        if let Err(e) = result {
+            // The lease runs out and the task comes due again: no step is lost to an error.
+            tracing::warn!(task = %id, error = %e, "task step failed; it will be retried");
+        }
+    }
+
+    /// A terminal task that still came due (e.g. a lease left behind): nothing left to do.
+    async fn settle(&self, task: Task) -> Result<(), EngineError> {
+        let mut u = reelay_store::TaskUpdate::new(&task.id, &[task.state]).leased_by(&self.owner);
+        u.next_attempt_at = Some(None);
+        u.release_lease = true;
+        self.store.update_task(u).await?;
+        Ok(())
+    }
+
+    pub(crate) fn media_url(&self, key: &str) -> String {
+        format!("{}/media/{}", self.public_url, key)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] reelay_store::StoreError),
+    #[error(transparent)]
+    Media(#[from] reelay_media::MediaError),
+    #[error("{0}")]
+    Other(String),
+}

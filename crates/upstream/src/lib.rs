@@ -1,1 +1,64 @@
+//! Upstream adapters. Each turns a canonical [`TaskSpec`] into the provider's request and the
+//! provider's answers into [`UpstreamStatus`], and — the part that protects money — classifies
+//! every submit failure by whether the provider may have taken the task.
 
+mod channel;
+mod runway;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reelay_core::TaskSpec;
+
+pub use channel::{ChannelConfig, ChannelKind};
+pub use runway::RunwayAdapter;
+
+/// How a submit ended when it did not return an upstream id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubmitError {
+    /// The upstream certainly did not take the task (connect refused, 429, 503, a 4xx other
+    /// than 400): safe to retry, on this channel or another.
+    NotAccepted { reason: String, retry_after: Option<Duration> },
+    /// The upstream refused the task for good (validation, moderation): fail it.
+    Rejected { code: String, message: String },
+    /// The upstream may have taken the task (timeout after sending, reset mid-response, 500,
+    /// 502, 504, an unreadable 200): a blind resubmit could start a second paid job.
+    Unknown { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpstreamStatus {
+    Pending,
+    Throttled,
+    Running { progress: f64 },
+    Succeeded { outputs: Vec<String> },
+    Failed { code: Option<String>, message: String },
+    Cancelled,
+    /// The upstream no longer knows the task.
+    NotFound,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum UpstreamError {
+    #[error("upstream unreachable or failing: {0}")]
+    Transient(String),
+    #[error("upstream answered something we cannot read: {0}")]
+    Protocol(String),
+    #[error("this upstream cannot do that")]
+    Unsupported,
+}
+
+#[async_trait]
+pub trait Upstream: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn supports_model(&self, model: &str) -> bool;
+    /// Submits the task. `reference` is reelay's task id, sent along so an upstream that can
+    /// look tasks up by it lets the engine reconcile an unknown outcome.
+    async fn submit(&self, spec: &TaskSpec, reference: &str) -> Result<String, SubmitError>;
+    async fn status(&self, upstream_id: &str) -> Result<UpstreamStatus, UpstreamError>;
+    async fn cancel(&self, upstream_id: &str) -> Result<(), UpstreamError>;
+    /// Finds the upstream task submitted with `reference`, if the upstream can tell.
+    async fn lookup(&self, _reference: &str) -> Result<Option<String>, UpstreamError> {
+        Err(UpstreamError::Unsupported)
+    }
+}

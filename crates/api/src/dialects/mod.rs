@@ -1,0 +1,3 @@
+//! One folder per client dialect.
+
+pub mod runway;

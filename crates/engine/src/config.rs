@@ -1,0 +1,91 @@
+use serde::Deserialize;
+
+/// What the engine does when a submit may or may not have reached the upstream (a timeout
+/// after sending, a reset mid-response, a 500/502/504, or a crash while `submitting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownOutcomePolicy {
+    /// Ask the upstream whether it has the task (by reelay's task id) after a grace period;
+    /// resubmit only when it certainly does not. Upstreams that cannot answer fall back to
+    /// `fail`. The default.
+    Reconcile,
+    /// Fail the task and refund it. Never two paid jobs; the upstream job, if any, is orphaned.
+    Fail,
+    /// Resubmit as if nothing was sent. Can start a second paid upstream job; for upstreams
+    /// that de-duplicate on their own.
+    Resubmit,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Tasks worked on at once by this instance (submits and polls).
+    pub workers: usize,
+    /// How long a claim lasts. Must exceed the longest upstream request, so a live worker's
+    /// task is never taken over; a dead worker's task comes due again when it ends.
+    pub lease_seconds: u64,
+    /// First poll interval after submit; grows with the task's age up to `poll_max_ms`.
+    pub poll_min_ms: u64,
+    pub poll_max_ms: u64,
+    /// Poll interval grows by this fraction of the task's age.
+    pub poll_age_factor: f64,
+    /// Submit attempts (on any channel) before a task fails as unavailable.
+    pub submit_max_attempts: i64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub unknown_outcome: UnknownOutcomePolicy,
+    /// Wait this long after an unknown outcome before asking the upstream about it.
+    pub reconcile_delay_ms: u64,
+    /// A task not finished this long after its first submit fails (and is cancelled upstream).
+    pub task_deadline_seconds: u64,
+    /// While waiting for channel capacity, look again this often.
+    pub throttle_recheck_ms: u64,
+    /// Upper bound on sleeping with nothing due (other instances may add work).
+    pub idle_wakeup_ms: u64,
+    /// Largest output the archiver downloads.
+    pub max_output_bytes: u64,
+    pub download_timeout_seconds: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 64,
+            lease_seconds: 60,
+            poll_min_ms: 1_000,
+            poll_max_ms: 30_000,
+            poll_age_factor: 0.1,
+            submit_max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 60_000,
+            unknown_outcome: UnknownOutcomePolicy::Reconcile,
+            reconcile_delay_ms: 5_000,
+            task_deadline_seconds: 3 * 3600,
+            throttle_recheck_ms: 1_000,
+            idle_wakeup_ms: 5_000,
+            max_output_bytes: 2 * 1024 * 1024 * 1024,
+            download_timeout_seconds: 600,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn validate(&self, longest_request_ms: u64) -> Result<(), String> {
+        if self.workers == 0 {
+            return Err("engine.workers must be at least 1".into());
+        }
+        if self.lease_seconds * 1000 < 2 * longest_request_ms {
+            return Err(format!(
+                "engine.lease_seconds ({}) must be at least twice the longest channel request_timeout_ms ({} ms)",
+                self.lease_seconds, longest_request_ms
+            ));
+        }
+        if self.poll_min_ms == 0 || self.poll_max_ms < self.poll_min_ms {
+            return Err("engine.poll_min_ms must be > 0 and <= engine.poll_max_ms".into());
+        }
+        if self.submit_max_attempts < 1 {
+            return Err("engine.submit_max_attempts must be at least 1".into());
+        }
+        Ok(())
+    }
+}

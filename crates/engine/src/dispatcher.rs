@@ -1,0 +1,213 @@
+//! Queued task → upstream. The attempt is recorded (`submitting`, channel) before the upstream
+//! call, so a crash during the call is visible afterwards as exactly that: an unknown outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reelay_core::TaskState;
+use reelay_store::{now_ms, Task, TaskUpdate};
+use reelay_upstream::{SubmitError, UpstreamError};
+
+use crate::backoff::{backoff_ms, poll_interval_ms};
+use crate::{Channel, Engine, EngineError, UnknownOutcomePolicy};
+
+pub const CODE_NO_CHANNEL: &str = "NO_CHANNEL";
+pub const CODE_UNAVAILABLE: &str = "UPSTREAM_UNAVAILABLE";
+pub const CODE_UNKNOWN_OUTCOME: &str = "UPSTREAM_UNKNOWN_OUTCOME";
+
+impl Engine {
+    pub(crate) async fn dispatch(self: &Arc<Engine>, task: Task) -> Result<(), EngineError> {
+        let candidates = self.channels.candidates(&task.spec.model);
+        if candidates.is_empty() {
+            return self
+                .fail(&task, CODE_NO_CHANNEL, &format!("No channel serves model {}.", task.spec.model))
+                .await;
+        }
+        let mut chosen = None;
+        for ch in candidates {
+            match ch.config.max_concurrent {
+                Some(cap) if self.store.count_in_flight(ch.name()).await? >= cap => continue,
+                _ => {
+                    chosen = Some(ch);
+                    break;
+                }
+            }
+        }
+        let Some(ch) = chosen else {
+            // Every channel is at its cap: wait as `throttled` and look again soon.
+            let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
+                .leased_by(&self.owner)
+                .to(TaskState::Throttled);
+            u.next_attempt_at = Some(Some(now_ms() + self.config.throttle_recheck_ms as i64));
+            u.release_lease = true;
+            self.store.update_task(u).await?;
+            return Ok(());
+        };
+
+        let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
+            .leased_by(&self.owner)
+            .to(TaskState::Submitting);
+        u.channel = Some(ch.name().to_string());
+        u.bump_attempts = true;
+        u.event_data = Some(serde_json::json!({"channel": ch.name(), "attempt": task.attempts + 1}));
+        let Some(task) = self.store.update_task(u).await? else {
+            return Ok(()); // cancelled or taken over meanwhile
+        };
+
+        let result = ch.upstream.submit(&task.spec, &task.id).await;
+        match result {
+            Ok(upstream_id) => self.submitted(&task, ch, upstream_id).await,
+            Err(SubmitError::NotAccepted { reason, retry_after }) => {
+                tracing::info!(task = %task.id, channel = ch.name(), %reason, "upstream did not take the task");
+                ch.mark_unhealthy(retry_after.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(60)));
+                self.requeue(&task, TaskState::Submitting, retry_after, &reason).await
+            }
+            Err(SubmitError::Rejected { code, message }) => self.fail(&task, &code, &message).await,
+            Err(SubmitError::Unknown { reason }) => {
+                tracing::warn!(task = %task.id, channel = ch.name(), %reason, "submit outcome unknown");
+                self.defer_unknown(&task, &reason).await
+            }
+        }
+    }
+
+    /// The upstream took the task: from now on it is tracked by polling.
+    async fn submitted(&self, task: &Task, ch: &Channel, upstream_id: String) -> Result<(), EngineError> {
+        let mut u = TaskUpdate::new(&task.id, &[TaskState::Submitting])
+            .leased_by(&self.owner)
+            .to(TaskState::Running);
+        u.upstream_id = Some(upstream_id.clone());
+        u.progress = Some(0.0);
+        u.next_attempt_at = Some(Some(now_ms() + self.config.poll_min_ms as i64));
+        u.release_lease = true;
+        u.event_data = Some(serde_json::json!({"channel": ch.name(), "upstream_id": upstream_id}));
+        if self.store.update_task(u).await?.is_some() {
+            return Ok(());
+        }
+        // The client cancelled while we were submitting: the upstream job must not run on.
+        let Some(now) = self.store.get_task_by_id(&task.id).await? else { return Ok(()) };
+        if now.state == TaskState::Cancelled {
+            let cancelled = ch.upstream.cancel(&upstream_id).await.is_ok();
+            let mut u = TaskUpdate::new(&task.id, &[TaskState::Cancelled]);
+            u.upstream_id = Some(upstream_id);
+            u.cancel_upstream = Some(!cancelled);
+            if cancelled {
+                u.next_attempt_at = Some(None);
+                u.release_lease = true;
+            }
+            self.store.update_task(u).await?;
+        }
+        Ok(())
+    }
+
+    /// Back to the queue after a failure where the upstream certainly has no task.
+    async fn requeue(
+        &self,
+        task: &Task,
+        from: TaskState,
+        retry_after: Option<Duration>,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        if task.attempts >= self.config.submit_max_attempts {
+            return self
+                .fail(task, CODE_UNAVAILABLE, &format!("The upstream did not accept the task after {} attempts: {reason}", task.attempts))
+                .await;
+        }
+        let mut wait = backoff_ms(task.attempts - 1, self.config.backoff_base_ms, self.config.backoff_max_ms);
+        if let Some(ra) = retry_after {
+            wait = wait.max(ra.as_millis() as u64);
+        }
+        let mut u = TaskUpdate::new(&task.id, &[from]).leased_by(&self.owner).to(TaskState::Queued);
+        u.next_attempt_at = Some(Some(now_ms() + wait as i64));
+        u.release_lease = true;
+        u.event_data = Some(serde_json::json!({"retry_in_ms": wait, "reason": reason}));
+        self.store.update_task(u).await?;
+        Ok(())
+    }
+
+    /// The submit may have reached the upstream. Settle it now (fail, resubmit) or, when
+    /// reconciling, keep the task in `submitting` and ask the upstream after a grace period.
+    async fn defer_unknown(&self, task: &Task, reason: &str) -> Result<(), EngineError> {
+        match self.config.unknown_outcome {
+            UnknownOutcomePolicy::Reconcile => {
+                let mut u = TaskUpdate::new(&task.id, &[TaskState::Submitting]).leased_by(&self.owner);
+                u.next_attempt_at = Some(Some(now_ms() + self.config.reconcile_delay_ms as i64));
+                u.release_lease = true;
+                self.store.update_task(u).await?;
+                Ok(())
+            }
+            UnknownOutcomePolicy::Fail => self.fail_unknown(task, reason).await,
+            UnknownOutcomePolicy::Resubmit => self.requeue(task, TaskState::Submitting, None, reason).await,
+        }
+    }
+
+    /// A task found in `submitting` when claimed: its submit's outcome is not known (a worker
+    /// died mid-call, or the call ended ambiguously). Never resubmit blindly.
+    pub(crate) async fn resolve_unknown(self: &Arc<Engine>, task: Task, reason: &str) -> Result<(), EngineError> {
+        let Some(ch) = task.channel.as_deref().and_then(|c| self.channels.get(c)) else {
+            return self.fail_unknown(&task, reason).await;
+        };
+        match self.config.unknown_outcome {
+            UnknownOutcomePolicy::Fail => self.fail_unknown(&task, reason).await,
+            UnknownOutcomePolicy::Resubmit => self.requeue(&task, TaskState::Submitting, None, reason).await,
+            UnknownOutcomePolicy::Reconcile => match ch.upstream.lookup(&task.id).await {
+                Ok(Some(upstream_id)) => {
+                    tracing::info!(task = %task.id, %upstream_id, "reconciled: the upstream has the task");
+                    self.submitted(&task, ch, upstream_id).await
+                }
+                Ok(None) => {
+                    tracing::info!(task = %task.id, "reconciled: the upstream never got the task; resubmitting");
+                    self.requeue(&task, TaskState::Submitting, None, reason).await
+                }
+                Err(UpstreamError::Unsupported) => self.fail_unknown(&task, reason).await,
+                Err(e) => {
+                    // Cannot tell yet; ask again later, until the deadline ends it.
+                    if self.past_deadline(&task) {
+                        return self.fail_unknown(&task, reason).await;
+                    }
+                    tracing::warn!(task = %task.id, error = %e, "reconcile lookup failed; will retry");
+                    let mut u = TaskUpdate::new(&task.id, &[TaskState::Submitting]).leased_by(&self.owner);
+                    u.next_attempt_at = Some(Some(
+                        now_ms() + backoff_ms(2, self.config.backoff_base_ms, self.config.backoff_max_ms) as i64,
+                    ));
+                    u.release_lease = true;
+                    self.store.update_task(u).await?;
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    async fn fail_unknown(&self, task: &Task, reason: &str) -> Result<(), EngineError> {
+        self.fail(
+            task,
+            CODE_UNKNOWN_OUTCOME,
+            &format!("The upstream may or may not have started this task ({reason}); it was not resubmitted, to avoid a second paid job."),
+        )
+        .await
+    }
+
+    pub(crate) fn past_deadline(&self, task: &Task) -> bool {
+        let start = task.started_at.unwrap_or(task.created_at);
+        now_ms() - start > (self.config.task_deadline_seconds * 1000) as i64
+    }
+
+    pub(crate) fn next_poll_at(&self, task: &Task) -> i64 {
+        let age = now_ms() - task.started_at.unwrap_or(task.created_at);
+        now_ms() + poll_interval_ms(age, self.config.poll_min_ms, self.config.poll_max_ms, self.config.poll_age_factor) as i64
+    }
+
+    /// Ends a task as failed, from whatever live state it is in.
+    pub(crate) async fn fail(&self, task: &Task, code: &str, message: &str) -> Result<(), EngineError> {
+        let mut u = TaskUpdate::new(
+            &task.id,
+            &[TaskState::Queued, TaskState::Throttled, TaskState::Submitting, TaskState::Running],
+        )
+        .leased_by(&self.owner)
+        .to(TaskState::Failed);
+        u.failure = Some((code.to_string(), message.to_string()));
+        u.next_attempt_at = Some(None);
+        u.release_lease = true;
+        self.store.update_task(u).await?;
+        Ok(())
+    }
+}

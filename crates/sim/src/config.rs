@@ -1,0 +1,41 @@
+//! The simulator's knobs, in one struct.
+
+/// How the simulated provider behaves. `Default` gives a well-behaved, unlimited provider whose
+/// tasks take half a second to start and five seconds to run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// When `Some`, every `/v1/...` request must carry `Authorization: Bearer <key>` (401
+    /// otherwise). The `/_sim/...` routes are never authenticated.
+    pub api_key: Option<String>,
+    /// Time a task spends in `PENDING` before `RUNNING`.
+    pub pending_seconds: f64,
+    /// Time a task spends in `RUNNING`; `progress` grows from 0 to 1 over it.
+    pub run_seconds: f64,
+    /// Output URLs handed out by `GET /v1/tasks/{id}` stop working after this long (403).
+    pub output_ttl_seconds: u64,
+    /// Tasks beyond this many `PENDING`/`RUNNING` ones wait in `THROTTLED`, in submission order.
+    pub max_concurrent: Option<usize>,
+    /// Seeds every random choice except task ids: the same seed and the same requests give the
+    /// same failures.
+    pub seed: u64,
+    /// Probability that a task ends `FAILED` with a code drawn from [`crate::FAILURE_CODES`].
+    pub failure_rate: f64,
+    /// Base of the output URLs (e.g. when the router is mounted behind a proxy or a prefix).
+    /// Default: the address [`crate::spawn`] bound, or else the request's `Host`.
+    pub public_base_url: Option<String>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            api_key: None,
+            pending_seconds: 0.5,
+            run_seconds: 5.0,
+            output_ttl_seconds: 86_400,
+            max_concurrent: None,
+            seed: 0,
+            failure_rate: 0.0,
+            public_base_url: None,
+        }
+    }
+}

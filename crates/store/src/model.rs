@@ -1,0 +1,116 @@
+use reelay_core::{TaskSpec, TaskState};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub credits_available: i64,
+    pub credits_held: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub account_id: String,
+    pub prefix: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: String,
+    pub account_id: String,
+    pub key_id: Option<String>,
+    pub dialect: String,
+    pub spec: TaskSpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Task {
+    pub id: String,
+    pub account_id: String,
+    pub key_id: Option<String>,
+    pub dialect: String,
+    pub spec: TaskSpec,
+    pub state: TaskState,
+    pub progress: f64,
+    pub channel: Option<String>,
+    pub upstream_id: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    pub cancel_upstream: bool,
+    pub credits_held: i64,
+    pub credits_captured: i64,
+    pub credits_refunded: i64,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub outputs: Vec<String>,
+    pub upstream_outputs: Vec<String>,
+    pub deleted: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskEvent {
+    pub id: String,
+    pub task_id: String,
+    pub from_state: Option<TaskState>,
+    pub to_state: TaskState,
+    pub data: serde_json::Value,
+    pub created_at: i64,
+}
+
+/// A conditional change to one task. `None` fields are left as they are.
+#[derive(Debug, Clone, Default)]
+pub struct TaskUpdate {
+    pub task_id: String,
+    /// The update applies only if the task is in one of these states.
+    pub from: Vec<TaskState>,
+    /// ... and, when set, only if this worker still holds the lease.
+    pub lease_owner: Option<String>,
+    pub to: Option<TaskState>,
+    pub progress: Option<f64>,
+    pub channel: Option<String>,
+    pub upstream_id: Option<String>,
+    pub bump_attempts: bool,
+    /// `Some(None)` clears the due time (nothing left to do); `Some(Some(t))` sets it.
+    pub next_attempt_at: Option<Option<i64>>,
+    pub release_lease: bool,
+    pub cancel_upstream: Option<bool>,
+    pub failure: Option<(String, String)>,
+    pub outputs: Option<Vec<String>>,
+    pub upstream_outputs: Option<Vec<String>>,
+    /// Extra facts recorded on the event of a state change.
+    pub event_data: Option<serde_json::Value>,
+}
+
+impl TaskUpdate {
+    pub fn new(task_id: impl Into<String>, from: &[TaskState]) -> TaskUpdate {
+        TaskUpdate { task_id: task_id.into(), from: from.to_vec(), ..Default::default() }
+    }
+    pub fn leased_by(mut self, owner: &str) -> Self {
+        self.lease_owner = Some(owner.to_string());
+        self
+    }
+    pub fn to(mut self, state: TaskState) -> Self {
+        self.to = Some(state);
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    NotFound,
+    /// The task was live and is now cancelled.
+    Cancelled,
+    /// The task had finished and is now deleted (no longer visible).
+    Deleted,
+}

@@ -1,0 +1,413 @@
+//! SQLite backend: WAL, a busy timeout, one writer connection (SQLite has one writer anyway;
+//! funnelling writes through one connection avoids lock-upgrade deadlocks) and several readers.
+//! Write transactions start with `BEGIN IMMEDIATE` so a read inside them is already under the
+//! write lock.
+
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reelay_core::TaskState;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::{
+    now_ms, Account, ApiKey, CancelOutcome, NewTask, Result, Store, StoreError, Task, TaskEvent,
+    TaskUpdate,
+};
+use rows::{account_from_row, task_from_row, TASK_COLUMNS};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
+    /// and applies migrations.
+    pub async fn open(url: &str) -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        MIGRATOR.run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(SqliteStore { write, read })
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+async fn insert_event(
+    tx: &mut sqlx::SqliteConnection,
+    task_id: &str,
+    from: Option<TaskState>,
+    to: TaskState,
+    data: &serde_json::Value,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO task_events (id, task_id, from_state, to_state, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new_id())
+    .bind(task_id)
+    .bind(from.map(TaskState::as_str))
+    .bind(to.as_str())
+    .bind(data.to_string())
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn create_account(&self, name: &str, credits: i64) -> Result<Account> {
+        let id = format!("acct_{}", uuid::Uuid::now_v7().simple());
+        let now = now_ms();
+        sqlx::query("INSERT INTO accounts (id, name, credits_available, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&id)
+            .bind(name)
+            .bind(credits)
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        Ok(Account { id, name: name.to_string(), credits_available: credits, credits_held: 0, created_at: now })
+    }
+
+    async fn get_account(&self, id: &str) -> Result<Option<Account>> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
+        row.map(|r| account_from_row(&r)).transpose()
+    }
+
+    async fn count_accounts(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM accounts").fetch_one(&self.write).await?.try_get(0)?)
+    }
+
+    async fn create_api_key(&self, account_id: &str, key_hash: &str, prefix: &str) -> Result<String> {
+        let id = format!("kid_{}", uuid::Uuid::now_v7().simple());
+        let res = sqlx::query(
+            "INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at)
+             SELECT ?, id, ?, ?, ? FROM accounts WHERE id = ?",
+        )
+        .bind(&id)
+        .bind(key_hash)
+        .bind(prefix)
+        .bind(now_ms())
+        .bind(account_id)
+        .execute(&self.write)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {account_id}")));
+        }
+        Ok(id)
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, Account)>> {
+        let row = sqlx::query(
+            "SELECT k.id AS key_id, k.prefix, k.created_at AS key_created_at, a.*
+             FROM api_keys k JOIN accounts a ON a.id = k.account_id
+             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let account = account_from_row(&row)?;
+        let key = ApiKey {
+            id: row.try_get("key_id")?,
+            account_id: account.id.clone(),
+            prefix: row.try_get("prefix")?,
+            created_at: row.try_get("key_created_at")?,
+        };
+        Ok(Some((key, account)))
+    }
+
+    async fn insert_task(&self, task: NewTask) -> Result<Task> {
+        let now = now_ms();
+        let spec = serde_json::to_string(&task.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO tasks (id, account_id, key_id, dialect, endpoint, model, spec, state,
+                                next_attempt_at, credits_held, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING {TASK_COLUMNS}"
+        ))
+        .bind(&task.id)
+        .bind(&task.account_id)
+        .bind(&task.key_id)
+        .bind(&task.dialect)
+        .bind(&task.spec.endpoint)
+        .bind(&task.spec.model)
+        .bind(spec)
+        .bind(now)
+        .bind(task.spec.price)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_event(&mut tx, &task.id, None, TaskState::Queued, &serde_json::json!({}), now).await?;
+        tx.commit().await?;
+        task_from_row(&row)
+    }
+
+    async fn get_task(&self, account_id: &str, id: &str) -> Result<Option<Task>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND account_id = ? AND deleted = 0"
+        ))
+        .bind(id)
+        .bind(account_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| task_from_row(&r)).transpose()
+    }
+
+    async fn get_task_by_id(&self, id: &str) -> Result<Option<Task>> {
+        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| task_from_row(&r)).transpose()
+    }
+
+    async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>> {
+        let rows = sqlx::query("SELECT * FROM task_events WHERE task_id = ? ORDER BY seq")
+            .bind(task_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(rows::event_from_row).collect()
+    }
+
+    async fn claim_due(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Task>> {
+        // The claimed task comes due again at the lease expiry: if this worker dies, another
+        // picks it up then, with no separate sweeper.
+        let rows = sqlx::query(&format!(
+            "UPDATE tasks SET lease_owner = ?1, lease_until = ?2, next_attempt_at = ?2
+             WHERE id IN (SELECT id FROM tasks
+                          WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?3
+                          ORDER BY next_attempt_at LIMIT ?4)
+             RETURNING {TASK_COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query("SELECT MIN(next_attempt_at) FROM tasks WHERE next_attempt_at IS NOT NULL")
+            .fetch_one(&self.read)
+            .await?
+            .try_get(0)?)
+    }
+
+    async fn count_in_flight(&self, channel: &str) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) FROM tasks WHERE channel = ? AND next_attempt_at IS NOT NULL
+             AND state IN ('submitting', 'running', 'throttled') AND (state != 'throttled' OR upstream_id IS NOT NULL)",
+        )
+        .bind(channel)
+        .fetch_one(&self.read)
+        .await?
+        .try_get(0)?)
+    }
+
+    async fn update_task(&self, u: TaskUpdate) -> Result<Option<Task>> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let current = sqlx::query("SELECT state, lease_owner FROM tasks WHERE id = ?")
+            .bind(&u.task_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(current) = current else { return Ok(None) };
+        let state_str: String = current.try_get("state")?;
+        let state = TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
+        let owner: Option<String> = current.try_get("lease_owner")?;
+        if !u.from.contains(&state) {
+            return Ok(None);
+        }
+        if let Some(want) = &u.lease_owner {
+            if owner.as_deref() != Some(want.as_str()) {
+                return Ok(None);
+            }
+        }
+        if let Some(to) = u.to {
+            if !state.can_move_to(to) {
+                return Ok(None);
+            }
+        }
+        let mut set = vec!["updated_at = ?".to_string()];
+        let mut binds: Vec<Bind> = vec![Bind::I(now)];
+        if let Some(to) = u.to {
+            set.push("state = ?".into());
+            binds.push(Bind::S(to.as_str().into()));
+            if to == TaskState::Submitting {
+                set.push("started_at = COALESCE(started_at, ?)".into());
+                binds.push(Bind::I(now));
+            }
+            if to.is_terminal() {
+                set.push("finished_at = ?".into());
+                binds.push(Bind::I(now));
+                if to == TaskState::Succeeded {
+                    set.push("progress = 1".into());
+                }
+            }
+        }
+        if let Some(p) = u.progress {
+            set.push("progress = ?".into());
+            binds.push(Bind::F(p));
+        }
+        if let Some(c) = &u.channel {
+            set.push("channel = ?".into());
+            binds.push(Bind::S(c.clone()));
+        }
+        if let Some(id) = &u.upstream_id {
+            set.push("upstream_id = ?".into());
+            binds.push(Bind::S(id.clone()));
+        }
+        if u.bump_attempts {
+            set.push("attempts = attempts + 1".into());
+        }
+        if let Some(next) = u.next_attempt_at {
+            set.push("next_attempt_at = ?".into());
+            binds.push(Bind::OI(next));
+        }
+        if u.release_lease {
+            set.push("lease_owner = NULL, lease_until = NULL".into());
+        }
+        if let Some(c) = u.cancel_upstream {
+            set.push("cancel_upstream = ?".into());
+            binds.push(Bind::I(c as i64));
+        }
+        if let Some((code, msg)) = &u.failure {
+            set.push("failure_code = ?, failure_message = ?".into());
+            binds.push(Bind::S(code.clone()));
+            binds.push(Bind::S(msg.clone()));
+        }
+        if let Some(o) = &u.outputs {
+            set.push("outputs = ?".into());
+            binds.push(Bind::S(serde_json::to_string(o).unwrap_or_default()));
+        }
+        if let Some(o) = &u.upstream_outputs {
+            set.push("upstream_outputs = ?".into());
+            binds.push(Bind::S(serde_json::to_string(o).unwrap_or_default()));
+        }
+        let sql = format!("UPDATE tasks SET {} WHERE id = ? AND state = ? RETURNING {TASK_COLUMNS}", set.join(", "));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match b {
+                Bind::I(v) => q.bind(v),
+                Bind::OI(v) => q.bind(v),
+                Bind::F(v) => q.bind(v),
+                Bind::S(v) => q.bind(v),
+            };
+        }
+        let row = q.bind(&u.task_id).bind(state.as_str()).fetch_optional(&mut *tx).await?;
+        let Some(row) = row else { return Ok(None) };
+        if let Some(to) = u.to.filter(|to| *to != state) {
+            let mut data = u.event_data.clone().unwrap_or_else(|| serde_json::json!({}));
+            if let Some((code, msg)) = &u.failure {
+                data["failure_code"] = code.clone().into();
+                data["failure"] = msg.clone().into();
+            }
+            insert_event(&mut tx, &u.task_id, Some(state), to, &data, now).await?;
+        }
+        tx.commit().await?;
+        task_from_row(&row).map(Some)
+    }
+
+    async fn usage_by_model(&self, account_id: &str, since_ms: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT model, COUNT(*) AS n FROM tasks WHERE account_id = ? AND created_at >= ?
+             GROUP BY model ORDER BY model",
+        )
+        .bind(account_id)
+        .bind(since_ms)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("model")?, r.try_get("n")?))).collect()
+    }
+
+    async fn cancel_or_delete(&self, account_id: &str, id: &str) -> Result<CancelOutcome> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT state, upstream_id FROM tasks WHERE id = ? AND account_id = ? AND deleted = 0")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(CancelOutcome::NotFound) };
+        let state_str: String = row.try_get("state")?;
+        let state = TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
+        let upstream_id: Option<String> = row.try_get("upstream_id")?;
+        let outcome = if state.is_terminal() {
+            sqlx::query("UPDATE tasks SET deleted = 1, updated_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            CancelOutcome::Deleted
+        } else {
+            // An upstream job (or a submit whose outcome is not known yet) must be cancelled
+            // upstream too; the engine owes that call while `cancel_upstream` is set.
+            let owes_upstream = upstream_id.is_some() || state == TaskState::Submitting;
+            sqlx::query(
+                "UPDATE tasks SET state = 'cancelled', deleted = 1, finished_at = ?, updated_at = ?,
+                        cancel_upstream = ?,
+                        next_attempt_at = CASE WHEN ? THEN
+                            (CASE WHEN upstream_id IS NOT NULL THEN ? ELSE next_attempt_at END)
+                            ELSE NULL END,
+                        lease_owner = CASE WHEN ? THEN lease_owner ELSE NULL END,
+                        lease_until = CASE WHEN ? THEN lease_until ELSE NULL END
+                 WHERE id = ? AND state = ?",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(owes_upstream as i64)
+            .bind(owes_upstream)
+            .bind(now)
+            .bind(state == TaskState::Submitting)
+            .bind(state == TaskState::Submitting)
+            .bind(id)
+            .bind(state.as_str())
+            .execute(&mut *tx)
+            .await?;
+            insert_event(&mut tx, id, Some(state), TaskState::Cancelled, &serde_json::json!({"by": "client"}), now)
+                .await?;
+            CancelOutcome::Cancelled
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+enum Bind {
+    I(i64),
+    OI(Option<i64>),
+    F(f64),
+    S(String),
+}

@@ -1,0 +1,89 @@
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Runway's official developer API (or anything speaking it).
+    Runway,
+    /// reelay's simulator (in process for the built-in sandbox, or `reelay sim`): Runway's
+    /// protocol plus a lookup by reference, which makes unknown outcomes reconcilable.
+    Sandbox,
+}
+
+/// One upstream channel, as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub base_url: String,
+    /// The upstream key. Prefer `api_key_env`: keys belong in the environment, not in files.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Name of the environment variable holding the upstream key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Lower is tried first.
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Tasks this channel may hold upstream at once; beyond it tasks wait as `throttled`.
+    #[serde(default)]
+    pub max_concurrent: Option<i64>,
+    /// Models this channel serves; empty = every catalog model.
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_request_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "default_version")]
+    pub runway_version: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_weight() -> u32 {
+    1
+}
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_request_ms() -> u64 {
+    20_000
+}
+fn default_version() -> String {
+    "2024-11-06".into()
+}
+
+impl ChannelConfig {
+    pub fn sandbox(base_url: String) -> ChannelConfig {
+        ChannelConfig {
+            name: "sandbox".into(),
+            kind: ChannelKind::Sandbox,
+            base_url,
+            api_key: None,
+            api_key_env: None,
+            enabled: true,
+            priority: 100,
+            weight: 1,
+            max_concurrent: None,
+            models: vec![],
+            connect_timeout_ms: default_connect_ms(),
+            request_timeout_ms: default_request_ms(),
+            runway_version: default_version(),
+        }
+    }
+
+    /// The upstream key from the environment variable or the config, never logged.
+    pub fn resolved_api_key(&self) -> Option<String> {
+        self.api_key_env
+            .as_ref()
+            .and_then(|name| std::env::var(name).ok())
+            .or_else(|| self.api_key.clone())
+    }
+}

@@ -1,0 +1,202 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reelay_core::TaskSpec;
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use crate::{ChannelConfig, ChannelKind, SubmitError, Upstream, UpstreamError, UpstreamStatus};
+
+/// Adapter for Runway's official developer API.
+pub struct RunwayAdapter {
+    name: String,
+    base: String,
+    key: Option<String>,
+    version: String,
+    models: Vec<String>,
+    lookup_supported: bool,
+    http: reqwest::Client,
+}
+
+// The key must never reach a log line, so Debug prints everything else.
+impl std::fmt::Debug for RunwayAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunwayAdapter").field("name", &self.name).field("base", &self.base).finish()
+    }
+}
+
+impl RunwayAdapter {
+    pub fn new(cfg: &ChannelConfig) -> Result<RunwayAdapter, UpstreamError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            .timeout(Duration::from_millis(cfg.request_timeout_ms))
+            .pool_max_idle_per_host(64)
+            .user_agent(concat!("reelay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        Ok(RunwayAdapter {
+            name: cfg.name.clone(),
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            key: cfg.resolved_api_key(),
+            version: cfg.runway_version.clone(),
+            models: cfg.models.clone(),
+            lookup_supported: cfg.kind == ChannelKind::Sandbox,
+            http,
+        })
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{}", self.base, path)).header("X-Runway-Version", &self.version);
+        if let Some(k) = &self.key {
+            r = r.bearer_auth(k);
+        }
+        r
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateResponse {
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskResponse {
+    status: String,
+    #[serde(default)]
+    progress: Option<f64>,
+    #[serde(default)]
+    output: Option<Vec<String>>,
+    #[serde(default)]
+    failure: Option<String>,
+    #[serde(default)]
+    failure_code: Option<String>,
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp.headers().get("retry-after")?.to_str().ok()?;
+    v.trim().parse::<f64>().ok().filter(|s| *s >= 0.0 && *s < 86_400.0).map(Duration::from_secs_f64)
+}
+
+fn error_text(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+/// Sorts a transport error by whether the request can have reached the upstream's handler.
+fn classify_send_error(e: &reqwest::Error) -> SubmitError {
+    if e.is_connect() || e.is_builder() {
+        SubmitError::NotAccepted { reason: format!("connect: {e}"), retry_after: None }
+    } else {
+        SubmitError::Unknown { reason: format!("{e}") }
+    }
+}
+
+#[async_trait]
+impl Upstream for RunwayAdapter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn supports_model(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model)
+    }
+
+    async fn submit(&self, spec: &TaskSpec, reference: &str) -> Result<String, SubmitError> {
+        let resp = self
+            .req(reqwest::Method::POST, &format!("/v1/{}", spec.endpoint))
+            .header("X-Reelay-Reference", reference)
+            .json(&spec.input)
+            .send()
+            .await
+            .map_err(|e| classify_send_error(&e))?;
+        let status = resp.status();
+        let after = retry_after(&resp);
+        let body = resp.text().await.map_err(|e| SubmitError::Unknown { reason: format!("reading body: {e}") });
+        match status {
+            s if s.is_success() => {
+                let body = body?;
+                serde_json::from_str::<CreateResponse>(&body)
+                    .map(|c| c.id)
+                    .map_err(|e| SubmitError::Unknown { reason: format!("unreadable create response: {e}") })
+            }
+            StatusCode::BAD_REQUEST => {
+                let text = body.map(|b| error_text(&b)).unwrap_or_default();
+                let code = if text.to_ascii_lowercase().contains("moderation") {
+                    "SAFETY.INPUT"
+                } else {
+                    "UPSTREAM_REJECTED"
+                };
+                Err(SubmitError::Rejected { code: code.into(), message: text })
+            }
+            StatusCode::INTERNAL_SERVER_ERROR | StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => {
+                Err(SubmitError::Unknown { reason: format!("upstream answered {status}") })
+            }
+            s => Err(SubmitError::NotAccepted {
+                reason: format!("upstream answered {s}: {}", body.map(|b| error_text(&b)).unwrap_or_default()),
+                retry_after: after,
+            }),
+        }
+    }
+
+    async fn status(&self, upstream_id: &str) -> Result<UpstreamStatus, UpstreamError> {
+        let resp = self
+            .req(reqwest::Method::GET, &format!("/v1/tasks/{upstream_id}"))
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Transient(e.to_string()))?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => return Ok(UpstreamStatus::NotFound),
+            s if !s.is_success() => return Err(UpstreamError::Transient(format!("status poll answered {s}"))),
+            _ => {}
+        }
+        let t: TaskResponse = resp.json().await.map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        Ok(match t.status.as_str() {
+            "PENDING" => UpstreamStatus::Pending,
+            "THROTTLED" => UpstreamStatus::Throttled,
+            "RUNNING" => UpstreamStatus::Running { progress: t.progress.unwrap_or(0.0).clamp(0.0, 1.0) },
+            "SUCCEEDED" => UpstreamStatus::Succeeded { outputs: t.output.unwrap_or_default() },
+            "FAILED" => UpstreamStatus::Failed {
+                code: t.failure_code,
+                message: t.failure.unwrap_or_else(|| "The task failed upstream.".into()),
+            },
+            "CANCELLED" => UpstreamStatus::Cancelled,
+            // Unknown statuses are read as "still pending": the deadline ends them if they stay.
+            _ => UpstreamStatus::Pending,
+        })
+    }
+
+    async fn cancel(&self, upstream_id: &str) -> Result<(), UpstreamError> {
+        let resp = self
+            .req(reqwest::Method::DELETE, &format!("/v1/tasks/{upstream_id}"))
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Transient(e.to_string()))?;
+        match resp.status() {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            s => Err(UpstreamError::Transient(format!("cancel answered {s}"))),
+        }
+    }
+
+    async fn lookup(&self, reference: &str) -> Result<Option<String>, UpstreamError> {
+        if !self.lookup_supported {
+            return Err(UpstreamError::Unsupported);
+        }
+        let resp = self
+            .req(reqwest::Method::GET, "/_sim/lookup")
+            .query(&[("reference", reference)])
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Transient(e.to_string()))?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let c: CreateResponse = resp.json().await.map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                Ok(Some(c.id))
+            }
+            s => Err(UpstreamError::Transient(format!("lookup answered {s}"))),
+        }
+    }
+}
