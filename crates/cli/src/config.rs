@@ -1,0 +1,181 @@
+//! The one configuration struct: defaults, then a TOML file (`--config`), then `REELAY_*`
+//! environment variables (nested keys with `__`, e.g. `REELAY_ENGINE__WORKERS`), then flags.
+//! Loaded once at start and validated; an error names the setting at fault.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use reelay_engine::EngineConfig;
+use reelay_upstream::ChannelConfig;
+use serde::Deserialize;
+
+/// Top-level keys that may come from the environment. Other `REELAY_*` variables (such as the
+/// test suite's `REELAY_TEST_DATABASE_URL`) are not settings and are left alone.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "public_url",
+    "admin_token",
+    "sandbox",
+    "sandbox_run_seconds",
+    "retention_seconds",
+    "outbound_allow_cidrs",
+    "max_body_bytes",
+    "catalog_file",
+    "default_account_credits",
+    "log",
+    "engine",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// SQLite file, media and other state live here.
+    pub data_dir: PathBuf,
+    /// `sqlite://...`; empty means `<data_dir>/reelay.db`.
+    pub database_url: Option<String>,
+    /// Base of the URLs reelay hands out (media); default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Admin API token (the admin API arrives with the credits work).
+    pub admin_token: Option<String>,
+    /// Run the built-in `sandbox` channel (the simulator, in process).
+    pub sandbox: bool,
+    /// How long a sandbox task runs.
+    pub sandbox_run_seconds: f64,
+    /// Media retention.
+    pub retention_seconds: u64,
+    /// CIDRs exempt from the outbound SSRF guard, comma-separated.
+    pub outbound_allow_cidrs: String,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// A catalog JSON file replacing the built-in one.
+    pub catalog_file: Option<PathBuf>,
+    /// Credits given to the `default` account created on first start.
+    pub default_account_credits: i64,
+    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
+    pub log: String,
+    pub engine: EngineConfig,
+    pub channels: Vec<ChannelConfig>,
+}
+
+#[derive(serde::Serialize)]
+struct Defaults {
+    listen: &'static str,
+    data_dir: &'static str,
+    sandbox: bool,
+    sandbox_run_seconds: f64,
+    retention_seconds: u64,
+    outbound_allow_cidrs: &'static str,
+    max_body_bytes: usize,
+    default_account_credits: i64,
+    log: &'static str,
+    engine: serde_json::Value,
+    channels: Vec<serde_json::Value>,
+}
+
+fn defaults() -> Defaults {
+    Defaults {
+        listen: "127.0.0.1:8080",
+        data_dir: "./reelay-data",
+        sandbox: true,
+        sandbox_run_seconds: 5.0,
+        retention_seconds: 14 * 24 * 3600,
+        outbound_allow_cidrs: "",
+        max_body_bytes: 24 * 1024 * 1024,
+        default_account_credits: 100_000,
+        log: "info",
+        engine: serde_json::json!({}),
+        channels: vec![],
+    }
+}
+
+/// Command-line values that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, String> {
+        let mut fig = Figment::from(Serialized::defaults(defaults()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("configuration file {} does not exist", path.display()));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(
+            Env::prefixed("REELAY_")
+                .split("__")
+                .filter(|k| ENV_KEYS.iter().any(|known| k.as_str().split('.').next() == Some(known))),
+        );
+        if let Some(l) = &overrides.listen {
+            fig = fig.merge(Serialized::default("listen", l));
+        }
+        if let Some(d) = &overrides.data_dir {
+            fig = fig.merge(Serialized::default("data_dir", d));
+        }
+        let config: Config = fig.extract().map_err(|e| format!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.listen_addr()?;
+        if !(self.sandbox_run_seconds >= 0.0 && self.sandbox_run_seconds <= 86_400.0) {
+            return Err("invalid configuration: sandbox_run_seconds must be between 0 and 86400".into());
+        }
+        if let Some(url) = &self.database_url {
+            if !url.starts_with("sqlite:") {
+                return Err(format!(
+                    "invalid configuration: database_url {url:?} is not supported yet (use sqlite://PATH)"
+                ));
+            }
+        }
+        if let Some(u) = &self.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err("invalid configuration: public_url must start with http:// or https://".into());
+            }
+        }
+        if self.max_body_bytes < 1024 {
+            return Err("invalid configuration: max_body_bytes must be at least 1024".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for ch in &self.channels {
+            if ch.name == "sandbox" && self.sandbox {
+                return Err("invalid configuration: channels: the name `sandbox` is reserved for the built-in channel".into());
+            }
+            if !names.insert(ch.name.clone()) {
+                return Err(format!("invalid configuration: channels: duplicate channel name {:?}", ch.name));
+            }
+            if !(ch.base_url.starts_with("http://") || ch.base_url.starts_with("https://")) {
+                return Err(format!("invalid configuration: channels.{}.base_url must be an http(s) URL", ch.name));
+            }
+        }
+        let longest = self.channels.iter().map(|c| c.request_timeout_ms).max().unwrap_or(20_000);
+        self.engine.validate(longest).map_err(|e| format!("invalid configuration: {e}"))?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.listen
+            .parse()
+            .map_err(|_| format!("invalid configuration: listen {:?} is not an address like 127.0.0.1:8080", self.listen))
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("reelay.db").display()))
+    }
+
+    pub fn media_dir(&self) -> PathBuf {
+        self.data_dir.join("media")
+    }
+}
