@@ -1,0 +1,76 @@
+"""The official `runwayml` SDK, unchanged but for its base URL, against reelay."""
+
+import base64
+
+import httpx
+import pytest
+import runwayml
+from runwayml import RunwayML
+
+# A real 1×1 PNG as a data URI, so the test needs no network.
+PNG = "data:image/png;base64," + base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6364f8ff9f0100050101007d0e2fd60000000049454e44ae426082"
+    )
+).decode()
+
+
+@pytest.fixture
+def client(reelay):
+    return RunwayML(api_key=reelay.key, base_url=reelay.base_url, max_retries=0)
+
+
+def test_image_to_video_wait_and_download(client):
+    task = client.image_to_video.create(
+        model="gen4_turbo",
+        prompt_image=PNG,
+        prompt_text="A bunny eating a carrot, slow dolly-in",
+        ratio="1280:720",
+        duration=5,
+    ).wait_for_task_output(timeout=120)
+    assert task.status == "SUCCEEDED"
+    assert len(task.output) == 1
+    video = httpx.get(task.output[0])
+    assert video.status_code == 200
+    assert video.headers["content-type"] == "video/mp4"
+    # An MP4 starts with an `ftyp` box.
+    assert video.content[4:8] == b"ftyp"
+    assert len(video.content) > 1000
+
+
+def test_text_to_image_with_the_sdk(client):
+    task = client.text_to_image.create(
+        model="gen4_image", prompt_text="a lighthouse at dusk", ratio="1920:1080"
+    ).wait_for_task_output(timeout=120)
+    assert task.status == "SUCCEEDED"
+    image = httpx.get(task.output[0])
+    assert image.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_validation_error_reaches_the_sdk_as_bad_request(client):
+    with pytest.raises(runwayml.BadRequestError) as err:
+        client.image_to_video.create(model="gen4_turbo", prompt_image=PNG, ratio="1:1")
+    body = err.value.body
+    assert body["error"] == "Validation of body failed"
+    assert body["issues"][0]["path"] == ["ratio"]
+
+
+def test_unknown_task_and_bad_key(client, reelay):
+    with pytest.raises(runwayml.NotFoundError):
+        client.tasks.retrieve("01a20896-0000-7000-8000-000000000000")
+    bad = RunwayML(api_key="key_" + "0" * 128, base_url=reelay.base_url, max_retries=0)
+    with pytest.raises(runwayml.AuthenticationError):
+        bad.organization.retrieve()
+
+
+def test_cancel_and_organization(client):
+    created = client.text_to_video.create(
+        model="veo3.1_fast", prompt_text="waves", ratio="1280:720", duration=4
+    )
+    client.tasks.delete(created.id)
+    with pytest.raises(runwayml.NotFoundError):
+        client.tasks.retrieve(created.id)
+    org = client.organization.retrieve()
+    assert org.credit_balance >= 0
+    assert "gen4_turbo" in org.tier.models
