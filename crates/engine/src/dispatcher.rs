@@ -23,17 +23,28 @@ impl Engine {
                 .fail(&task, CODE_NO_CHANNEL, &format!("No channel serves model {}.", task.spec.model))
                 .await;
         }
-        let mut chosen = None;
+        // Take a slot on the first channel with room. The cap is checked by the store in the
+        // same transaction as the move to `submitting`: a count read first and written after
+        // would let concurrent workers all take the last slot.
+        let mut claimed = None;
         for ch in candidates {
-            match ch.config.max_concurrent {
-                Some(cap) if self.store.count_in_flight(ch.name()).await? >= cap => continue,
-                _ => {
-                    chosen = Some(ch);
-                    break;
-                }
+            let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
+                .leased_by(&self.owner)
+                .to(TaskState::Submitting);
+            u.channel = Some(ch.name().to_string());
+            u.channel_cap = ch.config.max_concurrent;
+            u.bump_attempts = true;
+            u.event_data = Some(serde_json::json!({"channel": ch.name(), "attempt": task.attempts + 1}));
+            if let Some(t) = self.store.update_task(u).await? {
+                claimed = Some((ch, t));
+                break;
             }
+            if ch.config.max_concurrent.is_none() || !self.still_ours_to_dispatch(&task.id).await? {
+                return Ok(()); // cancelled or taken over meanwhile
+            }
+            // This channel is full; try the next one.
         }
-        let Some(ch) = chosen else {
+        let Some((ch, task)) = claimed else {
             // Every channel is at its cap: wait as `throttled` and look again soon.
             let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
                 .leased_by(&self.owner)
@@ -42,16 +53,6 @@ impl Engine {
             u.release_lease = true;
             self.store.update_task(u).await?;
             return Ok(());
-        };
-
-        let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
-            .leased_by(&self.owner)
-            .to(TaskState::Submitting);
-        u.channel = Some(ch.name().to_string());
-        u.bump_attempts = true;
-        u.event_data = Some(serde_json::json!({"channel": ch.name(), "attempt": task.attempts + 1}));
-        let Some(task) = self.store.update_task(u).await? else {
-            return Ok(()); // cancelled or taken over meanwhile
         };
 
         let result = ch.upstream.submit(&task.spec, &task.id).await;
@@ -68,6 +69,15 @@ impl Engine {
                 self.defer_unknown(&task, &reason).await
             }
         }
+    }
+
+    /// After a refused move to `submitting`: was it the channel's cap (the task is still
+    /// waiting and leased by us), rather than a cancel or a takeover?
+    async fn still_ours_to_dispatch(&self, id: &str) -> Result<bool, EngineError> {
+        Ok(self.store.get_task_by_id(id).await?.is_some_and(|t| {
+            matches!(t.state, TaskState::Queued | TaskState::Throttled)
+                && t.lease_owner.as_deref() == Some(self.owner.as_str())
+        }))
     }
 
     /// The upstream took the task: from now on it is tracked by polling.

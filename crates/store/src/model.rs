@@ -79,6 +79,10 @@ pub struct TaskUpdate {
     pub to: Option<TaskState>,
     pub progress: Option<f64>,
     pub channel: Option<String>,
+    /// With `channel`: apply only while fewer than this many OTHER tasks hold a slot on that
+    /// channel (as [`crate::Store::count_in_flight`] counts them). Checked in the same
+    /// transaction as the update, so two workers can never both take the last slot.
+    pub channel_cap: Option<i64>,
     pub upstream_id: Option<String>,
     pub bump_attempts: bool,
     /// `Some(None)` clears the due time (nothing left to do); `Some(Some(t))` sets it.

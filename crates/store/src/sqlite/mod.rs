@@ -51,6 +51,10 @@ impl SqliteStore {
     }
 }
 
+/// Tasks holding an upstream slot on channel `?`: submitting, running, or throttled upstream.
+const IN_FLIGHT_SQL: &str = "SELECT COUNT(*) FROM tasks WHERE channel = ? AND next_attempt_at IS NOT NULL
+     AND state IN ('submitting', 'running', 'throttled') AND (state != 'throttled' OR upstream_id IS NOT NULL)";
+
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
@@ -226,10 +230,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_in_flight(&self, channel: &str) -> Result<i64> {
-        Ok(sqlx::query(
-            "SELECT COUNT(*) FROM tasks WHERE channel = ? AND next_attempt_at IS NOT NULL
-             AND state IN ('submitting', 'running', 'throttled') AND (state != 'throttled' OR upstream_id IS NOT NULL)",
-        )
+        Ok(sqlx::query(IN_FLIGHT_SQL)
         .bind(channel)
         .fetch_one(&self.read)
         .await?
@@ -257,6 +258,18 @@ impl Store for SqliteStore {
         }
         if let Some(to) = u.to {
             if !state.can_move_to(to) {
+                return Ok(None);
+            }
+        }
+        if let (Some(cap), Some(channel)) = (u.channel_cap, &u.channel) {
+            // Under the write lock (BEGIN IMMEDIATE): the count cannot change before the update.
+            let others: i64 = sqlx::query(&format!("{IN_FLIGHT_SQL} AND id != ?"))
+                .bind(channel)
+                .bind(&u.task_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            if others >= cap {
                 return Ok(None);
             }
         }

@@ -1,0 +1,266 @@
+//! The real binary killed with SIGKILL mid-work and started again on the same data dir: every
+//! accepted task still reaches a terminal state (no lost task), and none is submitted upstream
+//! twice (no second paid job), whatever it was doing when the process died.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reelay_sim::{SimConfig, SimHandle};
+use serde_json::{json, Value};
+
+const VERSION: &str = "2024-11-06";
+const TASKS: usize = 50;
+
+/// A running `reelay serve`. Killed (and reaped) on drop, so a failing test leaves no process
+/// behind; when the test is failing, its log is printed to help.
+struct Reelay {
+    child: Option<Child>,
+    base_url: String,
+    /// The key printed on first start, if this start printed one.
+    first_key: Option<String>,
+    log: PathBuf,
+}
+
+impl Reelay {
+    /// Starts the binary and waits for its "listening" line.
+    fn start(config: &Path, data_dir: &Path, log: PathBuf) -> Reelay {
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reelay"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env_remove("REELAY_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("the reelay binary starts");
+        // Read stdout on a thread of its own, to the end, so the pipe never fills.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Nobody listens any more; keep draining.
+                }
+            }
+        });
+        let mut guard = Reelay { child: Some(child), base_url: String::new(), first_key: None, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => panic!("reelay did not print its listening line within 30 s"),
+            };
+            if let Some(key) = line.strip_prefix("  ").filter(|k| k.starts_with("key_")) {
+                guard.first_key = Some(key.trim().to_string());
+            }
+            if let Some(rest) = line.strip_prefix("reelay listening on ") {
+                guard.base_url = rest.split_whitespace().next().unwrap().to_string();
+                return guard;
+            }
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9");
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Reelay {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
+            eprintln!("--- {} (last lines) ---\n{}", self.log.display(), tail.join("\n"));
+        }
+    }
+}
+
+fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
+    let path = dir.join("reelay.toml");
+    let toml = format!(
+        r#"sandbox = false
+log = "warn"
+
+[engine]
+lease_seconds = 3
+poll_min_ms = 100
+poll_max_ms = 500
+reconcile_delay_ms = 200
+backoff_base_ms = 50
+backoff_max_ms = 500
+throttle_recheck_ms = 100
+idle_wakeup_ms = 500
+
+[[channels]]
+name = "sim"
+kind = "sandbox"
+base_url = "{}"
+request_timeout_ms = 1000
+connect_timeout_ms = 1000
+"#,
+        sim.base_url()
+    );
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+struct Api {
+    client: reqwest::Client,
+    base_url: String,
+    key: String,
+}
+
+impl Api {
+    async fn create(&self, i: usize) -> String {
+        let body = json!({"model": "gen4_turbo", "promptImage": "https://example.com/a.jpg",
+                          "promptText": format!("cat number {i}"), "ratio": "1280:720", "duration": 5});
+        let resp = self
+            .client
+            .post(format!("{}/v1/image_to_video", self.base_url))
+            .bearer_auth(&self.key)
+            .header("X-Runway-Version", VERSION)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "create answered {status}: {v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    async fn status(&self, id: &str) -> Value {
+        let resp = self
+            .client
+            .get(format!("{}/v1/tasks/{id}", self.base_url))
+            .bearer_auth(&self.key)
+            .header("X-Runway-Version", VERSION)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "task {id} is not visible");
+        resp.json().await.unwrap()
+    }
+
+    /// Waits until every task is terminal; returns their final views.
+    async fn wait_all_terminal(&self, ids: &[String]) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let views = futures::future::join_all(ids.iter().map(|id| self.status(id))).await;
+            let live: Vec<&Value> = views
+                .iter()
+                .filter(|t| !matches!(t["status"].as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED")))
+                .collect();
+            if live.is_empty() {
+                return views;
+            }
+            assert!(Instant::now() < deadline, "{} tasks never finished, e.g. {}", live.len(), live[0]);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// What the dead process left in the database, to show which paths the restart exercised.
+async fn state_histogram(data_dir: &Path, ids: &[String]) -> std::collections::BTreeMap<String, usize> {
+    use reelay_store::Store;
+    let url = format!("sqlite://{}", data_dir.join("reelay.db").display());
+    let store = reelay_store::sqlite::SqliteStore::open(&url).await.unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for id in ids {
+        let t = store.get_task_by_id(id).await.unwrap().expect("an accepted task is in the database");
+        *out.entry(t.state.to_string()).or_default() += 1;
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    /// Once the simulator has created about half of the jobs: tasks submitting, running, queued.
+    MidWork,
+    /// Right after the 50 creates returned, as soon as the first submit reached the
+    /// simulator: a burst of submits in flight, most tasks queued or `submitting`.
+    AfterBurst,
+}
+
+async fn kill9_and_restart(kill_at: KillAt) {
+    let sim = reelay_sim::spawn(
+        SimConfig { pending_seconds: 0.2, run_seconds: 1.5, ..SimConfig::default() },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = write_config(dir.path(), &sim);
+
+    let mut first = tokio::task::block_in_place(|| Reelay::start(&config, &data_dir, dir.path().join("first.log")));
+    let key = first.first_key.clone().expect("the first start prints a key");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let api = Api { client: client.clone(), base_url: first.base_url.clone(), key: key.clone() };
+
+    let ids: Vec<String> = futures::future::join_all((0..TASKS).map(|i| api.create(i))).await;
+    let wanted = match kill_at {
+        KillAt::MidWork => TASKS / 2,
+        KillAt::AfterBurst => 1,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (sim.sim.stats().creates_received as usize) < wanted {
+        assert!(Instant::now() < deadline, "the simulator never got {wanted} creates: {:?}", sim.sim.stats());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    first.kill9();
+    let at_kill = sim.sim.stats();
+    eprintln!(
+        "{kill_at:?}: killed with {} jobs created upstream ({} create requests); states in the store: {:?}",
+        at_kill.tasks_created,
+        at_kill.creates_received,
+        state_histogram(&data_dir, &ids).await
+    );
+
+    let second = tokio::task::block_in_place(|| Reelay::start(&config, &data_dir, dir.path().join("second.log")));
+    assert!(second.first_key.is_none(), "a restart must not create and print another key");
+    let api = Api { client, base_url: second.base_url.clone(), key };
+
+    let views = api.wait_all_terminal(&ids).await;
+    let stats = sim.sim.stats();
+    for (id, t) in ids.iter().zip(&views) {
+        assert_eq!(t["status"], "SUCCEEDED", "{kill_at:?}: task {id} ended {t}");
+        assert_eq!(
+            stats.by_reference.get(id).copied().unwrap_or(0),
+            1,
+            "{kill_at:?}: task {id} was not submitted upstream exactly once"
+        );
+    }
+    assert_eq!(stats.tasks_created as usize, TASKS, "{kill_at:?}: {stats:?}");
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_mid_work_loses_nothing_and_submits_nothing_twice() {
+    kill9_and_restart(KillAt::MidWork).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_right_after_a_burst_of_submits_loses_nothing_and_submits_nothing_twice() {
+    kill9_and_restart(KillAt::AfterBurst).await;
+}
