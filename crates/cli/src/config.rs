@@ -113,7 +113,10 @@ impl Config {
         fig = fig.merge(
             Env::prefixed("REELAY_")
                 .split("__")
-                .filter(|k| ENV_KEYS.iter().any(|known| k.as_str().split('.').next() == Some(known))),
+                .filter(|k| {
+                    let top = k.as_str().split("__").next().unwrap_or("").split('.').next().unwrap_or("");
+                    ENV_KEYS.iter().any(|known| top.eq_ignore_ascii_case(known))
+                }),
         );
         if let Some(l) = &overrides.listen {
             fig = fig.merge(Serialized::default("listen", l));
@@ -177,5 +180,61 @@ impl Config {
 
     pub fn media_dir(&self) -> PathBuf {
         self.data_dir.join("media")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // figment::Jail isolates the environment and files of each case.
+    #[test]
+    fn env_overrides_file_and_bad_values_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("r.toml", "listen = \"127.0.0.1:9000\"\n[engine]\nworkers = 3\n")?;
+            let c = Config::load(Some(Path::new("r.toml")), &Overrides::default()).unwrap();
+            assert_eq!(c.listen, "127.0.0.1:9000");
+            assert_eq!(c.engine.workers, 3);
+
+            jail.set_env("REELAY_LISTEN", "127.0.0.1:9001");
+            jail.set_env("REELAY_ENGINE__WORKERS", "7");
+            jail.set_env("REELAY_SANDBOX_RUN_SECONDS", "1.5");
+            jail.set_env("REELAY_TEST_DATABASE_URL", "postgres://ignored");
+            let c = Config::load(Some(Path::new("r.toml")), &Overrides::default()).unwrap();
+            assert_eq!(c.listen, "127.0.0.1:9001");
+            assert_eq!(c.engine.workers, 7);
+            assert_eq!(c.sandbox_run_seconds, 1.5);
+
+            let flags = Overrides { listen: Some("127.0.0.1:9002".into()), data_dir: Some("/tmp/d".into()) };
+            let c = Config::load(Some(Path::new("r.toml")), &flags).unwrap();
+            assert_eq!(c.listen, "127.0.0.1:9002");
+            assert_eq!(c.database_url(), "sqlite:///tmp/d/reelay.db");
+
+            jail.set_env("REELAY_ENGINE__WORKERS", "many");
+            let e = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(e.to_lowercase().contains("engine.workers"), "{e}");
+
+            jail.set_env("REELAY_ENGINE__WORKERS", "0");
+            let e = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(e.contains("engine.workers"), "{e}");
+
+            jail.create_file("typo.toml", "lisen = \"x\"\n")?;
+            let e = Config::load(Some(Path::new("typo.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.contains("lisen"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_need_no_setup() {
+        figment::Jail::expect_with(|_| {
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.listen, "127.0.0.1:8080");
+            assert_eq!(c.data_dir, PathBuf::from("./reelay-data"));
+            assert!(c.sandbox);
+            assert_eq!(c.sandbox_run_seconds, 5.0);
+            assert_eq!(c.retention_seconds, 1_209_600);
+            Ok(())
+        });
     }
 }
