@@ -22,7 +22,10 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes(&state))
         .merge(dialects::runway::routes())
         .fallback(dialects::runway::not_found)
+        .method_not_allowed_fallback(dialects::runway::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        // A bug must cost one request a 500, never the connection or the process.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -44,6 +44,21 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Load a running reelay: submit tasks at a fixed concurrency and report latency and throughput.
+    Bench {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// API key to submit with.
+        #[arg(long, env = "REELAY_BENCH_KEY")]
+        key: String,
+        #[arg(long, default_value_t = 1000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Also wait for every task to finish and report end-to-end throughput.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Accounts.
     Account {
         #[command(subcommand)]
@@ -137,6 +152,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
             println!("reelay sim listening on {}", handle.base_url());
             shutdown_signal().await;
+        }
+        Command::Bench { url, key, tasks, concurrency, wait } => {
+            let report = reelay::bench::run(reelay::bench::BenchArgs { url, key, tasks, concurrency, wait }).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Account { command: AccountCommand::Create { name, credits, json } } => {
             reelay::admin::account_create(&load()?, &name, credits, json).await?

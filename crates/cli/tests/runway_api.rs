@@ -252,6 +252,8 @@ async fn organization_reports_balance_limits_and_usage() {
 async fn unknown_routes_and_health() {
     let app = TestApp::spawn().await;
     expect_error(app.get("/v1/nope").await, 404).await;
+    expect_error(app.get("/v1/image_to_video").await, 405).await;
+    expect_error(app.post("/v1/organization", &json!({})).await, 405).await;
     let h = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(h.status(), 200);
     let r = app.client.get(app.url("/readyz")).send().await.unwrap();

@@ -21,6 +21,8 @@ pub enum RunwayError {
     TaskNotFound,
     #[error("route not found")]
     RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("body too large")]
     PayloadTooLarge,
     #[error("temporarily unavailable: {0}")]
@@ -66,6 +68,10 @@ impl IntoResponse for RunwayError {
             ),
             RunwayError::TaskNotFound => (StatusCode::NOT_FOUND, json!({"error": "Could not find Task"})),
             RunwayError::RouteNotFound => (StatusCode::NOT_FOUND, json!({"error": "Not found", "docUrl": DOC_URL})),
+            RunwayError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "Method not allowed", "docUrl": DOC_URL}),
+            ),
             RunwayError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"error": "Request body is too large.", "docUrl": DOC_URL}),

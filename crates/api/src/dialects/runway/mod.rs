@@ -45,3 +45,7 @@ pub fn routes() -> Router<AppState> {
 pub async fn not_found() -> RunwayError {
     RunwayError::RouteNotFound
 }
+
+pub async fn method_not_allowed() -> RunwayError {
+    RunwayError::MethodNotAllowed
+}
