@@ -12,6 +12,24 @@ use serde_json::Value;
 use crate::error::CoreError;
 use crate::spec::Operation;
 
+/// Runway's generation endpoints (`POST /v1/<name>`); the catalog has an entry for each.
+pub const GENERATION_ENDPOINTS: [&str; 14] = [
+    "image_to_video",
+    "text_to_video",
+    "video_to_video",
+    "character_performance",
+    "video_upscale",
+    "text_to_image",
+    "image_upscale",
+    "sound_effect",
+    "text_to_speech",
+    "speech_to_speech",
+    "voice_dubbing",
+    "voice_isolation",
+    "video_to_audio",
+    "video_to_hdr",
+];
+
 /// The catalog shipped with reelay.
 pub const BUILTIN_JSON: &str = include_str!("../catalog/runway.json");
 
@@ -361,6 +379,10 @@ mod tests {
             }
         }
         assert!(n > 10);
+        let names: Vec<&str> = c.endpoints().map(|e| e.name.as_str()).collect();
+        let mut expected = GENERATION_ENDPOINTS.to_vec();
+        expected.sort();
+        assert_eq!(names, expected);
     }
 
     #[test]

@@ -283,14 +283,7 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
             count_check(items.len(), *min_items, *max_items, &path, issues);
             for (i, item) in items.iter().enumerate() {
                 let ip = p(&path, i);
-                let Some(obj) = item.as_object() else {
-                    issues.push(Issue::invalid_type(ip, "object", Some(item)));
-                    continue;
-                };
-                match obj.get("uri") {
-                    Some(u) => check_media(u, *kind, p(&ip, "uri"), issues),
-                    None => issues.push(Issue::invalid_type(p(&ip, "uri"), "string", None)),
-                }
+                let Some(obj) = media_item(item, *kind, &ip, issues) else { continue };
                 if *typed && obj.get("type").and_then(Value::as_str) != Some(kind.as_str()) {
                     issues.push(
                         Issue::new("invalid_value", p(&ip, "type"), format!("Invalid input: expected \"{}\"", kind.as_str()))
@@ -404,6 +397,24 @@ fn check_media(v: &Value, kind: MediaKind, path: Vec<Value>, issues: &mut Vec<Is
     }
 }
 
+/// An array item of the `{uri, ...}` shape: checks the object and its `uri`.
+fn media_item<'a>(
+    item: &'a Value,
+    kind: MediaKind,
+    path: &[Value],
+    issues: &mut Vec<Issue>,
+) -> Option<&'a Map<String, Value>> {
+    let Some(obj) = item.as_object() else {
+        issues.push(Issue::invalid_type(path.to_vec(), "object", Some(item)));
+        return None;
+    };
+    match obj.get("uri") {
+        Some(u) => check_media(u, kind, p(path, "uri"), issues),
+        None => issues.push(Issue::invalid_type(p(path, "uri"), "string", None)),
+    }
+    Some(obj)
+}
+
 fn check_prompt_image(
     v: &Value,
     positions: &[String],
@@ -434,14 +445,7 @@ fn check_prompt_image(
     let (mut keyframes, mut refs) = (0, 0);
     for (i, item) in items.iter().enumerate() {
         let ip = p(&path, i);
-        let Some(obj) = item.as_object() else {
-            issues.push(Issue::invalid_type(ip, "object", Some(item)));
-            continue;
-        };
-        match obj.get("uri") {
-            Some(u) => check_media(u, MediaKind::Image, p(&ip, "uri"), issues),
-            None => issues.push(Issue::invalid_type(p(&ip, "uri"), "string", None)),
-        }
+        let Some(obj) = media_item(item, MediaKind::Image, &ip, issues) else { continue };
         match obj.get("position") {
             None if references => refs += 1,
             None => issues.push(Issue::invalid_type(p(&ip, "position"), "string", None)),

@@ -128,22 +128,7 @@ const SDK_MODELS: &[(&str, &str, &[&str])] = &[
     ("video_to_hdr", "ruby", &["videoUri"]),
 ];
 
-const ENDPOINTS: &[&str] = &[
-    "image_to_video",
-    "text_to_video",
-    "video_to_video",
-    "character_performance",
-    "video_upscale",
-    "text_to_image",
-    "image_upscale",
-    "sound_effect",
-    "text_to_speech",
-    "speech_to_speech",
-    "voice_dubbing",
-    "voice_isolation",
-    "video_to_audio",
-    "video_to_hdr",
-];
+const ENDPOINTS: &[&str] = &reelay_core::GENERATION_ENDPOINTS;
 
 fn uri(kind: MediaKind) -> Value {
     let ext = match kind {

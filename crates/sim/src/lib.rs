@@ -35,22 +35,7 @@ use state::State;
 pub const RUNWAY_VERSION: &str = "2024-11-06";
 
 /// The 14 generation endpoints served under `/v1/`.
-pub const ENDPOINTS: [&str; 14] = [
-    "image_to_video",
-    "text_to_video",
-    "video_to_video",
-    "character_performance",
-    "video_upscale",
-    "text_to_image",
-    "image_upscale",
-    "sound_effect",
-    "text_to_speech",
-    "speech_to_speech",
-    "voice_dubbing",
-    "voice_isolation",
-    "video_to_audio",
-    "video_to_hdr",
-];
+pub const ENDPOINTS: [&str; 14] = reelay_core::GENERATION_ENDPOINTS;
 
 /// The simulator: shared state behind an `Arc`, cheap to clone.
 #[derive(Clone)]
