@@ -288,6 +288,11 @@ impl Store for SqliteStore {
                 if to == TaskState::Succeeded {
                     set.push("progress = 1".into());
                 }
+                // A finished task has nothing left to do unless the caller says otherwise
+                // (an owed upstream cancel), so it never comes due again by accident.
+                if u.next_attempt_at.is_none() {
+                    set.push("next_attempt_at = NULL".into());
+                }
             }
         }
         if let Some(p) = u.progress {
@@ -329,7 +334,13 @@ impl Store for SqliteStore {
             set.push("upstream_outputs = ?".into());
             binds.push(Bind::S(serde_json::to_string(o).unwrap_or_default()));
         }
-        let sql = format!("UPDATE tasks SET {} WHERE id = ? AND state = ? RETURNING {TASK_COLUMNS}", set.join(", "));
+        // The condition is repeated in the UPDATE itself so it holds on a backend whose
+        // transactions do not take the write lock up front.
+        let owner_check = if u.lease_owner.is_some() { " AND lease_owner = ?" } else { "" };
+        let sql = format!(
+            "UPDATE tasks SET {} WHERE id = ? AND state = ?{owner_check} RETURNING {TASK_COLUMNS}",
+            set.join(", ")
+        );
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = match b {
@@ -339,7 +350,11 @@ impl Store for SqliteStore {
                 Bind::S(v) => q.bind(v),
             };
         }
-        let row = q.bind(&u.task_id).bind(state.as_str()).fetch_optional(&mut *tx).await?;
+        q = q.bind(&u.task_id).bind(state.as_str());
+        if let Some(owner) = &u.lease_owner {
+            q = q.bind(owner);
+        }
+        let row = q.fetch_optional(&mut *tx).await?;
         let Some(row) = row else { return Ok(None) };
         if let Some(to) = u.to.filter(|to| *to != state) {
             let mut data = u.event_data.clone().unwrap_or_else(|| serde_json::json!({}));

@@ -1,0 +1,792 @@
+//! Integration tests for the SQLite store: claiming, leases, conditional transitions, cancel and
+//! delete, the channel cap, API keys, durability across reopen, and a property test over random
+//! transition sequences. Every test opens a fresh database file in its own temporary directory.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use reelay_core::{Catalog, TaskSpec, TaskState};
+use reelay_store::sqlite::SqliteStore;
+use reelay_store::{
+    generate_api_key, hash_api_key, now_ms, CancelOutcome, NewTask, Store, Task, TaskEvent, TaskUpdate,
+};
+use serde_json::json;
+use tempfile::TempDir;
+
+use TaskState::*;
+
+// ---------------------------------------------------------------- helpers
+
+struct Db {
+    dir: TempDir,
+    url: String,
+    store: Arc<SqliteStore>,
+}
+
+impl Db {
+    fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("t.db")
+    }
+}
+
+async fn open() -> Db {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Arc::new(SqliteStore::open(&url).await.expect("open store"));
+    Db { dir, url, store }
+}
+
+fn spec() -> TaskSpec {
+    TaskSpec::parse(
+        &Catalog::builtin(),
+        "image_to_video",
+        &json!({"model":"gen4_turbo","promptImage":"https://example.com/a.jpg","ratio":"1280:720","duration":5}),
+    )
+    .expect("valid spec")
+}
+
+async fn insert(store: &SqliteStore, account_id: &str) -> Task {
+    let task = store
+        .insert_task(NewTask {
+            id: uuid::Uuid::now_v7().to_string(),
+            account_id: account_id.to_string(),
+            key_id: None,
+            dialect: "runway".into(),
+            spec: spec(),
+        })
+        .await
+        .expect("insert task");
+    assert_eq!(task.state, Queued);
+    task
+}
+
+async fn get(store: &SqliteStore, id: &str) -> Task {
+    store.get_task_by_id(id).await.expect("get task").expect("task exists")
+}
+
+async fn events(store: &SqliteStore, id: &str) -> Vec<TaskEvent> {
+    store.task_events(id).await.expect("task events")
+}
+
+/// Moves a task along `path` (each step must apply), returning the final task.
+async fn drive(store: &SqliteStore, id: &str, path: &[TaskState]) -> Task {
+    let mut task = get(store, id).await;
+    for &to in path {
+        let from = task.state;
+        task = store
+            .update_task(TaskUpdate::new(id, &[from]).to(to))
+            .await
+            .expect("update")
+            .unwrap_or_else(|| panic!("{from} -> {to} should apply"));
+        assert_eq!(task.state, to);
+    }
+    task
+}
+
+fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------- 1. concurrent claiming
+
+/// 300 tasks, 8 workers (spread over `stores` handles on the same file) claiming in batches of
+/// 16 until nothing is due: every task is claimed exactly once.
+async fn concurrent_claims(stores: usize) {
+    let db = open().await;
+    let mut handles = vec![db.store.clone()];
+    for _ in 1..stores {
+        handles.push(Arc::new(SqliteStore::open(&db.url).await.expect("second handle")));
+    }
+    let acct = db.store.create_account("a", 0).await.unwrap();
+    let mut ids = HashSet::new();
+    for _ in 0..300 {
+        ids.insert(insert(&db.store, &acct.id).await.id);
+    }
+    let now = now_ms();
+    let lease_until = now + 60_000;
+
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = handles[w % handles.len()].clone();
+            tokio::spawn(async move {
+                let owner = format!("worker-{w}");
+                let mut mine = Vec::new();
+                loop {
+                    let got = store.claim_due(&owner, now, lease_until, 16).await.expect("claim");
+                    assert!(got.len() <= 16, "claimed {} > limit 16", got.len());
+                    if got.is_empty() {
+                        break;
+                    }
+                    for t in got {
+                        assert_eq!(t.lease_owner.as_deref(), Some(owner.as_str()));
+                        assert_eq!(t.lease_until, Some(lease_until));
+                        assert_eq!(t.next_attempt_at, Some(lease_until), "claimed task comes due at lease expiry");
+                        mine.push(t.id);
+                    }
+                    tokio::task::yield_now().await;
+                }
+                (owner, mine)
+            })
+        })
+        .collect();
+
+    let mut claimed_by: HashMap<String, Vec<String>> = HashMap::new();
+    for (owner, mine) in futures::future::join_all(workers).await.into_iter().map(|r| r.unwrap()) {
+        for id in mine {
+            claimed_by.entry(id).or_default().push(owner.clone());
+        }
+    }
+    let doubles: Vec<_> = claimed_by.iter().filter(|(_, o)| o.len() > 1).collect();
+    assert!(doubles.is_empty(), "tasks claimed more than once: {doubles:?}");
+    let claimed: HashSet<String> = claimed_by.keys().cloned().collect();
+    assert_eq!(claimed, ids, "every inserted task is claimed exactly once");
+
+    // The stored lease is the one the claimer saw.
+    for (id, owners) in &claimed_by {
+        let t = get(&db.store, id).await;
+        assert_eq!(t.lease_owner.as_deref(), Some(owners[0].as_str()), "task {id}");
+        assert_eq!(t.state, Queued, "claiming does not change the state");
+    }
+
+    // Nothing is due before the leases expire; everything comes due again at `lease_until`.
+    assert_eq!(db.store.next_due_at().await.unwrap(), Some(lease_until));
+    assert!(db.store.claim_due("late", lease_until - 1, lease_until + 1, 1000).await.unwrap().is_empty());
+    let again = db.store.claim_due("late", lease_until, lease_until + 60_000, 1000).await.unwrap();
+    assert_eq!(again.len(), 300, "expired leases are claimable again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_claims_take_each_task_once() {
+    concurrent_claims(1).await;
+}
+
+/// The same with two store handles on one file (two processes sharing the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_claims_take_each_task_once_across_two_handles() {
+    concurrent_claims(2).await;
+}
+
+// ---------------------------------------------------------------- 2. lease expiry
+
+#[tokio::test]
+async fn expired_lease_passes_to_another_owner() {
+    let db = open().await;
+    let s = &*db.store;
+    let acct = s.create_account("a", 0).await.unwrap();
+    let t = insert(s, &acct.id).await;
+    let now = now_ms();
+
+    // A live lease keeps the task away from others.
+    let live = s.claim_due("holder", now, now + 60_000, 10).await.unwrap();
+    assert_eq!(live.iter().map(|t| &t.id).collect::<Vec<_>>(), vec![&t.id]);
+    assert!(s.claim_due("thief", now, now + 60_000, 10).await.unwrap().is_empty());
+
+    // Re-lease it to "old" with a lease already in the past (the test clock jumps forward).
+    let later = now + 60_000;
+    let old = s.claim_due("old", later, later - 1_000, 10).await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].lease_owner.as_deref(), Some("old"));
+    assert!(s.next_due_at().await.unwrap().unwrap() <= later);
+
+    // The lease has expired: "new" claims it.
+    let new = s.claim_due("new", later, later + 60_000, 10).await.unwrap();
+    assert_eq!(new.len(), 1, "an expired lease is claimable by another owner");
+    assert_eq!(new[0].id, t.id);
+    assert_eq!(new[0].lease_owner.as_deref(), Some("new"));
+
+    // The old owner can no longer change the task...
+    let stale = s.update_task(TaskUpdate::new(&t.id, &[Queued]).leased_by("old").to(Submitting)).await.unwrap();
+    assert!(stale.is_none(), "update by the previous lease owner must not apply");
+    let after = get(s, &t.id).await;
+    assert_eq!(after.state, Queued);
+    assert_eq!(after.lease_owner.as_deref(), Some("new"));
+    assert_eq!(events(s, &t.id).await.len(), 1);
+    // ... not even a progress-only update.
+    let stale = s
+        .update_task(TaskUpdate { progress: Some(0.5), ..TaskUpdate::new(&t.id, &[Queued]).leased_by("old") })
+        .await
+        .unwrap();
+    assert!(stale.is_none());
+    assert_eq!(get(s, &t.id).await.progress, 0.0);
+
+    // ... while the new owner's update applies.
+    let moved = s
+        .update_task(TaskUpdate::new(&t.id, &[Queued]).leased_by("new").to(Submitting))
+        .await
+        .unwrap()
+        .expect("the current lease owner's update applies");
+    assert_eq!(moved.state, Submitting);
+    let ev = events(s, &t.id).await;
+    assert_eq!(ev.len(), 2);
+    assert_eq!((ev[1].from_state, ev[1].to_state), (Some(Queued), Submitting));
+}
+
+// ---------------------------------------------------------------- 3. conditional transitions
+
+#[tokio::test]
+async fn transitions_are_conditional_and_evented() {
+    let db = open().await;
+    let s = &*db.store;
+    let acct = s.create_account("a", 0).await.unwrap();
+    let t = insert(s, &acct.id).await;
+    let ev0 = events(s, &t.id).await;
+    assert_eq!(ev0.len(), 1);
+    assert_eq!((ev0[0].from_state, ev0[0].to_state), (None, Queued));
+
+    // Unknown task.
+    assert!(s.update_task(TaskUpdate::new("nope", &TaskState::ALL).to(Failed)).await.unwrap().is_none());
+
+    // Wrong `from`: nothing changes, not even updated_at or other fields.
+    let before = get(s, &t.id).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let r = s
+        .update_task(TaskUpdate {
+            progress: Some(0.9),
+            channel: Some("c".into()),
+            failure: Some(("X".into(), "x".into())),
+            ..TaskUpdate::new(&t.id, &[Running, Submitting]).to(Succeeded)
+        })
+        .await
+        .unwrap();
+    assert!(r.is_none(), "update from a state the task is not in must not apply");
+    let after = get(s, &t.id).await;
+    assert_eq!(after.state, Queued);
+    assert_eq!(after.updated_at, before.updated_at);
+    assert_eq!(after.progress, 0.0);
+    assert_eq!(after.channel, None);
+    assert_eq!(after.failure_code, None);
+    assert_eq!(events(s, &t.id).await.len(), 1);
+    // ... also when the move itself would be allowed from the actual state (queued -> failed),
+    // and for a progress-only update.
+    assert!(Queued.can_move_to(Failed));
+    assert!(s.update_task(TaskUpdate::new(&t.id, &[Running]).to(Failed)).await.unwrap().is_none());
+    let r = s.update_task(TaskUpdate { progress: Some(0.3), ..TaskUpdate::new(&t.id, &[Running]) }).await.unwrap();
+    assert!(r.is_none());
+    let after = get(s, &t.id).await;
+    assert_eq!((after.state, after.progress), (Queued, 0.0));
+    assert_eq!(events(s, &t.id).await.len(), 1);
+
+    // `from` matches but the state machine forbids queued -> running.
+    assert!(!Queued.can_move_to(Running));
+    assert!(s.update_task(TaskUpdate::new(&t.id, &[Queued]).to(Running)).await.unwrap().is_none());
+    assert_eq!(get(s, &t.id).await.state, Queued);
+    assert_eq!(events(s, &t.id).await.len(), 1);
+
+    // A state change appends exactly one event with the right from/to.
+    let sub = s
+        .update_task(TaskUpdate {
+            event_data: Some(json!({"note": "go"})),
+            ..TaskUpdate::new(&t.id, &[Queued, Throttled]).to(Submitting)
+        })
+        .await
+        .unwrap()
+        .expect("queued -> submitting");
+    assert_eq!(sub.state, Submitting);
+    assert!(sub.started_at.is_some());
+    let ev = events(s, &t.id).await;
+    assert_eq!(ev.len(), 2);
+    assert_eq!((ev[1].from_state, ev[1].to_state), (Some(Queued), Submitting));
+    assert_eq!(ev[1].data["note"], "go");
+
+    drive(s, &t.id, &[Running]).await;
+    let ev = events(s, &t.id).await;
+    assert_eq!(ev.len(), 3);
+    assert_eq!((ev[2].from_state, ev[2].to_state), (Some(Submitting), Running));
+
+    // Progress-only updates (running -> running, or no `to`) append no event.
+    let p = s
+        .update_task(TaskUpdate { progress: Some(0.5), ..TaskUpdate::new(&t.id, &[Running]).to(Running) })
+        .await
+        .unwrap()
+        .expect("running -> running progress update");
+    assert_eq!((p.state, p.progress), (Running, 0.5));
+    let p = s
+        .update_task(TaskUpdate { progress: Some(0.75), ..TaskUpdate::new(&t.id, &[Running]) })
+        .await
+        .unwrap()
+        .expect("progress update without a state");
+    assert_eq!((p.state, p.progress), (Running, 0.75));
+    assert_eq!(events(s, &t.id).await.len(), 3, "progress updates append no event");
+
+    // To a terminal state: one event, with the failure facts when failing.
+    let done = drive(s, &t.id, &[Succeeded]).await;
+    assert_eq!(done.progress, 1.0);
+    assert!(done.finished_at.is_some());
+    let ev = events(s, &t.id).await;
+    assert_eq!(ev.len(), 4);
+    assert_eq!((ev[3].from_state, ev[3].to_state), (Some(Running), Succeeded));
+
+    // A transition the state machine forbids (succeeded -> running), even with `from` right.
+    for to in TaskState::ALL {
+        let r = s.update_task(TaskUpdate::new(&t.id, &[Succeeded]).to(to)).await.unwrap();
+        assert!(r.is_none(), "succeeded -> {to} must not apply");
+    }
+    let end = get(s, &t.id).await;
+    assert_eq!(end.state, Succeeded);
+    assert_eq!(events(s, &t.id).await.len(), 4);
+
+    // Event ids are distinct (receivers de-duplicate on them).
+    let ids: HashSet<_> = events(s, &t.id).await.into_iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 4);
+
+    // Failure facts land on the task and the event.
+    let f = insert(s, &acct.id).await;
+    let failed = s
+        .update_task(TaskUpdate {
+            failure: Some(("UPSTREAM".into(), "boom".into())),
+            ..TaskUpdate::new(&f.id, &[Queued]).to(Failed)
+        })
+        .await
+        .unwrap()
+        .expect("queued -> failed");
+    assert_eq!(failed.failure_code.as_deref(), Some("UPSTREAM"));
+    let ev = events(s, &f.id).await;
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[1].data["failure_code"], "UPSTREAM");
+}
+
+// ---------------------------------------------------------------- 4. conflicting transitions
+
+async fn conflicting_terminal_moves(stores: usize) {
+    let db = open().await;
+    let mut handles = vec![db.store.clone()];
+    for _ in 1..stores {
+        handles.push(Arc::new(SqliteStore::open(&db.url).await.expect("second handle")));
+    }
+    let acct = db.store.create_account("a", 0).await.unwrap();
+    let t = insert(&db.store, &acct.id).await;
+    drive(&db.store, &t.id, &[Submitting, Running]).await;
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let store = handles[i % handles.len()].clone();
+            let id = t.id.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let to = if i % 2 == 0 { Succeeded } else { Failed };
+                barrier.wait().await;
+                let r = store.update_task(TaskUpdate::new(&id, &[Running]).to(to)).await.expect("update");
+                r.map(|task| (to, task))
+            })
+        })
+        .collect();
+    let winners: Vec<_> =
+        futures::future::join_all(racers).await.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(winners.len(), 1, "exactly one conflicting transition applies, got {}", winners.len());
+    let (to, task) = &winners[0];
+    assert_eq!(task.state, *to);
+    assert_eq!(get(&db.store, &t.id).await.state, *to);
+    let ev = events(&db.store, &t.id).await;
+    let terminal: Vec<_> = ev.iter().filter(|e| e.to_state.is_terminal()).collect();
+    assert_eq!(terminal.len(), 1, "exactly one terminal event: {ev:?}");
+    assert_eq!((terminal[0].from_state, terminal[0].to_state), (Some(Running), *to));
+    assert_eq!(ev.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn conflicting_terminal_moves_one_wins() {
+    conflicting_terminal_moves(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn conflicting_terminal_moves_one_wins_across_two_handles() {
+    conflicting_terminal_moves(2).await;
+}
+
+// ---------------------------------------------------------------- 5. cancel_or_delete
+
+#[tokio::test]
+async fn cancel_or_delete_semantics() {
+    let db = open().await;
+    let s = &*db.store;
+    let a = s.create_account("a", 0).await.unwrap();
+    let b = s.create_account("b", 0).await.unwrap();
+
+    // A queued task is cancelled, then gone for the client; the event is recorded.
+    let q = insert(s, &a.id).await;
+    assert_eq!(s.cancel_or_delete(&a.id, &q.id).await.unwrap(), CancelOutcome::Cancelled);
+    assert!(s.get_task(&a.id, &q.id).await.unwrap().is_none(), "a cancelled task is not visible");
+    let qt = get(s, &q.id).await;
+    assert_eq!(qt.state, Cancelled);
+    assert!(qt.deleted);
+    assert!(qt.finished_at.is_some());
+    assert!(!qt.cancel_upstream, "nothing upstream to cancel for a queued task");
+    assert_eq!(qt.next_attempt_at, None, "nothing left to do for a cancelled queued task");
+    let ev = events(s, &q.id).await;
+    assert_eq!(ev.len(), 2);
+    assert_eq!((ev[1].from_state, ev[1].to_state), (Some(Queued), Cancelled));
+    // Cancelling twice: the task is gone.
+    assert_eq!(s.cancel_or_delete(&a.id, &q.id).await.unwrap(), CancelOutcome::NotFound);
+    assert_eq!(events(s, &q.id).await.len(), 2);
+    // ... and the engine cannot move it any more.
+    assert!(s.update_task(TaskUpdate::new(&q.id, &TaskState::ALL).to(Submitting)).await.unwrap().is_none());
+
+    // A finished task is deleted: no new event, state kept.
+    let f = insert(s, &a.id).await;
+    drive(s, &f.id, &[Failed]).await;
+    assert_eq!(s.cancel_or_delete(&a.id, &f.id).await.unwrap(), CancelOutcome::Deleted);
+    assert!(s.get_task(&a.id, &f.id).await.unwrap().is_none());
+    let ft = get(s, &f.id).await;
+    assert_eq!(ft.state, Failed);
+    assert!(ft.deleted);
+    assert_eq!(events(s, &f.id).await.len(), 2);
+    assert_eq!(s.cancel_or_delete(&a.id, &f.id).await.unwrap(), CancelOutcome::NotFound);
+
+    // Another account's task: NotFound, and untouched.
+    let x = insert(s, &a.id).await;
+    assert!(s.get_task(&b.id, &x.id).await.unwrap().is_none());
+    assert_eq!(s.cancel_or_delete(&b.id, &x.id).await.unwrap(), CancelOutcome::NotFound);
+    let xt = s.get_task(&a.id, &x.id).await.unwrap().expect("still visible to its owner");
+    assert_eq!(xt.state, Queued);
+    assert!(!xt.deleted);
+    assert_eq!(events(s, &x.id).await.len(), 1);
+
+    // Unknown id.
+    assert_eq!(s.cancel_or_delete(&a.id, "no-such-task").await.unwrap(), CancelOutcome::NotFound);
+
+    // A running task with an upstream job, leased by a worker: the upstream cancel is owed and
+    // due now, for any worker.
+    let r = insert(s, &a.id).await;
+    let now = now_ms();
+    let claimed = s.claim_due("w1", now, now + 60_000, 100).await.unwrap();
+    assert!(claimed.iter().any(|t| t.id == r.id));
+    s.update_task(TaskUpdate::new(&r.id, &[Queued]).leased_by("w1").to(Submitting)).await.unwrap().unwrap();
+    s.update_task(TaskUpdate {
+        upstream_id: Some("up_123".into()),
+        ..TaskUpdate::new(&r.id, &[Submitting]).leased_by("w1").to(Running)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(s.cancel_or_delete(&a.id, &r.id).await.unwrap(), CancelOutcome::Cancelled);
+    let after = now_ms();
+    let rt = get(s, &r.id).await;
+    assert_eq!(rt.state, Cancelled);
+    assert!(rt.cancel_upstream, "the engine owes the upstream cancel");
+    assert_eq!(rt.upstream_id.as_deref(), Some("up_123"));
+    let due = rt.next_attempt_at.expect("an owed upstream cancel has a due time");
+    assert!(due <= after, "the upstream cancel is due now, not at the old lease expiry ({due} > {after})");
+    assert!(s.get_task(&a.id, &r.id).await.unwrap().is_none());
+    let ev = events(s, &r.id).await;
+    assert_eq!((ev.last().unwrap().from_state, ev.last().unwrap().to_state), (Some(Running), Cancelled));
+    let picked = s.claim_due("w2", after, after + 60_000, 100).await.unwrap();
+    assert!(picked.iter().any(|t| t.id == r.id), "another worker can pick up the owed cancel");
+    // The old worker's in-flight update can no longer apply.
+    assert!(s
+        .update_task(TaskUpdate::new(&r.id, &[Running]).leased_by("w1").to(Succeeded))
+        .await
+        .unwrap()
+        .is_none());
+
+    // A submitting task (the submit's outcome unknown) also owes an upstream cancel.
+    let sb = insert(s, &a.id).await;
+    drive(s, &sb.id, &[Submitting]).await;
+    assert_eq!(s.cancel_or_delete(&a.id, &sb.id).await.unwrap(), CancelOutcome::Cancelled);
+    let sbt = get(s, &sb.id).await;
+    assert_eq!(sbt.state, Cancelled);
+    assert!(sbt.cancel_upstream);
+    assert!(sbt.next_attempt_at.is_some());
+}
+
+// ---------------------------------------------------------------- 6. channel cap
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn channel_cap_lets_exactly_cap_through() {
+    channel_cap(1).await;
+}
+
+/// The same with two store handles on one file: the cap must hold without the single-writer
+/// connection of one handle serialising everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn channel_cap_lets_exactly_cap_through_across_two_handles() {
+    channel_cap(2).await;
+}
+
+async fn channel_cap(stores: usize) {
+    let db = open().await;
+    let mut handles = vec![db.store.clone()];
+    for _ in 1..stores {
+        handles.push(Arc::new(SqliteStore::open(&db.url).await.expect("second handle")));
+    }
+    let acct = db.store.create_account("a", 0).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(insert(&db.store, &acct.id).await.id);
+    }
+    let cap_move = |id: &str| TaskUpdate {
+        channel: Some("ch".into()),
+        channel_cap: Some(2),
+        ..TaskUpdate::new(id, &[Queued]).to(Submitting)
+    };
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(ids.len()));
+    let racers: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let store = handles[i % handles.len()].clone();
+            let update = cap_move(id);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.update_task(update).await.expect("update")
+            })
+        })
+        .collect();
+    let through: Vec<Task> =
+        futures::future::join_all(racers).await.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(through.len(), 2, "exactly `cap` tasks get a slot");
+    assert_eq!(db.store.count_in_flight("ch").await.unwrap(), 2);
+    let through_ids: HashSet<_> = through.iter().map(|t| t.id.clone()).collect();
+    for id in &ids {
+        let t = get(&db.store, id).await;
+        if through_ids.contains(id) {
+            assert_eq!((t.state, t.channel.as_deref()), (Submitting, Some("ch")));
+        } else {
+            assert_eq!((t.state, t.channel.as_deref()), (Queued, None), "refused moves change nothing");
+            assert_eq!(events(&db.store, id).await.len(), 1);
+        }
+    }
+
+    // A slot holder moving on within the channel does not count itself.
+    let holder = through[0].id.clone();
+    let r = db
+        .store
+        .update_task(TaskUpdate {
+            channel: Some("ch".into()),
+            channel_cap: Some(2),
+            ..TaskUpdate::new(&holder, &[Submitting]).to(Running)
+        })
+        .await
+        .unwrap();
+    assert!(r.is_some(), "a task already holding a slot counts only OTHER tasks");
+
+    // Another channel has its own slots.
+    let waiting: Vec<_> = ids.iter().filter(|id| !through_ids.contains(*id)).cloned().collect();
+    let other = db
+        .store
+        .update_task(TaskUpdate { channel: Some("ch2".into()), ..cap_move(&waiting[0]) })
+        .await
+        .unwrap();
+    assert!(other.is_some());
+
+    // Full: refused. A holder finishing (nothing left to do) frees its slot.
+    assert!(db.store.update_task(cap_move(&waiting[1])).await.unwrap().is_none());
+    db.store
+        .update_task(TaskUpdate { next_attempt_at: Some(None), ..TaskUpdate::new(&holder, &[Running]).to(Succeeded) })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(db.store.count_in_flight("ch").await.unwrap(), 1);
+    assert!(db.store.update_task(cap_move(&waiting[1])).await.unwrap().is_some());
+    assert!(db.store.update_task(cap_move(&waiting[2])).await.unwrap().is_none());
+    assert_eq!(db.store.count_in_flight("ch").await.unwrap(), 2);
+}
+
+// ---------------------------------------------------------------- 7. API keys
+
+#[tokio::test]
+async fn api_keys_are_stored_as_hashes_only() {
+    let db = open().await;
+    let s = &*db.store;
+    let key = generate_api_key();
+    let hash = hash_api_key(&key);
+    let prefix = &key[..12];
+
+    // Unknown account: an error, and nothing stored.
+    assert!(s.create_api_key("acct_missing", &hash, prefix).await.is_err());
+    assert!(s.find_api_key(&hash).await.unwrap().is_none());
+
+    let acct = s.create_account("a", 0).await.unwrap();
+    let kid = s.create_api_key(&acct.id, &hash, prefix).await.expect("create key");
+
+    let (k, a) = s.find_api_key(&hash).await.unwrap().expect("found by hash");
+    assert_eq!(k.id, kid);
+    assert_eq!(k.account_id, acct.id);
+    assert_eq!(k.prefix, prefix);
+    assert_eq!(a.id, acct.id);
+    assert_eq!(a.name, "a");
+    // Only the hash finds it: not the plaintext, not another key's hash.
+    assert!(s.find_api_key(&key).await.unwrap().is_none());
+    assert!(s.find_api_key(&hash_api_key(&generate_api_key())).await.unwrap().is_none());
+    assert!(s.find_api_key(&hash.to_uppercase()).await.unwrap().is_none());
+
+    // The database files (main file and WAL) never contain the plaintext key.
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let p = format!("{}{suffix}", db.db_path().display());
+        if let Ok(b) = std::fs::read(&p) {
+            bytes.extend(b);
+        }
+    }
+    assert!(contains_bytes(&bytes, hash.as_bytes()), "sanity: the hash is in the files we read");
+    assert!(!contains_bytes(&bytes, key.as_bytes()), "the plaintext key is stored");
+    assert!(!contains_bytes(&bytes, key["key_".len()..].as_bytes()), "the key's secret part is stored");
+}
+
+// ---------------------------------------------------------------- 8. property: random transitions
+
+#[derive(Debug, Clone)]
+enum Step {
+    Move { from: Vec<TaskState>, to: TaskState },
+    Progress { from: Vec<TaskState>, progress: f64 },
+}
+
+fn state_strategy() -> impl Strategy<Value = TaskState> {
+    prop::sample::select(TaskState::ALL.to_vec())
+}
+
+fn from_strategy() -> impl Strategy<Value = Vec<TaskState>> {
+    prop_oneof![
+        Just(TaskState::ALL.to_vec()),
+        state_strategy().prop_map(|s| vec![s]),
+        prop::sample::subsequence(TaskState::ALL.to_vec(), 0..=TaskState::ALL.len()),
+    ]
+}
+
+fn step_strategy() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (from_strategy(), state_strategy()).prop_map(|(from, to)| Step::Move { from, to }),
+        1 => (from_strategy(), 0.0..1.0f64).prop_map(|(from, progress)| Step::Progress { from, progress }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn random_transition_sequences_follow_the_state_machine(steps in prop::collection::vec(step_strategy(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let db = open().await;
+            let s = &*db.store;
+            let acct = s.create_account("a", 0).await.unwrap();
+            let id = insert(s, &acct.id).await.id;
+            let mut state = Queued;
+            let mut changes = 0usize;
+            for (i, step) in steps.iter().enumerate() {
+                let before = state;
+                let (applied, expected) = match step {
+                    Step::Move { from, to } => {
+                        let r = s.update_task(TaskUpdate::new(&id, from).to(*to)).await.unwrap();
+                        (r, from.contains(&state) && state.can_move_to(*to))
+                    }
+                    Step::Progress { from, progress } => {
+                        let r = s
+                            .update_task(TaskUpdate { progress: Some(*progress), ..TaskUpdate::new(&id, from) })
+                            .await
+                            .unwrap();
+                        (r, from.contains(&state))
+                    }
+                };
+                prop_assert_eq!(applied.is_some(), expected, "step {}: {:?} from {}", i, step, state);
+                if let (Some(task), Step::Move { to, .. }) = (&applied, step) {
+                    prop_assert_eq!(task.state, *to);
+                    if *to != state {
+                        changes += 1;
+                    }
+                    state = *to;
+                }
+                let stored = get(s, &id).await;
+                prop_assert_eq!(stored.state, state, "step {}: {:?}", i, step);
+                if before.is_terminal() {
+                    prop_assert_eq!(stored.state, before, "terminal state changed at step {}", i);
+                }
+                let ev = events(s, &id).await;
+                prop_assert_eq!(ev.len(), 1 + changes, "step {}: {:?}", i, step);
+            }
+            // The events form a chain: None -> queued -> ... -> the final state.
+            let ev = events(s, &id).await;
+            prop_assert_eq!((ev[0].from_state, ev[0].to_state), (None, Queued));
+            for w in ev.windows(2) {
+                prop_assert_eq!(w[1].from_state, Some(w[0].to_state));
+                prop_assert!(w[0].to_state.can_move_to(w[1].to_state));
+                prop_assert_ne!(w[0].to_state, w[1].to_state);
+            }
+            prop_assert_eq!(ev.last().unwrap().to_state, state);
+            Ok(())
+        })?;
+    }
+}
+
+// ---------------------------------------------------------------- 9. durability across reopen
+
+#[tokio::test]
+async fn data_survives_reopen_and_migrations_do_not_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let now = now_ms();
+
+    let (acct, ids, mut snapshot) = {
+        let s = SqliteStore::open(&url).await.unwrap();
+        let acct = s.create_account("durable", 42).await.unwrap();
+        let key_hash = hash_api_key(&generate_api_key());
+        s.create_api_key(&acct.id, &key_hash, "key_abc").await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(insert(&s, &acct.id).await.id);
+        }
+        drive(&s, &ids[0], &[Submitting, Running]).await;
+        drive(&s, &ids[1], &[Failed]).await;
+        s.cancel_or_delete(&acct.id, &ids[3]).await.unwrap();
+        // A worker claims task 2 and "crashes" holding a lease that is already over.
+        let claimed = s.claim_due("crashed", now + 1_000_000, now + 1_000, 100).await.unwrap();
+        assert!(claimed.iter().any(|t| t.id == ids[2]));
+        let mut snapshot = Vec::new();
+        for id in &ids {
+            snapshot.push((get(&s, id).await, events(&s, id).await));
+        }
+        drop(s);
+        (acct, ids, snapshot)
+    };
+
+    for round in 0..2 {
+        let s = SqliteStore::open(&url).await.expect("reopen");
+        assert_eq!(s.count_accounts().await.unwrap(), 1, "round {round}");
+        let a = s.get_account(&acct.id).await.unwrap().expect("account survives");
+        assert_eq!((a.name.as_str(), a.credits_available), ("durable", 42));
+        for (id, (task, evs)) in ids.iter().zip(&snapshot) {
+            let t = get(&s, id).await;
+            assert_eq!(t.state, task.state, "round {round}: task {id}");
+            assert_eq!(t.deleted, task.deleted);
+            assert_eq!(t.lease_owner, task.lease_owner);
+            assert_eq!(t.next_attempt_at, task.next_attempt_at);
+            assert_eq!(t.spec.model, "gen4_turbo");
+            let e = events(&s, id).await;
+            let pairs = |v: &[TaskEvent]| v.iter().map(|e| (e.id.clone(), e.from_state, e.to_state)).collect::<Vec<_>>();
+            assert_eq!(pairs(&e), pairs(evs), "round {round}: events of {id}");
+        }
+        // The task whose worker died is picked up again.
+        if round == 0 {
+            let again = s.claim_due("successor", now + 2_000, now + 60_000, 100).await.unwrap();
+            assert!(again.iter().any(|t| t.id == ids[2]), "a crashed worker's task comes due again after reopen");
+            // Keep the snapshot in step with that claim for the next round.
+            for t in again {
+                let i = ids.iter().position(|id| *id == t.id).unwrap();
+                snapshot[i].0 = t;
+            }
+        }
+        drop(s);
+    }
+
+    // The migration ran once and is recorded once.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap().count();
+    assert_eq!(n as usize, files, "each migration recorded exactly once");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_finished_task_never_comes_due_again() {
+    let db = open().await;
+    let account = db.store.create_account("a", 0).await.unwrap();
+    let task = insert(&db.store, &account.id).await;
+    let done = drive(&db.store, &task.id, &[Submitting, Running, Succeeded]).await;
+    assert_eq!(done.next_attempt_at, None);
+    let far = reelay_store::now_ms() + 3_600_000;
+    assert!(db.store.claim_due("w", far, far + 1000, 10).await.unwrap().is_empty());
+    assert_eq!(db.store.next_due_at().await.unwrap(), None);
+}
