@@ -8,6 +8,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url: {0}")]
     UnsupportedUrl(String),
+    #[error("insufficient credits: {available} available, {price} needed")]
+    InsufficientCredits { available: i64, price: i64 },
     #[error("not found: {0}")]
     NotFound(String),
 }

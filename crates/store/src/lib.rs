@@ -31,14 +31,44 @@ pub trait Store: Send + Sync + 'static {
     async fn create_account(&self, name: &str, credits: i64) -> Result<Account>;
     async fn get_account(&self, id: &str) -> Result<Option<Account>>;
     async fn count_accounts(&self) -> Result<i64>;
+    async fn list_accounts(&self) -> Result<Vec<Account>>;
+    /// A `topup` (positive) or `adjust` (either sign) entry; the balance moves in the same
+    /// transaction and never below zero. `None` when the account does not exist or an
+    /// adjustment would make the balance negative.
+    async fn credit(&self, account_id: &str, kind: LedgerKind, amount: i64, reason: &str) -> Result<Option<Account>>;
+    async fn ledger(&self, account_id: &str, limit: i64) -> Result<Vec<LedgerEntry>>;
+    /// Recomputes every balance from the ledger and checks held = captured + refunded for
+    /// every finished task. Empty means consistent.
+    async fn verify_ledger(&self) -> Result<Vec<LedgerViolation>>;
+    async fn set_account_limits(&self, account_id: &str, price_multiplier: Option<f64>, max_active_tasks: Option<Option<i64>>) -> Result<Option<Account>>;
+    async fn list_api_keys(&self, account_id: &str) -> Result<Vec<ApiKey>>;
+    /// Revokes a key; true if it existed and was live.
+    async fn revoke_api_key(&self, key_id: &str) -> Result<bool>;
+    /// Records last-used times, batched by the caller (not a write per request).
+    async fn touch_api_keys(&self, used: &[(String, i64)]) -> Result<()>;
+    /// Deletes idempotency records past their expiry; returns how many.
+    async fn purge_idempotency(&self, now: i64, limit: i64) -> Result<u64>;
     /// Stores a key's hash; returns the key id.
     async fn create_api_key(&self, account_id: &str, key_hash: &str, prefix: &str) -> Result<String>;
     /// The live (not revoked) key with this hash, with its account.
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, Account)>>;
 
     // --- tasks
-    /// Inserts a new task in `queued` with its first event, in one transaction.
-    async fn insert_task(&self, task: NewTask) -> Result<Task>;
+    /// Accepts a task: in ONE transaction, checks the idempotency key and the account's live
+    /// task cap, holds `task.spec.price` credits (only if the account has them), inserts the
+    /// task in `queued` with its first event, and stores the idempotency record.
+    async fn accept_task(&self, task: NewTask, acceptance: Acceptance) -> Result<AcceptOutcome>;
+
+    /// `accept_task` without conditions; insufficient credits are an error.
+    async fn insert_task(&self, task: NewTask) -> Result<Task> {
+        match self.accept_task(task, Acceptance::default()).await? {
+            AcceptOutcome::Created(t) => Ok(t),
+            AcceptOutcome::InsufficientCredits { available, price } => {
+                Err(StoreError::InsufficientCredits { available, price })
+            }
+            other => Err(StoreError::Corrupt(format!("unexpected outcome {other:?}"))),
+        }
+    }
     /// A task of this account (deleted tasks are not found).
     async fn get_task(&self, account_id: &str, id: &str) -> Result<Option<Task>>;
     /// Any task by id, for workers and admin tools.

@@ -7,6 +7,10 @@ pub struct Account {
     pub name: String,
     pub credits_available: i64,
     pub credits_held: i64,
+    /// Prices for this account are multiplied by this (reseller groups).
+    pub price_multiplier: f64,
+    /// Live tasks this account may have at once; `None` = the configured default.
+    pub max_active_tasks: Option<i64>,
     pub created_at: i64,
 }
 
@@ -16,6 +20,86 @@ pub struct ApiKey {
     pub account_id: String,
     pub prefix: String,
     pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerKind {
+    Topup,
+    Hold,
+    Capture,
+    Refund,
+    Adjust,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Topup => "topup",
+            LedgerKind::Hold => "hold",
+            LedgerKind::Capture => "capture",
+            LedgerKind::Refund => "refund",
+            LedgerKind::Adjust => "adjust",
+        }
+    }
+    pub fn parse(s: &str) -> Option<LedgerKind> {
+        [LedgerKind::Topup, LedgerKind::Hold, LedgerKind::Capture, LedgerKind::Refund, LedgerKind::Adjust]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerEntry {
+    pub seq: i64,
+    pub account_id: String,
+    pub kind: LedgerKind,
+    pub amount: i64,
+    pub task_id: Option<String>,
+    pub reason: String,
+    pub created_at: i64,
+}
+
+/// The first answer to a create carrying an `Idempotency-Key`, to be replayed.
+#[derive(Debug, Clone)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    /// Hash of what identifies "the same request" (dialect, route and body).
+    pub request_hash: String,
+    pub response_status: u16,
+    pub response_body: String,
+    pub ttl_ms: i64,
+}
+
+/// Conditions of accepting a task, checked in the transaction that inserts it.
+#[derive(Debug, Clone, Default)]
+pub struct Acceptance {
+    pub idempotency: Option<IdempotencyRecord>,
+    /// Live tasks the account may have; the account's own setting wins.
+    pub max_active_tasks: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AcceptOutcome {
+    Created(Task),
+    /// The same key and request were accepted before: answer as then.
+    Replayed { task_id: String, status: u16, body: String },
+    /// The key was used before for another request.
+    IdempotencyMismatch,
+    InsufficientCredits { available: i64, price: i64 },
+    TooManyActive { limit: i64 },
+}
+
+/// One finding of `verify_ledger`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LedgerViolation {
+    pub account_id: String,
+    pub task_id: Option<String>,
+    pub problem: String,
 }
 
 #[derive(Debug, Clone)]

@@ -98,7 +98,7 @@ async fn concurrent_claims(stores: usize) {
     for _ in 1..stores {
         handles.push(Arc::new(SqliteStore::open(&db.url).await.expect("second handle")));
     }
-    let acct = db.store.create_account("a", 0).await.unwrap();
+    let acct = db.store.create_account("a", 1_000_000).await.unwrap();
     let mut ids = HashSet::new();
     for _ in 0..300 {
         ids.insert(insert(&db.store, &acct.id).await.id);
@@ -173,7 +173,7 @@ async fn concurrent_claims_take_each_task_once_across_two_handles() {
 async fn expired_lease_passes_to_another_owner() {
     let db = open().await;
     let s = &*db.store;
-    let acct = s.create_account("a", 0).await.unwrap();
+    let acct = s.create_account("a", 1_000_000).await.unwrap();
     let t = insert(s, &acct.id).await;
     let now = now_ms();
 
@@ -228,7 +228,7 @@ async fn expired_lease_passes_to_another_owner() {
 async fn transitions_are_conditional_and_evented() {
     let db = open().await;
     let s = &*db.store;
-    let acct = s.create_account("a", 0).await.unwrap();
+    let acct = s.create_account("a", 1_000_000).await.unwrap();
     let t = insert(s, &acct.id).await;
     let ev0 = events(s, &t.id).await;
     assert_eq!(ev0.len(), 1);
@@ -354,7 +354,7 @@ async fn conflicting_terminal_moves(stores: usize) {
     for _ in 1..stores {
         handles.push(Arc::new(SqliteStore::open(&db.url).await.expect("second handle")));
     }
-    let acct = db.store.create_account("a", 0).await.unwrap();
+    let acct = db.store.create_account("a", 1_000_000).await.unwrap();
     let t = insert(&db.store, &acct.id).await;
     drive(&db.store, &t.id, &[Submitting, Running]).await;
 
@@ -401,8 +401,8 @@ async fn conflicting_terminal_moves_one_wins_across_two_handles() {
 async fn cancel_or_delete_semantics() {
     let db = open().await;
     let s = &*db.store;
-    let a = s.create_account("a", 0).await.unwrap();
-    let b = s.create_account("b", 0).await.unwrap();
+    let a = s.create_account("a", 1_000_000).await.unwrap();
+    let b = s.create_account("b", 1_000_000).await.unwrap();
 
     // A queued task is cancelled, then gone for the client; the event is recorded.
     let q = insert(s, &a.id).await;
@@ -510,7 +510,7 @@ async fn channel_cap(stores: usize) {
     for _ in 1..stores {
         handles.push(Arc::new(SqliteStore::open(&db.url).await.expect("second handle")));
     }
-    let acct = db.store.create_account("a", 0).await.unwrap();
+    let acct = db.store.create_account("a", 1_000_000).await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..10 {
         ids.push(insert(&db.store, &acct.id).await.id);
@@ -599,7 +599,7 @@ async fn api_keys_are_stored_as_hashes_only() {
     assert!(s.create_api_key("acct_missing", &hash, prefix).await.is_err());
     assert!(s.find_api_key(&hash).await.unwrap().is_none());
 
-    let acct = s.create_account("a", 0).await.unwrap();
+    let acct = s.create_account("a", 1_000_000).await.unwrap();
     let kid = s.create_api_key(&acct.id, &hash, prefix).await.expect("create key");
 
     let (k, a) = s.find_api_key(&hash).await.unwrap().expect("found by hash");
@@ -662,7 +662,7 @@ proptest! {
         rt.block_on(async move {
             let db = open().await;
             let s = &*db.store;
-            let acct = s.create_account("a", 0).await.unwrap();
+            let acct = s.create_account("a", 1_000_000).await.unwrap();
             let id = insert(s, &acct.id).await.id;
             let mut state = Queued;
             let mut changes = 0usize;
@@ -721,7 +721,7 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
 
     let (acct, ids, mut snapshot) = {
         let s = SqliteStore::open(&url).await.unwrap();
-        let acct = s.create_account("durable", 42).await.unwrap();
+        let acct = s.create_account("durable", 1000).await.unwrap();
         let key_hash = hash_api_key(&generate_api_key());
         s.create_api_key(&acct.id, &key_hash, "key_abc").await.unwrap();
         let mut ids = Vec::new();
@@ -746,7 +746,9 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
         let s = SqliteStore::open(&url).await.expect("reopen");
         assert_eq!(s.count_accounts().await.unwrap(), 1, "round {round}");
         let a = s.get_account(&acct.id).await.unwrap().expect("account survives");
-        assert_eq!((a.name.as_str(), a.credits_available), ("durable", 42));
+        // 5 holds of 25; the failed and the cancelled task were refunded.
+        assert_eq!((a.name.as_str(), a.credits_available, a.credits_held), ("durable", 925, 75));
+        assert_eq!(s.verify_ledger().await.unwrap(), vec![], "round {round}");
         for (id, (task, evs)) in ids.iter().zip(&snapshot) {
             let t = get(&s, id).await;
             assert_eq!(t.state, task.state, "round {round}: task {id}");
@@ -782,7 +784,7 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
 #[tokio::test]
 async fn a_finished_task_never_comes_due_again() {
     let db = open().await;
-    let account = db.store.create_account("a", 0).await.unwrap();
+    let account = db.store.create_account("a", 1_000_000).await.unwrap();
     let task = insert(&db.store, &account.id).await;
     let done = drive(&db.store, &task.id, &[Submitting, Running, Succeeded]).await;
     assert_eq!(done.next_attempt_at, None);

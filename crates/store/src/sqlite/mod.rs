@@ -3,6 +3,7 @@
 //! Write transactions start with `BEGIN IMMEDIATE` so a read inside them is already under the
 //! write lock.
 
+mod credits;
 mod rows;
 
 use std::str::FromStr;
@@ -14,10 +15,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::{
-    now_ms, Account, ApiKey, CancelOutcome, NewTask, Result, Store, StoreError, Task, TaskEvent,
-    TaskUpdate,
+    now_ms, AcceptOutcome, Acceptance, Account, ApiKey, CancelOutcome, LedgerEntry, LedgerKind,
+    LedgerViolation, NewTask, Result, Store, StoreError, Task, TaskEvent, TaskUpdate,
 };
-use rows::{account_from_row, task_from_row, TASK_COLUMNS};
+use rows::{account_from_row, key_from_row, ledger_from_row, task_from_row, TASK_COLUMNS};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -89,16 +90,23 @@ impl Store for SqliteStore {
     }
 
     async fn create_account(&self, name: &str, credits: i64) -> Result<Account> {
+        if credits < 0 {
+            return Err(StoreError::Corrupt("initial credits must not be negative".into()));
+        }
         let id = format!("acct_{}", uuid::Uuid::now_v7().simple());
-        let now = now_ms();
-        sqlx::query("INSERT INTO accounts (id, name, credits_available, created_at) VALUES (?, ?, ?, ?)")
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO accounts (id, name, credits_available, created_at) VALUES (?, ?, 0, ?)")
             .bind(&id)
             .bind(name)
-            .bind(credits)
-            .bind(now)
-            .execute(&self.write)
+            .bind(now_ms())
+            .execute(&mut *tx)
             .await?;
-        Ok(Account { id, name: name.to_string(), credits_available: credits, credits_held: 0, created_at: now })
+        if credits > 0 {
+            credits::credit(&mut tx, &id, LedgerKind::Topup, credits, "initial credits").await?;
+        }
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(&id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        account_from_row(&row)
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>> {
@@ -145,14 +153,56 @@ impl Store for SqliteStore {
             account_id: account.id.clone(),
             prefix: row.try_get("prefix")?,
             created_at: row.try_get("key_created_at")?,
+            revoked_at: None,
+            last_used_at: None,
         };
         Ok(Some((key, account)))
     }
 
-    async fn insert_task(&self, task: NewTask) -> Result<Task> {
+    async fn accept_task(&self, task: NewTask, acceptance: Acceptance) -> Result<AcceptOutcome> {
         let now = now_ms();
         let spec = serde_json::to_string(&task.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.begin().await?;
+        if let Some(idem) = &acceptance.idempotency {
+            let prior = sqlx::query(
+                "SELECT request_hash, task_id, response_status, response_body FROM idempotency_keys
+                 WHERE account_id = ? AND key = ? AND expires_at > ?",
+            )
+            .bind(&task.account_id)
+            .bind(&idem.key)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(prior) = prior {
+                let hash: String = prior.try_get("request_hash")?;
+                if hash != idem.request_hash {
+                    return Ok(AcceptOutcome::IdempotencyMismatch);
+                }
+                return Ok(AcceptOutcome::Replayed {
+                    task_id: prior.try_get("task_id")?,
+                    status: prior.try_get::<i64, _>("response_status")? as u16,
+                    body: prior.try_get("response_body")?,
+                });
+            }
+        }
+        let account = sqlx::query("SELECT credits_available, max_active_tasks FROM accounts WHERE id = ?")
+            .bind(&task.account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("account {}", task.account_id)))?;
+        let own_cap: Option<i64> = account.try_get("max_active_tasks")?;
+        if let Some(limit) = own_cap.or(acceptance.max_active_tasks) {
+            let active: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM tasks WHERE account_id = ? AND next_attempt_at IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+            )
+            .bind(&task.account_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if active >= limit {
+                return Ok(AcceptOutcome::TooManyActive { limit });
+            }
+        }
         let row = sqlx::query(&format!(
             "INSERT INTO tasks (id, account_id, key_id, dialect, endpoint, model, spec, state,
                                 next_attempt_at, credits_held, created_at, updated_at)
@@ -171,9 +221,35 @@ impl Store for SqliteStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        if !credits::hold(&mut tx, &task.account_id, &task.id, task.spec.price).await? {
+            // Dropping the transaction rolls the insert back: nothing was created.
+            let available: i64 = account.try_get("credits_available")?;
+            return Ok(AcceptOutcome::InsufficientCredits { available, price: task.spec.price });
+        }
         insert_event(&mut tx, &task.id, None, TaskState::Queued, &serde_json::json!({}), now).await?;
+        if let Some(idem) = &acceptance.idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (account_id, key, request_hash, task_id, response_status,
+                                               response_body, created_at, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (account_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+                    task_id = excluded.task_id, response_status = excluded.response_status,
+                    response_body = excluded.response_body, created_at = excluded.created_at,
+                    expires_at = excluded.expires_at",
+            )
+            .bind(&task.account_id)
+            .bind(&idem.key)
+            .bind(&idem.request_hash)
+            .bind(&task.id)
+            .bind(idem.response_status as i64)
+            .bind(&idem.response_body)
+            .bind(now)
+            .bind(now + idem.ttl_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        task_from_row(&row)
+        task_from_row(&row).map(AcceptOutcome::Created)
     }
 
     async fn get_task(&self, account_id: &str, id: &str) -> Result<Option<Task>> {
@@ -356,6 +432,20 @@ impl Store for SqliteStore {
         }
         let row = q.fetch_optional(&mut *tx).await?;
         let Some(row) = row else { return Ok(None) };
+        if let Some(to) = u.to.filter(|to| *to != state && to.is_terminal()) {
+            // Engine-side endings: success is charged, failure and upstream cancellation are
+            // refunded — in this same transaction, so a task never ends without its settlement.
+            let kind = if to == TaskState::Succeeded { LedgerKind::Capture } else { LedgerKind::Refund };
+            credits::settle(&mut tx, &u.task_id, kind, &format!("task {}", to.as_str())).await?;
+        }
+        let row = if u.to.is_some_and(|to| to.is_terminal() && to != state) {
+            sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
+                .bind(&u.task_id)
+                .fetch_one(&mut *tx)
+                .await?
+        } else {
+            row
+        };
         if let Some(to) = u.to.filter(|to| *to != state) {
             let mut data = u.event_data.clone().unwrap_or_else(|| serde_json::json!({}));
             if let Some((code, msg)) = &u.failure {
@@ -378,6 +468,161 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(|r| Ok((r.try_get("model")?, r.try_get("n")?))).collect()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>> {
+        self.accounts_where("ORDER BY created_at", None).await
+    }
+
+    async fn credit(&self, account_id: &str, kind: LedgerKind, amount: i64, reason: &str) -> Result<Option<Account>> {
+        let valid = match kind {
+            LedgerKind::Topup => amount > 0,
+            LedgerKind::Adjust => amount != 0,
+            _ => false,
+        };
+        if !valid {
+            return Err(StoreError::Corrupt(format!("{} of {amount} is not allowed", kind.as_str())));
+        }
+        let mut tx = self.begin().await?;
+        if !credits::credit(&mut tx, account_id, kind, amount, reason).await? {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(account_id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        account_from_row(&row).map(Some)
+    }
+
+    async fn ledger(&self, account_id: &str, limit: i64) -> Result<Vec<LedgerEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT * FROM ledger_entries WHERE account_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        )
+        .bind(account_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(ledger_from_row).collect()
+    }
+
+    async fn verify_ledger(&self) -> Result<Vec<LedgerViolation>> {
+        let mut found = Vec::new();
+        let rows = sqlx::query(
+            "SELECT a.id, a.credits_available, a.credits_held,
+                    COALESCE(SUM(CASE e.kind WHEN 'topup' THEN e.amount WHEN 'adjust' THEN e.amount
+                                             WHEN 'hold' THEN -e.amount WHEN 'refund' THEN e.amount ELSE 0 END), 0) AS available,
+                    COALESCE(SUM(CASE e.kind WHEN 'hold' THEN e.amount WHEN 'capture' THEN -e.amount
+                                             WHEN 'refund' THEN -e.amount ELSE 0 END), 0) AS held
+             FROM accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id
+             GROUP BY a.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let (avail, held): (i64, i64) = (r.try_get("credits_available")?, r.try_get("credits_held")?);
+            let (e_avail, e_held): (i64, i64) = (r.try_get("available")?, r.try_get("held")?);
+            if avail != e_avail || held != e_held {
+                found.push(LedgerViolation {
+                    account_id: id.clone(),
+                    task_id: None,
+                    problem: format!("balance available={avail} held={held}, but the ledger sums to available={e_avail} held={e_held}"),
+                });
+            }
+            if avail < 0 || held < 0 {
+                found.push(LedgerViolation { account_id: id, task_id: None, problem: format!("negative balance available={avail} held={held}") });
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT t.id, t.account_id, t.state, t.credits_held, t.credits_captured, t.credits_refunded,
+                    (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries e WHERE e.task_id = t.id AND e.kind = 'hold') AS l_hold,
+                    (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries e WHERE e.task_id = t.id AND e.kind = 'capture') AS l_capture,
+                    (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries e WHERE e.task_id = t.id AND e.kind = 'refund') AS l_refund
+             FROM tasks t",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        for r in rows {
+            let state: String = r.try_get("state")?;
+            let terminal = TaskState::parse(&state).is_some_and(TaskState::is_terminal);
+            let (held, captured, refunded): (i64, i64, i64) =
+                (r.try_get("credits_held")?, r.try_get("credits_captured")?, r.try_get("credits_refunded")?);
+            let (l_hold, l_capture, l_refund): (i64, i64, i64) =
+                (r.try_get("l_hold")?, r.try_get("l_capture")?, r.try_get("l_refund")?);
+            let mut problems = Vec::new();
+            if (held, captured, refunded) != (l_hold, l_capture, l_refund) {
+                problems.push(format!(
+                    "task columns held={held} captured={captured} refunded={refunded} differ from its ledger hold={l_hold} capture={l_capture} refund={l_refund}"
+                ));
+            }
+            if terminal && held != captured + refunded {
+                problems.push(format!("{state} task: held {held} != captured {captured} + refunded {refunded}"));
+            }
+            if !terminal && captured + refunded != 0 {
+                problems.push(format!("{state} task already settled {}", captured + refunded));
+            }
+            for problem in problems {
+                found.push(LedgerViolation { account_id: r.try_get("account_id")?, task_id: Some(r.try_get("id")?), problem });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn set_account_limits(&self, account_id: &str, price_multiplier: Option<f64>, max_active_tasks: Option<Option<i64>>) -> Result<Option<Account>> {
+        let mut tx = self.begin().await?;
+        if let Some(m) = price_multiplier {
+            sqlx::query("UPDATE accounts SET price_multiplier = ? WHERE id = ?").bind(m).bind(account_id).execute(&mut *tx).await?;
+        }
+        if let Some(cap) = max_active_tasks {
+            sqlx::query("UPDATE accounts SET max_active_tasks = ? WHERE id = ?").bind(cap).bind(account_id).execute(&mut *tx).await?;
+        }
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(account_id).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        row.map(|r| account_from_row(&r)).transpose()
+    }
+
+    async fn list_api_keys(&self, account_id: &str) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at")
+            .bind(account_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_api_key(&self, key_id: &str) -> Result<bool> {
+        let n = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(key_id)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn touch_api_keys(&self, used: &[(String, i64)]) -> Result<()> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (id, at) in used {
+            sqlx::query("UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn purge_idempotency(&self, now: i64, limit: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM idempotency_keys WHERE rowid IN
+               (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)",
+        )
+        .bind(now)
+        .bind(limit)
+        .execute(&self.write)
+        .await?
+        .rows_affected())
     }
 
     async fn cancel_or_delete(&self, account_id: &str, id: &str) -> Result<CancelOutcome> {
@@ -424,12 +669,27 @@ impl Store for SqliteStore {
             .bind(state.as_str())
             .execute(&mut *tx)
             .await?;
+            // Once the upstream has the job, it charges us whether or not it stops: the
+            // cancel is charged. Before that, nothing was spent: it is refunded.
+            let kind = if upstream_id.is_some() { LedgerKind::Capture } else { LedgerKind::Refund };
+            credits::settle(&mut tx, id, kind, "cancelled by client").await?;
             insert_event(&mut tx, id, Some(state), TaskState::Cancelled, &serde_json::json!({"by": "client"}), now)
                 .await?;
             CancelOutcome::Cancelled
         };
         tx.commit().await?;
         Ok(outcome)
+    }
+}
+
+impl SqliteStore {
+    async fn accounts_where(&self, sql_tail: &str, id: Option<&str>) -> Result<Vec<Account>> {
+        let sql = format!("SELECT * FROM accounts {sql_tail}");
+        let mut q = sqlx::query(&sql);
+        if let Some(id) = id {
+            q = q.bind(id);
+        }
+        q.fetch_all(&self.read).await?.iter().map(account_from_row).collect()
     }
 }
 

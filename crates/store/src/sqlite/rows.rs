@@ -2,7 +2,7 @@ use reelay_core::TaskState;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use crate::{Account, Result, StoreError, Task, TaskEvent};
+use crate::{Account, ApiKey, LedgerEntry, LedgerKind, Result, StoreError, Task, TaskEvent};
 
 pub const TASK_COLUMNS: &str = "id, account_id, key_id, dialect, spec, state, progress, channel, \
     upstream_id, attempts, next_attempt_at, lease_owner, lease_until, cancel_upstream, credits_held, \
@@ -19,7 +19,33 @@ pub fn account_from_row(r: &SqliteRow) -> Result<Account> {
         name: r.try_get("name")?,
         credits_available: r.try_get("credits_available")?,
         credits_held: r.try_get("credits_held")?,
+        price_multiplier: r.try_get("price_multiplier")?,
+        max_active_tasks: r.try_get("max_active_tasks")?,
         created_at: r.try_get("created_at")?,
+    })
+}
+
+pub fn ledger_from_row(r: &SqliteRow) -> Result<LedgerEntry> {
+    let kind: String = r.try_get("kind")?;
+    Ok(LedgerEntry {
+        seq: r.try_get("seq")?,
+        account_id: r.try_get("account_id")?,
+        kind: LedgerKind::parse(&kind).ok_or_else(|| corrupt(&kind))?,
+        amount: r.try_get("amount")?,
+        task_id: r.try_get("task_id")?,
+        reason: r.try_get("reason")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub fn key_from_row(r: &SqliteRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        prefix: r.try_get("prefix")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+        last_used_at: r.try_get("last_used_at")?,
     })
 }
 
