@@ -22,9 +22,15 @@ pub enum AuthError {
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 pub async fn authenticate(state: &AppState, key: Option<&str>) -> Result<Principal, AuthError> {
@@ -34,7 +40,10 @@ pub async fn authenticate(state: &AppState, key: Option<&str>) -> Result<Princip
         return Err(AuthError::Invalid);
     }
     match state.store.find_api_key(&hash_api_key(key)).await? {
-        Some((k, account)) => Ok(Principal { account, key_id: k.id }),
+        Some((k, account)) => Ok(Principal {
+            account,
+            key_id: k.id,
+        }),
         None => Err(AuthError::Invalid),
     }
 }

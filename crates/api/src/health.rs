@@ -7,7 +7,9 @@ use serde_json::json;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -18,6 +20,15 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let db = state.store.ping().await.is_ok();
     let workers = state.engine.is_running();
-    let code = if db && workers { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(json!({"status": if code == StatusCode::OK { "ready" } else { "not ready" }, "database": db, "workers": workers})))
+    let code = if db && workers {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(
+            json!({"status": if code == StatusCode::OK { "ready" } else { "not ready" }, "database": db, "workers": workers}),
+        ),
+    )
 }

@@ -16,7 +16,10 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { max_body_bytes: 24 * 1024 * 1024, max_monthly_credit_spend: 1_000_000 }
+        ApiConfig {
+            max_body_bytes: 24 * 1024 * 1024,
+            max_monthly_credit_spend: 1_000_000,
+        }
     }
 }
 

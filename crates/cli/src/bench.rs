@@ -24,14 +24,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
     let base = args.url.trim_end_matches('/').to_string();
     let body = json!({"model": "gen4_turbo", "promptImage": "https://example.com/bench.jpg",
                       "promptText": "bench", "ratio": "1280:720", "duration": 5});
     let started = Instant::now();
     let results: Vec<(Duration, Result<String, String>)> = stream::iter(0..args.tasks)
         .map(|_| {
-            let (client, base, key, body) = (client.clone(), base.clone(), args.key.clone(), body.clone());
+            let (client, base, key, body) =
+                (client.clone(), base.clone(), args.key.clone(), body.clone());
             async move {
                 let t0 = Instant::now();
                 let r = client
@@ -43,7 +46,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
                     .await;
                 let outcome = match r {
                     Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
-                        Ok(v) => v["id"].as_str().map(str::to_string).ok_or_else(|| "no id".to_string()),
+                        Ok(v) => v["id"]
+                            .as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| "no id".to_string()),
                         Err(e) => Err(e.to_string()),
                     },
                     Ok(resp) => Err(format!("status {}", resp.status())),
@@ -91,7 +97,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
                             .await
                             .ok();
                         let status = match status {
-                            Some(r) => r.json::<Value>().await.ok().and_then(|v| v["status"].as_str().map(str::to_string)),
+                            Some(r) => r
+                                .json::<Value>()
+                                .await
+                                .ok()
+                                .and_then(|v| v["status"].as_str().map(str::to_string)),
                             None => None,
                         };
                         (id, status)

@@ -106,25 +106,33 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(defaults()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(format!("configuration file {} does not exist", path.display()));
+                return Err(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                ));
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(
-            Env::prefixed("REELAY_")
+        fig = fig.merge(Env::prefixed("REELAY_").split("__").filter(|k| {
+            let top = k
+                .as_str()
                 .split("__")
-                .filter(|k| {
-                    let top = k.as_str().split("__").next().unwrap_or("").split('.').next().unwrap_or("");
-                    ENV_KEYS.iter().any(|known| top.eq_ignore_ascii_case(known))
-                }),
-        );
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .next()
+                .unwrap_or("");
+            ENV_KEYS.iter().any(|known| top.eq_ignore_ascii_case(known))
+        }));
         if let Some(l) = &overrides.listen {
             fig = fig.merge(Serialized::default("listen", l));
         }
         if let Some(d) = &overrides.data_dir {
             fig = fig.merge(Serialized::default("data_dir", d));
         }
-        let config: Config = fig.extract().map_err(|e| format!("invalid configuration: {e}"))?;
+        let config: Config = fig
+            .extract()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
         config.validate()?;
         Ok(config)
     }
@@ -132,7 +140,9 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         self.listen_addr()?;
         if !(self.sandbox_run_seconds >= 0.0 && self.sandbox_run_seconds <= 86_400.0) {
-            return Err("invalid configuration: sandbox_run_seconds must be between 0 and 86400".into());
+            return Err(
+                "invalid configuration: sandbox_run_seconds must be between 0 and 86400".into(),
+            );
         }
         if let Some(url) = &self.database_url {
             if !url.starts_with("sqlite:") {
@@ -143,7 +153,9 @@ impl Config {
         }
         if let Some(u) = &self.public_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err("invalid configuration: public_url must start with http:// or https://".into());
+                return Err(
+                    "invalid configuration: public_url must start with http:// or https://".into(),
+                );
             }
         }
         if self.max_body_bytes < 1024 {
@@ -155,21 +167,37 @@ impl Config {
                 return Err("invalid configuration: channels: the name `sandbox` is reserved for the built-in channel".into());
             }
             if !names.insert(ch.name.clone()) {
-                return Err(format!("invalid configuration: channels: duplicate channel name {:?}", ch.name));
+                return Err(format!(
+                    "invalid configuration: channels: duplicate channel name {:?}",
+                    ch.name
+                ));
             }
             if !(ch.base_url.starts_with("http://") || ch.base_url.starts_with("https://")) {
-                return Err(format!("invalid configuration: channels.{}.base_url must be an http(s) URL", ch.name));
+                return Err(format!(
+                    "invalid configuration: channels.{}.base_url must be an http(s) URL",
+                    ch.name
+                ));
             }
         }
-        let longest = self.channels.iter().map(|c| c.request_timeout_ms).max().unwrap_or(20_000);
-        self.engine.validate(longest).map_err(|e| format!("invalid configuration: {e}"))?;
+        let longest = self
+            .channels
+            .iter()
+            .map(|c| c.request_timeout_ms)
+            .max()
+            .unwrap_or(20_000);
+        self.engine
+            .validate(longest)
+            .map_err(|e| format!("invalid configuration: {e}"))?;
         Ok(())
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
-        self.listen
-            .parse()
-            .map_err(|_| format!("invalid configuration: listen {:?} is not an address like 127.0.0.1:8080", self.listen))
+        self.listen.parse().map_err(|_| {
+            format!(
+                "invalid configuration: listen {:?} is not an address like 127.0.0.1:8080",
+                self.listen
+            )
+        })
     }
 
     pub fn database_url(&self) -> String {
@@ -191,7 +219,10 @@ mod tests {
     #[test]
     fn env_overrides_file_and_bad_values_name_the_key() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("r.toml", "listen = \"127.0.0.1:9000\"\n[engine]\nworkers = 3\n")?;
+            jail.create_file(
+                "r.toml",
+                "listen = \"127.0.0.1:9000\"\n[engine]\nworkers = 3\n",
+            )?;
             let c = Config::load(Some(Path::new("r.toml")), &Overrides::default()).unwrap();
             assert_eq!(c.listen, "127.0.0.1:9000");
             assert_eq!(c.engine.workers, 3);
@@ -205,7 +236,10 @@ mod tests {
             assert_eq!(c.engine.workers, 7);
             assert_eq!(c.sandbox_run_seconds, 1.5);
 
-            let flags = Overrides { listen: Some("127.0.0.1:9002".into()), data_dir: Some("/tmp/d".into()) };
+            let flags = Overrides {
+                listen: Some("127.0.0.1:9002".into()),
+                data_dir: Some("/tmp/d".into()),
+            };
             let c = Config::load(Some(Path::new("r.toml")), &flags).unwrap();
             assert_eq!(c.listen, "127.0.0.1:9002");
             assert_eq!(c.database_url(), "sqlite:///tmp/d/reelay.db");

@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use reelay::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "reelay", version, about = "Self-hosted gateway for AI video generation")]
+#[command(
+    name = "reelay",
+    version,
+    about = "Self-hosted gateway for AI video generation"
+)]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "REELAY_CONFIG")]
@@ -109,7 +113,10 @@ enum TaskCommand {
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[tokio::main]
@@ -122,7 +129,10 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut overrides = Overrides { data_dir: cli.data_dir.clone(), ..Overrides::default() };
+    let mut overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        ..Overrides::default()
+    };
     if let Command::Serve { listen } = &cli.command {
         overrides.listen = listen.clone();
     }
@@ -136,34 +146,72 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("Created account `default`. Its API key, shown only this once:");
                 println!("  {key}");
             }
-            println!("reelay listening on http://{} (data in {})", server.addr, config.data_dir.display());
+            println!(
+                "reelay listening on http://{} (data in {})",
+                server.addr,
+                config.data_dir.display()
+            );
             tokio::select! {
                 _ = shutdown_signal() => {}
                 _ = wait_forever() => {}
             }
             server.stop().await;
         }
-        Command::Sim { listen, run_seconds, api_key, max_concurrent, failure_rate, seed } => {
+        Command::Sim {
+            listen,
+            run_seconds,
+            api_key,
+            max_concurrent,
+            failure_rate,
+            seed,
+        } => {
             init_tracing("info");
             let handle = reelay_sim::spawn(
-                reelay_sim::SimConfig { run_seconds, api_key, max_concurrent, failure_rate, seed, ..Default::default() },
+                reelay_sim::SimConfig {
+                    run_seconds,
+                    api_key,
+                    max_concurrent,
+                    failure_rate,
+                    seed,
+                    ..Default::default()
+                },
                 listen,
             )
             .await?;
             println!("reelay sim listening on {}", handle.base_url());
             shutdown_signal().await;
         }
-        Command::Bench { url, key, tasks, concurrency, wait } => {
-            let report = reelay::bench::run(reelay::bench::BenchArgs { url, key, tasks, concurrency, wait }).await?;
+        Command::Bench {
+            url,
+            key,
+            tasks,
+            concurrency,
+            wait,
+        } => {
+            let report = reelay::bench::run(reelay::bench::BenchArgs {
+                url,
+                key,
+                tasks,
+                concurrency,
+                wait,
+            })
+            .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Command::Account { command: AccountCommand::Create { name, credits, json } } => {
-            reelay::admin::account_create(&load()?, &name, credits, json).await?
-        }
-        Command::Key { command: KeyCommand::Create { account, json } } => {
-            reelay::admin::key_create(&load()?, &account, json).await?
-        }
-        Command::Task { command: TaskCommand::Show { id } } => reelay::admin::task_show(&load()?, &id).await?,
+        Command::Account {
+            command:
+                AccountCommand::Create {
+                    name,
+                    credits,
+                    json,
+                },
+        } => reelay::admin::account_create(&load()?, &name, credits, json).await?,
+        Command::Key {
+            command: KeyCommand::Create { account, json },
+        } => reelay::admin::key_create(&load()?, &account, json).await?,
+        Command::Task {
+            command: TaskCommand::Show { id },
+        } => reelay::admin::task_show(&load()?, &id).await?,
     }
     Ok(())
 }
@@ -178,7 +226,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

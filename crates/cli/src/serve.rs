@@ -36,20 +36,26 @@ impl Server {
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
+    })?;
     let store = SqliteStore::open(&config.database_url()).await?;
     Ok(Arc::new(store))
 }
 
 /// Creates the `default` account and its key on first start; returns the key to print once.
-pub async fn bootstrap(store: &dyn Store, credits: i64) -> anyhow::Result<Option<(String, String)>> {
+pub async fn bootstrap(
+    store: &dyn Store,
+    credits: i64,
+) -> anyhow::Result<Option<(String, String)>> {
     if store.count_accounts().await? > 0 {
         return Ok(None);
     }
     let account = store.create_account("default", credits).await?;
     let key = reelay_store::generate_api_key();
-    store.create_api_key(&account.id, &reelay_store::hash_api_key(&key), &key[..12]).await?;
+    store
+        .create_api_key(&account.id, &reelay_store::hash_api_key(&key), &key[..12])
+        .await?;
     Ok(Some((account.id, key)))
 }
 
@@ -65,12 +71,18 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     let listener = TcpListener::bind(config.listen_addr().map_err(anyhow::Error::msg)?).await?;
     let addr = listener.local_addr()?;
-    let base_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let base_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
 
     let mut channel_configs: Vec<ChannelConfig> = config.channels.clone();
     let sandbox = if config.sandbox {
         let sim = reelay_sim::spawn(
-            SimConfig { run_seconds: config.sandbox_run_seconds, ..SimConfig::default() },
+            SimConfig {
+                run_seconds: config.sandbox_run_seconds,
+                ..SimConfig::default()
+            },
             "127.0.0.1:0".parse().expect("static address"),
         )
         .await?;
@@ -81,24 +93,36 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     };
     let mut channels = Vec::new();
     for cfg in channel_configs {
-        let adapter = RunwayAdapter::new(&cfg).map_err(|e| anyhow::anyhow!("channel {}: {e}", cfg.name))?;
+        let adapter =
+            RunwayAdapter::new(&cfg).map_err(|e| anyhow::anyhow!("channel {}: {e}", cfg.name))?;
         channels.push(Channel::new(cfg, Arc::new(adapter)));
     }
     if channels.is_empty() {
-        tracing::warn!("no channel is configured and the sandbox is off: tasks will fail with NO_CHANNEL");
+        tracing::warn!(
+            "no channel is configured and the sandbox is off: tasks will fail with NO_CHANNEL"
+        );
     }
 
     let media = LocalMedia::new(config.media_dir());
     std::fs::create_dir_all(media.root())?;
-    let engine = Engine::new(store.clone(), Channels::new(channels), media.clone(), config.engine.clone(), base_url.clone())
-        .start();
+    let engine = Engine::new(
+        store.clone(),
+        Channels::new(channels),
+        media.clone(),
+        config.engine.clone(),
+        base_url.clone(),
+    )
+    .start();
 
     let state = AppState {
         store: store.clone(),
         catalog,
         engine: engine.clone(),
         media,
-        config: Arc::new(ApiConfig { max_body_bytes: config.max_body_bytes, ..ApiConfig::default() }),
+        config: Arc::new(ApiConfig {
+            max_body_bytes: config.max_body_bytes,
+            ..ApiConfig::default()
+        }),
     };
     let app = reelay_api::router(state);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
@@ -106,7 +130,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         let shutdown = async move {
             let _ = rx.wait_for(|v| *v).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "http server stopped");
         }
     });

@@ -56,7 +56,11 @@ async fn rate_limited_submit_is_retried_and_created_once() {
         .iter()
         .find(|e| e.to_state == reelay_core::TaskState::Queued && e.from_state.is_some())
         .expect("a requeue event");
-    assert!(requeue.data["retry_in_ms"].as_u64().unwrap() >= 1000, "{:?}", requeue.data);
+    assert!(
+        requeue.data["retry_in_ms"].as_u64().unwrap() >= 1000,
+        "{:?}",
+        requeue.data
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -67,7 +71,11 @@ async fn moderation_at_submit_fails_without_retry() {
     let code = t["failureCode"].as_str().unwrap_or_default();
     assert!(code.starts_with("SAFETY"), "{t}");
     assert_eq!(created(&app, &id), 0);
-    assert_eq!(app.sim().stats().creates_received, 1, "a rejection is not retried");
+    assert_eq!(
+        app.sim().stats().creates_received,
+        1,
+        "a rejection is not retried"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -90,8 +98,16 @@ async fn unknown_outcome_is_reconciled(prompt: &str, request_timeout_ms: Option<
     .await;
     let (id, t) = run_one(&app, prompt).await;
     assert_eq!(t["status"], "SUCCEEDED", "{prompt}: {t}");
-    assert_eq!(created(&app, &id), 1, "{prompt}: a second paid job was started");
-    assert_eq!(app.sim().stats().creates_received, 1, "{prompt}: resubmitted although the upstream had it");
+    assert_eq!(
+        created(&app, &id),
+        1,
+        "{prompt}: a second paid job was started"
+    );
+    assert_eq!(
+        app.sim().stats().creates_received,
+        1,
+        "{prompt}: resubmitted although the upstream had it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -117,12 +133,19 @@ async fn reset_before_accept_is_looked_up_then_resubmitted() {
     let (id, t) = run_one(&app, "a cat").await;
     assert_eq!(t["status"], "SUCCEEDED", "{t}");
     assert_eq!(created(&app, &id), 1);
-    assert_eq!(app.sim().stats().creates_received, 2, "the lookup found nothing, so it was resubmitted once");
+    assert_eq!(
+        app.sim().stats().creates_received,
+        2,
+        "the lookup found nothing, so it was resubmitted once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fail_policy_fails_an_unknown_outcome_without_resubmitting() {
-    let app = TestApp::with_sim(fast_sim(), |c| c.engine.unknown_outcome = UnknownOutcomePolicy::Fail).await;
+    let app = TestApp::with_sim(fast_sim(), |c| {
+        c.engine.unknown_outcome = UnknownOutcomePolicy::Fail
+    })
+    .await;
     let (id, t) = run_one(&app, "a cat [sim:reset_after_accept]").await;
     assert_eq!(t["status"], "FAILED", "{t}");
     assert_eq!(t["failureCode"], "INTERNAL.UNKNOWN_OUTCOME", "{t}");
@@ -161,7 +184,9 @@ async fn sim_live_jobs(app: &TestApp, ids: &[String]) -> usize {
     let mut live = 0;
     for id in ids {
         let task = app.server.store.get_task_by_id(id).await.unwrap().unwrap();
-        let Some(upstream_id) = task.upstream_id else { continue };
+        let Some(upstream_id) = task.upstream_id else {
+            continue;
+        };
         let t: Value = app
             .client
             .get(format!("{sim_url}/v1/tasks/{upstream_id}"))
@@ -172,7 +197,10 @@ async fn sim_live_jobs(app: &TestApp, ids: &[String]) -> usize {
             .json()
             .await
             .unwrap();
-        if matches!(t["status"].as_str(), Some("PENDING" | "THROTTLED" | "RUNNING")) {
+        if matches!(
+            t["status"].as_str(),
+            Some("PENDING" | "THROTTLED" | "RUNNING")
+        ) {
             live += 1;
         }
     }
@@ -181,9 +209,16 @@ async fn sim_live_jobs(app: &TestApp, ids: &[String]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn channel_concurrency_cap_holds_tasks_as_throttled() {
-    let app = TestApp::with_sim(SimConfig { pending_seconds: 0.1, run_seconds: 0.8, ..SimConfig::default() }, |c| {
-        c.channels[0].max_concurrent = Some(1);
-    })
+    let app = TestApp::with_sim(
+        SimConfig {
+            pending_seconds: 0.1,
+            run_seconds: 0.8,
+            ..SimConfig::default()
+        },
+        |c| {
+            c.channels[0].max_concurrent = Some(1);
+        },
+    )
     .await;
     let ids = create_concurrently(&app, 3).await;
     let mut seen_throttled = false;
@@ -193,10 +228,16 @@ async fn channel_concurrency_cap_holds_tasks_as_throttled() {
         assert!(Instant::now() < deadline, "tasks did not finish");
         let states: Vec<Value> = futures::future::join_all(ids.iter().map(|id| app.task(id))).await;
         let running = states.iter().filter(|t| t["status"] == "RUNNING").count();
-        assert!(running <= 1, "more than one task running on a channel capped at 1: {states:?}");
+        assert!(
+            running <= 1,
+            "more than one task running on a channel capped at 1: {states:?}"
+        );
         // Upstream, too: at most one of the simulator's jobs is live at a time.
         let live_upstream = sim_live_jobs(&app, &ids).await;
-        assert!(live_upstream <= 1, "the simulator ran {live_upstream} jobs at once: {states:?}");
+        assert!(
+            live_upstream <= 1,
+            "the simulator ran {live_upstream} jobs at once: {states:?}"
+        );
         seen_throttled |= states.iter().any(|t| t["status"] == "THROTTLED");
         for (id, t) in ids.iter().zip(&states) {
             match t["status"].as_str() {
@@ -209,7 +250,10 @@ async fn channel_concurrency_cap_holds_tasks_as_throttled() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(seen_throttled, "waiting tasks were never reported THROTTLED");
+    assert!(
+        seen_throttled,
+        "waiting tasks were never reported THROTTLED"
+    );
     for id in &ids {
         assert_eq!(created(&app, id), 1);
     }
@@ -217,8 +261,15 @@ async fn channel_concurrency_cap_holds_tasks_as_throttled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelling_a_running_task_cancels_it_upstream() {
-    let app = TestApp::with_sim(SimConfig { pending_seconds: 0.1, run_seconds: 30.0, ..SimConfig::default() }, |_| {})
-        .await;
+    let app = TestApp::with_sim(
+        SimConfig {
+            pending_seconds: 0.1,
+            run_seconds: 30.0,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
     let id = app.create(ENDPOINT, &gen4_turbo("a long cat")).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -238,8 +289,15 @@ async fn cancelling_a_running_task_cancels_it_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_task_the_upstream_forgets_fails_as_lost() {
-    let app = TestApp::with_sim(SimConfig { pending_seconds: 0.1, run_seconds: 30.0, ..SimConfig::default() }, |_| {})
-        .await;
+    let app = TestApp::with_sim(
+        SimConfig {
+            pending_seconds: 0.1,
+            run_seconds: 30.0,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
     let id = app.create(ENDPOINT, &gen4_turbo("a forgotten cat")).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let upstream_id = loop {

@@ -54,7 +54,12 @@ impl Reelay {
                 }
             }
         });
-        let mut guard = Reelay { child: Some(child), base_url: String::new(), first_key: None, log };
+        let mut guard = Reelay {
+            child: Some(child),
+            base_url: String::new(),
+            first_key: None,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -89,8 +94,19 @@ impl Drop for Reelay {
         }
         if std::thread::panicking() {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
-            eprintln!("--- {} (last lines) ---\n{}", self.log.display(), tail.join("\n"));
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            eprintln!(
+                "--- {} (last lines) ---\n{}",
+                self.log.display(),
+                tail.join("\n")
+            );
         }
     }
 }
@@ -169,25 +185,42 @@ impl Api {
             let views = futures::future::join_all(ids.iter().map(|id| self.status(id))).await;
             let live: Vec<&Value> = views
                 .iter()
-                .filter(|t| !matches!(t["status"].as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED")))
+                .filter(|t| {
+                    !matches!(
+                        t["status"].as_str(),
+                        Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+                    )
+                })
                 .collect();
             if live.is_empty() {
                 return views;
             }
-            assert!(Instant::now() < deadline, "{} tasks never finished, e.g. {}", live.len(), live[0]);
+            assert!(
+                Instant::now() < deadline,
+                "{} tasks never finished, e.g. {}",
+                live.len(),
+                live[0]
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }
 
 /// What the dead process left in the database, to show which paths the restart exercised.
-async fn state_histogram(data_dir: &Path, ids: &[String]) -> std::collections::BTreeMap<String, usize> {
+async fn state_histogram(
+    data_dir: &Path,
+    ids: &[String],
+) -> std::collections::BTreeMap<String, usize> {
     use reelay_store::Store;
     let url = format!("sqlite://{}", data_dir.join("reelay.db").display());
     let store = reelay_store::sqlite::SqliteStore::open(&url).await.unwrap();
     let mut out = std::collections::BTreeMap::new();
     for id in ids {
-        let t = store.get_task_by_id(id).await.unwrap().expect("an accepted task is in the database");
+        let t = store
+            .get_task_by_id(id)
+            .await
+            .unwrap()
+            .expect("an accepted task is in the database");
         *out.entry(t.state.to_string()).or_default() += 1;
     }
     out
@@ -204,7 +237,11 @@ enum KillAt {
 
 async fn kill9_and_restart(kill_at: KillAt) {
     let sim = reelay_sim::spawn(
-        SimConfig { pending_seconds: 0.2, run_seconds: 1.5, ..SimConfig::default() },
+        SimConfig {
+            pending_seconds: 0.2,
+            run_seconds: 1.5,
+            ..SimConfig::default()
+        },
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
@@ -213,10 +250,22 @@ async fn kill9_and_restart(kill_at: KillAt) {
     let data_dir = dir.path().join("data");
     let config = write_config(dir.path(), &sim);
 
-    let mut first = tokio::task::block_in_place(|| Reelay::start(&config, &data_dir, dir.path().join("first.log")));
-    let key = first.first_key.clone().expect("the first start prints a key");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    let api = Api { client: client.clone(), base_url: first.base_url.clone(), key: key.clone() };
+    let mut first = tokio::task::block_in_place(|| {
+        Reelay::start(&config, &data_dir, dir.path().join("first.log"))
+    });
+    let key = first
+        .first_key
+        .clone()
+        .expect("the first start prints a key");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let api = Api {
+        client: client.clone(),
+        base_url: first.base_url.clone(),
+        key: key.clone(),
+    };
 
     let ids: Vec<String> = futures::future::join_all((0..TASKS).map(|i| api.create(i))).await;
     let wanted = match kill_at {
@@ -225,7 +274,11 @@ async fn kill9_and_restart(kill_at: KillAt) {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while (sim.sim.stats().creates_received as usize) < wanted {
-        assert!(Instant::now() < deadline, "the simulator never got {wanted} creates: {:?}", sim.sim.stats());
+        assert!(
+            Instant::now() < deadline,
+            "the simulator never got {wanted} creates: {:?}",
+            sim.sim.stats()
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     first.kill9();
@@ -237,9 +290,18 @@ async fn kill9_and_restart(kill_at: KillAt) {
         state_histogram(&data_dir, &ids).await
     );
 
-    let second = tokio::task::block_in_place(|| Reelay::start(&config, &data_dir, dir.path().join("second.log")));
-    assert!(second.first_key.is_none(), "a restart must not create and print another key");
-    let api = Api { client, base_url: second.base_url.clone(), key };
+    let second = tokio::task::block_in_place(|| {
+        Reelay::start(&config, &data_dir, dir.path().join("second.log"))
+    });
+    assert!(
+        second.first_key.is_none(),
+        "a restart must not create and print another key"
+    );
+    let api = Api {
+        client,
+        base_url: second.base_url.clone(),
+        key,
+    };
 
     let views = api.wait_all_terminal(&ids).await;
     let stats = sim.sim.stats();
@@ -251,7 +313,10 @@ async fn kill9_and_restart(kill_at: KillAt) {
             "{kill_at:?}: task {id} was not submitted upstream exactly once"
         );
     }
-    assert_eq!(stats.tasks_created as usize, TASKS, "{kill_at:?}: {stats:?}");
+    assert_eq!(
+        stats.tasks_created as usize, TASKS,
+        "{kill_at:?}: {stats:?}"
+    );
     drop(second);
 }
 

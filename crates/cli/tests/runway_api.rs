@@ -12,23 +12,79 @@ const AUDIO: &str = "https://example.com/in.mp3";
 /// One valid body per generation endpoint, and the content type its output must have.
 fn bodies() -> Vec<(&'static str, Value, &'static str)> {
     vec![
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "duration": 5}), "video/mp4"),
-        ("text_to_video", json!({"model": "veo3.1_fast", "promptText": "a fox", "ratio": "1280:720", "duration": 4}), "video/mp4"),
-        ("video_to_video", json!({"model": "aleph2", "videoUri": VIDEO, "promptText": "make it snow"}), "video/mp4"),
-        ("character_performance", json!({"model": "act_two", "character": {"type": "image", "uri": PNG},
-            "reference": {"type": "video", "uri": VIDEO}, "bodyControl": true, "expressionIntensity": 3}), "video/mp4"),
-        ("video_upscale", json!({"model": "magnific_video_upscaler_creative", "videoUri": VIDEO, "resolution": "2k"}), "video/mp4"),
-        ("text_to_image", json!({"model": "gen4_image", "promptText": "a castle", "ratio": "1920:1080"}), "image/png"),
-        ("image_upscale", json!({"model": "magnific_precision_upscaler_v2", "imageUri": PNG, "scaleFactor": 2}), "image/png"),
-        ("sound_effect", json!({"model": "eleven_text_to_sound_v2", "promptText": "rain on a roof", "duration": 3}), "audio/mpeg"),
-        ("text_to_speech", json!({"model": "eleven_multilingual_v2", "promptText": "hello",
-            "voice": {"type": "runway-preset", "presetId": "Maya"}}), "audio/mpeg"),
-        ("speech_to_speech", json!({"model": "eleven_multilingual_sts_v2", "media": {"type": "audio", "uri": AUDIO},
-            "voice": {"type": "runway-preset", "presetId": "Noah"}}), "audio/mpeg"),
-        ("voice_dubbing", json!({"model": "eleven_voice_dubbing", "audioUri": AUDIO, "targetLang": "fr"}), "audio/mpeg"),
-        ("voice_isolation", json!({"model": "eleven_voice_isolation", "audioUri": AUDIO}), "audio/mpeg"),
-        ("video_to_audio", json!({"model": "mirelo_sfx_2_0", "videoUri": VIDEO, "duration": 4}), "audio/mpeg"),
-        ("video_to_hdr", json!({"model": "ruby", "videoUri": VIDEO}), "video/mp4"),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "duration": 5}),
+            "video/mp4",
+        ),
+        (
+            "text_to_video",
+            json!({"model": "veo3.1_fast", "promptText": "a fox", "ratio": "1280:720", "duration": 4}),
+            "video/mp4",
+        ),
+        (
+            "video_to_video",
+            json!({"model": "aleph2", "videoUri": VIDEO, "promptText": "make it snow"}),
+            "video/mp4",
+        ),
+        (
+            "character_performance",
+            json!({"model": "act_two", "character": {"type": "image", "uri": PNG},
+            "reference": {"type": "video", "uri": VIDEO}, "bodyControl": true, "expressionIntensity": 3}),
+            "video/mp4",
+        ),
+        (
+            "video_upscale",
+            json!({"model": "magnific_video_upscaler_creative", "videoUri": VIDEO, "resolution": "2k"}),
+            "video/mp4",
+        ),
+        (
+            "text_to_image",
+            json!({"model": "gen4_image", "promptText": "a castle", "ratio": "1920:1080"}),
+            "image/png",
+        ),
+        (
+            "image_upscale",
+            json!({"model": "magnific_precision_upscaler_v2", "imageUri": PNG, "scaleFactor": 2}),
+            "image/png",
+        ),
+        (
+            "sound_effect",
+            json!({"model": "eleven_text_to_sound_v2", "promptText": "rain on a roof", "duration": 3}),
+            "audio/mpeg",
+        ),
+        (
+            "text_to_speech",
+            json!({"model": "eleven_multilingual_v2", "promptText": "hello",
+            "voice": {"type": "runway-preset", "presetId": "Maya"}}),
+            "audio/mpeg",
+        ),
+        (
+            "speech_to_speech",
+            json!({"model": "eleven_multilingual_sts_v2", "media": {"type": "audio", "uri": AUDIO},
+            "voice": {"type": "runway-preset", "presetId": "Noah"}}),
+            "audio/mpeg",
+        ),
+        (
+            "voice_dubbing",
+            json!({"model": "eleven_voice_dubbing", "audioUri": AUDIO, "targetLang": "fr"}),
+            "audio/mpeg",
+        ),
+        (
+            "voice_isolation",
+            json!({"model": "eleven_voice_isolation", "audioUri": AUDIO}),
+            "audio/mpeg",
+        ),
+        (
+            "video_to_audio",
+            json!({"model": "mirelo_sfx_2_0", "videoUri": VIDEO, "duration": 4}),
+            "audio/mpeg",
+        ),
+        (
+            "video_to_hdr",
+            json!({"model": "ruby", "videoUri": VIDEO}),
+            "video/mp4",
+        ),
     ]
 }
 
@@ -40,7 +96,10 @@ async fn every_endpoint_runs_to_a_downloadable_output() {
         let resp = app.post(&format!("/v1/{endpoint}"), &body).await;
         assert_eq!(resp.status(), 200, "{endpoint}");
         let v: Value = resp.json().await.unwrap();
-        assert!(v["estimatedCost"]["credits"].as_i64().unwrap() > 0, "{endpoint}: {v}");
+        assert!(
+            v["estimatedCost"]["credits"].as_i64().unwrap() > 0,
+            "{endpoint}: {v}"
+        );
         ids.push((endpoint, v["id"].as_str().unwrap().to_string(), ct));
     }
     for (endpoint, id, ct) in ids {
@@ -104,25 +163,120 @@ async fn validation_errors_have_runways_shape() {
     let app = TestApp::spawn().await;
     let cases: Vec<(&str, Value, &str, Vec<&str>)> = vec![
         ("image_to_video", json!({}), "invalid_type", vec!["model"]),
-        ("image_to_video", json!({"model": "gen5_mega", "promptImage": PNG, "ratio": "1280:720"}), "invalid_union", vec!["model"]),
-        ("image_to_video", json!({"model": "gen3a_turbo", "promptImage": PNG, "ratio": "1280:768"}), "invalid_union", vec!["model"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1:1"}), "invalid_value", vec!["ratio"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "duration": 11}), "too_big", vec!["duration"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "duration": "5"}), "invalid_type", vec!["duration"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "seed": -1}), "too_small", vec!["seed"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "seed": 4294967296u64}), "too_big", vec!["seed"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "watermark": false}), "unrecognized_keys", vec![]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "promptText": "ab".repeat(501)}), "too_big", vec!["promptText"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": "http://example.com/a.jpg", "ratio": "1280:720"}), "custom", vec!["promptImage"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": "https://192.168.1.1/a.jpg", "ratio": "1280:720"}), "custom", vec!["promptImage"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": "data:text/plain;base64,aGk=", "ratio": "1280:720"}), "custom", vec!["promptImage"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "promptImage": [{"uri": PNG, "position": "last"}], "ratio": "1280:720"}), "invalid_value", vec!["promptImage", "0", "position"]),
-        ("image_to_video", json!({"model": "gen4_turbo", "ratio": "1280:720"}), "invalid_type", vec!["promptImage"]),
-        ("text_to_video", json!({"model": "gen4_turbo", "promptText": "x", "ratio": "1280:720"}), "invalid_union", vec!["model"]),
-        ("text_to_video", json!({"model": "veo3.1", "promptText": "x", "ratio": "1280:720", "duration": 5}), "invalid_value", vec!["duration"]),
-        ("character_performance", json!({"model": "act_two", "character": {"type": "audio", "uri": AUDIO}, "reference": {"type": "video", "uri": VIDEO}}), "invalid_union", vec!["character", "type"]),
-        ("text_to_image", json!({"model": "gen4_image_turbo", "promptText": "x", "ratio": "1920:1080"}), "invalid_type", vec!["referenceImages"]),
-        ("voice_dubbing", json!({"model": "eleven_voice_dubbing", "audioUri": AUDIO, "targetLang": "xx"}), "invalid_value", vec!["targetLang"]),
+        (
+            "image_to_video",
+            json!({"model": "gen5_mega", "promptImage": PNG, "ratio": "1280:720"}),
+            "invalid_union",
+            vec!["model"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen3a_turbo", "promptImage": PNG, "ratio": "1280:768"}),
+            "invalid_union",
+            vec!["model"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1:1"}),
+            "invalid_value",
+            vec!["ratio"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "duration": 11}),
+            "too_big",
+            vec!["duration"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "duration": "5"}),
+            "invalid_type",
+            vec!["duration"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "seed": -1}),
+            "too_small",
+            vec!["seed"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "seed": 4294967296u64}),
+            "too_big",
+            vec!["seed"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "watermark": false}),
+            "unrecognized_keys",
+            vec![],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": PNG, "ratio": "1280:720", "promptText": "ab".repeat(501)}),
+            "too_big",
+            vec!["promptText"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": "http://example.com/a.jpg", "ratio": "1280:720"}),
+            "custom",
+            vec!["promptImage"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": "https://192.168.1.1/a.jpg", "ratio": "1280:720"}),
+            "custom",
+            vec!["promptImage"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": "data:text/plain;base64,aGk=", "ratio": "1280:720"}),
+            "custom",
+            vec!["promptImage"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "promptImage": [{"uri": PNG, "position": "last"}], "ratio": "1280:720"}),
+            "invalid_value",
+            vec!["promptImage", "0", "position"],
+        ),
+        (
+            "image_to_video",
+            json!({"model": "gen4_turbo", "ratio": "1280:720"}),
+            "invalid_type",
+            vec!["promptImage"],
+        ),
+        (
+            "text_to_video",
+            json!({"model": "gen4_turbo", "promptText": "x", "ratio": "1280:720"}),
+            "invalid_union",
+            vec!["model"],
+        ),
+        (
+            "text_to_video",
+            json!({"model": "veo3.1", "promptText": "x", "ratio": "1280:720", "duration": 5}),
+            "invalid_value",
+            vec!["duration"],
+        ),
+        (
+            "character_performance",
+            json!({"model": "act_two", "character": {"type": "audio", "uri": AUDIO}, "reference": {"type": "video", "uri": VIDEO}}),
+            "invalid_union",
+            vec!["character", "type"],
+        ),
+        (
+            "text_to_image",
+            json!({"model": "gen4_image_turbo", "promptText": "x", "ratio": "1920:1080"}),
+            "invalid_type",
+            vec!["referenceImages"],
+        ),
+        (
+            "voice_dubbing",
+            json!({"model": "eleven_voice_dubbing", "audioUri": AUDIO, "targetLang": "xx"}),
+            "invalid_value",
+            vec!["targetLang"],
+        ),
     ];
     for (endpoint, body, code, path) in cases {
         let resp = app.post(&format!("/v1/{endpoint}"), &body).await;
@@ -133,14 +287,35 @@ async fn validation_errors_have_runways_shape() {
         let found = issues.iter().any(|i| {
             i["code"] == code
                 && i["message"].is_string()
-                && i["path"].as_array().unwrap().iter().map(|p| p.to_string().trim_matches('"').to_string()).collect::<Vec<_>>()
+                && i["path"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.to_string().trim_matches('"').to_string())
+                    .collect::<Vec<_>>()
                     == path
         });
-        assert!(found, "{endpoint} {body}: expected {code} at {path:?}, got {v}");
+        assert!(
+            found,
+            "{endpoint} {body}: expected {code} at {path:?}, got {v}"
+        );
     }
     // Nothing was created by any of them.
-    let (_, account) = app.server.store.find_api_key(&reelay_store::hash_api_key(&app.key)).await.unwrap().unwrap();
-    assert_eq!(app.server.store.usage_by_model(&account.id, 0).await.unwrap(), vec![]);
+    let (_, account) = app
+        .server
+        .store
+        .find_api_key(&reelay_store::hash_api_key(&app.key))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        app.server
+            .store
+            .usage_by_model(&account.id, 0)
+            .await
+            .unwrap(),
+        vec![]
+    );
 }
 
 #[tokio::test]
@@ -159,7 +334,9 @@ async fn malformed_and_oversized_bodies() {
     assert!(v["error"].as_str().unwrap().contains("Invalid JSON"));
     expect_error(send(b"[1,2]".to_vec()).await.unwrap(), 400).await;
     expect_error(send(b"".to_vec()).await.unwrap(), 400).await;
-    let big = serde_json::to_vec(&json!({"model": "gen4_turbo", "promptText": "x".repeat(100 * 1024)})).unwrap();
+    let big =
+        serde_json::to_vec(&json!({"model": "gen4_turbo", "promptText": "x".repeat(100 * 1024)}))
+            .unwrap();
     expect_error(send(big).await.unwrap(), 413).await;
 }
 
@@ -169,7 +346,14 @@ async fn oversized_data_uri_is_refused() {
     let uri = format!("data:image/png;base64,{}", "A".repeat(5 * 1024 * 1024 + 4));
     let body = json!({"model": "gen4_turbo", "promptImage": uri, "ratio": "1280:720"});
     let v = expect_error(app.post("/v1/image_to_video", &body).await, 400).await;
-    assert!(v["issues"][0]["message"].as_str().unwrap().contains("at most"), "{}", v["issues"]);
+    assert!(
+        v["issues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most"),
+        "{}",
+        v["issues"]
+    );
 }
 
 #[tokio::test]
@@ -182,18 +366,46 @@ async fn auth_and_version_are_checked_on_every_route() {
         (reqwest::Method::DELETE, format!("/v1/tasks/{id}")),
         (reqwest::Method::GET, "/v1/organization".to_string()),
     ] {
-        let no_key = app.client.request(method.clone(), app.url(&path)).header("X-Runway-Version", VERSION).send().await.unwrap();
+        let no_key = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .header("X-Runway-Version", VERSION)
+            .send()
+            .await
+            .unwrap();
         expect_error(no_key, 401).await;
-        let bad_key = app.authed(method.clone(), &path, &format!("key_{}", "0".repeat(128))).send().await.unwrap();
+        let bad_key = app
+            .authed(method.clone(), &path, &format!("key_{}", "0".repeat(128)))
+            .send()
+            .await
+            .unwrap();
         expect_error(bad_key, 401).await;
-        let basic = app.client.request(method.clone(), app.url(&path)).header("Authorization", format!("Basic {}", app.key))
-            .header("X-Runway-Version", VERSION).send().await.unwrap();
+        let basic = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .header("Authorization", format!("Basic {}", app.key))
+            .header("X-Runway-Version", VERSION)
+            .send()
+            .await
+            .unwrap();
         expect_error(basic, 401).await;
-        let no_version = app.client.request(method.clone(), app.url(&path)).bearer_auth(&app.key).send().await.unwrap();
+        let no_version = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .bearer_auth(&app.key)
+            .send()
+            .await
+            .unwrap();
         let v = expect_error(no_version, 400).await;
         assert!(v["error"].as_str().unwrap().contains("X-Runway-Version"));
-        let old_version = app.client.request(method.clone(), app.url(&path)).bearer_auth(&app.key)
-            .header("X-Runway-Version", "2024-09-13").send().await.unwrap();
+        let old_version = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .bearer_auth(&app.key)
+            .header("X-Runway-Version", "2024-09-13")
+            .send()
+            .await
+            .unwrap();
         expect_error(old_version, 400).await;
     }
     // The task was never deleted by the refused DELETEs.
@@ -206,14 +418,32 @@ async fn tasks_are_invisible_to_other_accounts() {
     let id = app.create("image_to_video", &gen4_turbo("mine")).await;
     let other = app.other_account().await;
     let path = format!("/v1/tasks/{id}");
-    let theirs = app.authed(reqwest::Method::GET, &path, &other).send().await.unwrap();
+    let theirs = app
+        .authed(reqwest::Method::GET, &path, &other)
+        .send()
+        .await
+        .unwrap();
     let v = expect_error(theirs, 404).await;
     assert_eq!(v, json!({"error": "Could not find Task"}));
-    let unknown = app.get("/v1/tasks/01a20896-0000-7000-8000-000000000000").await;
-    assert_eq!(expect_error(unknown, 404).await, v, "unknown and foreign ids look the same");
-    let del = app.authed(reqwest::Method::DELETE, &path, &other).send().await.unwrap();
+    let unknown = app
+        .get("/v1/tasks/01a20896-0000-7000-8000-000000000000")
+        .await;
+    assert_eq!(
+        expect_error(unknown, 404).await,
+        v,
+        "unknown and foreign ids look the same"
+    );
+    let del = app
+        .authed(reqwest::Method::DELETE, &path, &other)
+        .send()
+        .await
+        .unwrap();
     expect_error(del, 404).await;
-    assert_eq!(app.get(&path).await.status(), 200, "the owner still sees it");
+    assert_eq!(
+        app.get(&path).await.status(),
+        200,
+        "the owner still sees it"
+    );
     expect_error(app.get("/v1/tasks/not-a-uuid").await, 404).await;
 }
 
@@ -226,7 +456,13 @@ async fn delete_cancels_a_live_task_and_deletes_a_finished_one() {
     assert!(resp.bytes().await.unwrap().is_empty());
     expect_error(app.get(&format!("/v1/tasks/{live}")).await, 404).await;
     expect_error(app.delete(&format!("/v1/tasks/{live}")).await, 404).await;
-    let row = app.server.store.get_task_by_id(&live).await.unwrap().unwrap();
+    let row = app
+        .server
+        .store
+        .get_task_by_id(&live)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.state.as_str(), "cancelled");
 
     let app = TestApp::spawn().await;
@@ -244,7 +480,10 @@ async fn organization_reports_balance_limits_and_usage() {
     let v: Value = app.get("/v1/organization").await.json().await.unwrap();
     assert!(v["creditBalance"].is_i64());
     assert!(v["tier"]["maxMonthlyCreditSpend"].is_i64());
-    assert!(v["tier"]["models"]["gen4_turbo"].as_object().unwrap().contains_key("maxConcurrentGenerations"));
+    assert!(v["tier"]["models"]["gen4_turbo"]
+        .as_object()
+        .unwrap()
+        .contains_key("maxConcurrentGenerations"));
     assert_eq!(v["usage"]["models"]["gen4_turbo"]["dailyGenerations"], 2);
 }
 

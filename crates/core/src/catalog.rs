@@ -129,7 +129,9 @@ pub enum FieldSpec {
     },
     Bool,
     /// A media reference string: HTTPS URL, `runway://` upload or data URI of this kind.
-    Media { kind: MediaKind },
+    Media {
+        kind: MediaKind,
+    },
     /// `promptImage`: a string, or an array of `{uri, position}` keyframes with these
     /// positions, or (when `references`) of `{uri}` references.
     PromptImage {
@@ -141,7 +143,9 @@ pub enum FieldSpec {
         max_items: Option<usize>,
     },
     /// `{"type": <one of types>, "uri": ...}`.
-    TypedMedia { types: Vec<MediaKind> },
+    TypedMedia {
+        types: Vec<MediaKind>,
+    },
     /// An array of `{uri, ...}` objects of one media kind. `typed`: each item also carries
     /// `"type": <kind>`. `item_fields`: further optional keys of each item.
     MediaList {
@@ -216,7 +220,11 @@ impl Price {
                 per_second += extra;
             }
         }
-        let count = body.get("outputCount").and_then(Value::as_i64).unwrap_or(1).max(1);
+        let count = body
+            .get("outputCount")
+            .and_then(Value::as_i64)
+            .unwrap_or(1)
+            .max(1);
         let total = (per_second * seconds).ceil() as i64
             + self.per_image.unwrap_or(0) * count
             + self.flat.unwrap_or(0);
@@ -276,7 +284,12 @@ impl Catalog {
             }
             endpoints.insert(
                 name.clone(),
-                EndpointSpec { name, operation: ep.operation, models, retired: ep.retired },
+                EndpointSpec {
+                    name,
+                    operation: ep.operation,
+                    models,
+                    retired: ep.retired,
+                },
             );
         }
         Ok(Catalog { endpoints })
@@ -292,7 +305,10 @@ impl Catalog {
 
     /// Every model name across endpoints, for `/v1/organization`.
     pub fn model_names(&self) -> std::collections::BTreeSet<&str> {
-        self.endpoints.values().flat_map(|e| e.models.keys().map(String::as_str)).collect()
+        self.endpoints
+            .values()
+            .flat_map(|e| e.models.keys().map(String::as_str))
+            .collect()
     }
 }
 
@@ -305,18 +321,27 @@ fn resolve_like(
     if depth > 8 {
         return Err("`like` chain too deep".into());
     }
-    let Value::Object(own) = value else { return Err("model entry must be an object".into()) };
-    let Some(base_name) = own.get("like") else { return Ok(value.clone()) };
+    let Value::Object(own) = value else {
+        return Err("model entry must be an object".into());
+    };
+    let Some(base_name) = own.get("like") else {
+        return Ok(value.clone());
+    };
     let base_name = base_name.as_str().ok_or("`like` must be a string")?;
-    let base_value =
-        models.get(base_name).ok_or_else(|| format!("`like` names unknown model {base_name}"))?;
+    let base_value = models
+        .get(base_name)
+        .ok_or_else(|| format!("`like` names unknown model {base_name}"))?;
     let base = resolve_like(models, base_name, base_value, depth + 1)?;
-    let Value::Object(mut merged) = base else { unreachable!() };
+    let Value::Object(mut merged) = base else {
+        unreachable!()
+    };
     for (k, v) in own {
         match k.as_str() {
             "like" => {}
             "fields" => {
-                let mut fields = merged.remove("fields").unwrap_or(Value::Object(Default::default()));
+                let mut fields = merged
+                    .remove("fields")
+                    .unwrap_or(Value::Object(Default::default()));
                 let fobj = fields.as_object_mut().ok_or("fields must be an object")?;
                 for (fk, fv) in v.as_object().ok_or("fields must be an object")? {
                     if fv.is_null() {
@@ -336,20 +361,31 @@ fn resolve_like(
     Ok(Value::Object(merged))
 }
 
-fn expand_lists(field: &mut FieldSpec, lists: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+fn expand_lists(
+    field: &mut FieldSpec,
+    lists: &BTreeMap<String, Vec<String>>,
+) -> Result<(), String> {
     match field {
         FieldSpec::Enum { values, list, .. } => {
             if let Some(name) = list.take() {
-                let extra = lists.get(&name).ok_or_else(|| format!("unknown list {name}"))?;
+                let extra = lists
+                    .get(&name)
+                    .ok_or_else(|| format!("unknown list {name}"))?;
                 values.extend(extra.iter().cloned());
             }
             if values.is_empty() {
                 return Err("enum without values".into());
             }
         }
-        FieldSpec::Object { fields: Some(fields), .. }
+        FieldSpec::Object {
+            fields: Some(fields),
+            ..
+        }
         | FieldSpec::ObjectList { fields, .. }
-        | FieldSpec::MediaList { item_fields: fields, .. } => {
+        | FieldSpec::MediaList {
+            item_fields: fields,
+            ..
+        } => {
             for f in fields.values_mut() {
                 expand_lists(f, lists)?;
             }
@@ -394,7 +430,9 @@ mod tests {
         )
         .unwrap();
         let b = &c.endpoint("x").unwrap().models["b"];
-        assert!(b.fields.contains_key("p") && b.fields.contains_key("r") && !b.fields.contains_key("q"));
+        assert!(
+            b.fields.contains_key("p") && b.fields.contains_key("r") && !b.fields.contains_key("q")
+        );
         assert_eq!(b.price.flat, Some(2));
     }
 }

@@ -53,10 +53,22 @@ fn check_data_uri(rest: &str, total_len: usize, kind: MediaKind) -> Result<(), S
     }
     let allowed: &[&str] = match kind {
         MediaKind::Image => &["image/jpeg", "image/jpg", "image/png", "image/webp"],
-        MediaKind::Video => &["video/mp4", "video/quicktime", "video/webm", "video/x-matroska"],
+        MediaKind::Video => &[
+            "video/mp4",
+            "video/quicktime",
+            "video/webm",
+            "video/x-matroska",
+        ],
         MediaKind::Audio => &[
-            "audio/mpeg", "audio/mp3", "audio/wav", "audio/x-wav", "audio/wave", "audio/aac",
-            "audio/flac", "audio/mp4", "audio/ogg",
+            "audio/mpeg",
+            "audio/mp3",
+            "audio/wav",
+            "audio/x-wav",
+            "audio/wave",
+            "audio/aac",
+            "audio/flac",
+            "audio/mp4",
+            "audio/ogg",
         ],
     };
     if !allowed.contains(&mime.as_str()) {
@@ -81,15 +93,38 @@ mod tests {
 
     #[test]
     fn refuses_what_runway_refuses() {
-        assert_eq!(check("http://example.com/a.jpg", MediaKind::Image).unwrap_err(), "Only HTTPS URLs are allowed");
-        assert_eq!(check("https://10.0.0.1/a.jpg", MediaKind::Image).unwrap_err(), "URLs must be hosted on a domain");
-        assert_eq!(check("https://[::1]/a.jpg", MediaKind::Image).unwrap_err(), "URLs must be hosted on a domain");
-        assert_eq!(check("data:image/gif;base64,R0lGOD==", MediaKind::Image).unwrap_err(), "Unsupported asset type");
-        assert_eq!(check("data:image/png,plain", MediaKind::Image).unwrap_err(), "Invalid data URI");
-        assert_eq!(check("data:image/png;base64,@@@", MediaKind::Image).unwrap_err(), "Invalid data URI");
-        assert_eq!(check("data:video/mp4;base64,AAAA", MediaKind::Image).unwrap_err(), "Unsupported asset type");
+        assert_eq!(
+            check("http://example.com/a.jpg", MediaKind::Image).unwrap_err(),
+            "Only HTTPS URLs are allowed"
+        );
+        assert_eq!(
+            check("https://10.0.0.1/a.jpg", MediaKind::Image).unwrap_err(),
+            "URLs must be hosted on a domain"
+        );
+        assert_eq!(
+            check("https://[::1]/a.jpg", MediaKind::Image).unwrap_err(),
+            "URLs must be hosted on a domain"
+        );
+        assert_eq!(
+            check("data:image/gif;base64,R0lGOD==", MediaKind::Image).unwrap_err(),
+            "Unsupported asset type"
+        );
+        assert_eq!(
+            check("data:image/png,plain", MediaKind::Image).unwrap_err(),
+            "Invalid data URI"
+        );
+        assert_eq!(
+            check("data:image/png;base64,@@@", MediaKind::Image).unwrap_err(),
+            "Invalid data URI"
+        );
+        assert_eq!(
+            check("data:video/mp4;base64,AAAA", MediaKind::Image).unwrap_err(),
+            "Unsupported asset type"
+        );
         let big = format!("data:image/png;base64,{}", "A".repeat(IMAGE_DATA_URI_MAX));
-        assert!(check(&big, MediaKind::Image).unwrap_err().contains("at most"));
+        assert!(check(&big, MediaKind::Image)
+            .unwrap_err()
+            .contains("at most"));
         assert!(check("ftp://example.com/a", MediaKind::Image).is_err());
     }
 }

@@ -70,7 +70,10 @@ impl TaskSpec {
     /// Checks a body for `endpoint` against the catalog and, if it is valid, prices it.
     pub fn parse(catalog: &Catalog, endpoint: &str, body: &Value) -> Result<TaskSpec, CoreError> {
         let ep = catalog.endpoint(endpoint).ok_or_else(|| {
-            CoreError::Validation(vec![Issue::custom(vec![], format!("Unknown endpoint {endpoint}"))])
+            CoreError::Validation(vec![Issue::custom(
+                vec![],
+                format!("Unknown endpoint {endpoint}"),
+            )])
         })?;
         let model_name = validate_body(ep, body).map_err(CoreError::Validation)?;
         let model = &ep.models[&model_name];
@@ -85,7 +88,10 @@ impl TaskSpec {
             model: model_name,
             input,
             price: model.price.credits_for(obj),
-            output: model.output.map(Into::into).or(Some(default_output(ep.operation))),
+            output: model
+                .output
+                .map(Into::into)
+                .or(Some(default_output(ep.operation))),
             callback_url: None,
         })
     }

@@ -41,7 +41,10 @@ impl TaskState {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled)
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+        )
     }
 
     /// The transitions the engine may make. Everything else is a bug, and the store refuses it

@@ -18,7 +18,12 @@ pub struct Issue {
 
 impl Issue {
     pub fn new(code: &str, path: Vec<Value>, message: impl Into<String>) -> Issue {
-        Issue { code: code.into(), path, message: message.into(), extra: Map::new() }
+        Issue {
+            code: code.into(),
+            path,
+            message: message.into(),
+            extra: Map::new(),
+        }
     }
     pub fn custom(path: Vec<Value>, message: impl Into<String>) -> Issue {
         Issue::new("custom", path, message)
@@ -31,7 +36,10 @@ impl Issue {
         Issue::new(
             "invalid_type",
             path,
-            format!("Invalid input: expected {expected}, received {}", type_name(got)),
+            format!(
+                "Invalid input: expected {expected}, received {}",
+                type_name(got)
+            ),
         )
         .with("expected", expected)
     }
@@ -77,16 +85,31 @@ pub fn validate_body(ep: &EndpointSpec, body: &Value) -> Result<String, Vec<Issu
             Some(msg) => msg.clone(),
             None => format!(
                 "Invalid option: expected one of {}",
-                ep.models.keys().map(|k| format!("'{k}'")).collect::<Vec<_>>().join("|")
+                ep.models
+                    .keys()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join("|")
             ),
         };
-        return Err(vec![Issue::new("invalid_union", vec!["model".into()], message)
-            .with("note", "No matching discriminator")
-            .with("discriminator", "model")
-            .with("errors", Value::Array(vec![]))]);
+        return Err(vec![Issue::new(
+            "invalid_union",
+            vec!["model".into()],
+            message,
+        )
+        .with("note", "No matching discriminator")
+        .with("discriminator", "model")
+        .with("errors", Value::Array(vec![]))]);
     };
     let mut issues = Vec::new();
-    check_object(obj, &spec.fields, &spec.required, &[], &mut issues, &["model"]);
+    check_object(
+        obj,
+        &spec.fields,
+        &spec.required,
+        &[],
+        &mut issues,
+        &["model"],
+    );
     if issues.is_empty() {
         Ok(model)
     } else {
@@ -104,7 +127,11 @@ fn check_object(
 ) {
     for req in required {
         if obj.get(req).is_none() {
-            issues.push(Issue::invalid_type(p(path, req.as_str()), expected_of(&fields[req]), None));
+            issues.push(Issue::invalid_type(
+                p(path, req.as_str()),
+                expected_of(&fields[req]),
+                None,
+            ));
         }
     }
     let mut unknown = Vec::new();
@@ -125,13 +152,19 @@ fn check_object(
         }
     }
     if !unknown.is_empty() {
-        let names: Vec<String> =
-            unknown.iter().map(|k| format!("\"{}\"", k.as_str().unwrap_or_default())).collect();
+        let names: Vec<String> = unknown
+            .iter()
+            .map(|k| format!("\"{}\"", k.as_str().unwrap_or_default()))
+            .collect();
         issues.push(
             Issue::new(
                 "unrecognized_keys",
                 path.to_vec(),
-                format!("Unrecognized key{}: {}", if names.len() > 1 { "s" } else { "" }, names.join(", ")),
+                format!(
+                    "Unrecognized key{}: {}",
+                    if names.len() > 1 { "s" } else { "" },
+                    names.join(", ")
+                ),
             )
             .with("keys", Value::Array(unknown)),
         );
@@ -145,7 +178,9 @@ fn expected_of(spec: &FieldSpec) -> &'static str {
         FieldSpec::Bool => "boolean",
         FieldSpec::PromptImage { .. } => "string",
         FieldSpec::TypedMedia { .. } | FieldSpec::Object { .. } => "object",
-        FieldSpec::MediaList { .. } | FieldSpec::StringList { .. } | FieldSpec::ObjectList { .. } => "array",
+        FieldSpec::MediaList { .. }
+        | FieldSpec::StringList { .. }
+        | FieldSpec::ObjectList { .. } => "array",
         FieldSpec::Any => "any",
     }
 }
@@ -156,9 +191,13 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
         FieldSpec::Text { max_utf16 } => match v.as_str() {
             None => issues.push(Issue::invalid_type(path, "string", Some(v))),
             Some("") => issues.push(
-                Issue::new("too_small", path, "Too small: expected string to have >=1 characters")
-                    .with("minimum", 1)
-                    .with("origin", "string"),
+                Issue::new(
+                    "too_small",
+                    path,
+                    "Too small: expected string to have >=1 characters",
+                )
+                .with("minimum", 1)
+                .with("origin", "string"),
             ),
             Some(s) => {
                 if let Some(max) = max_utf16 {
@@ -178,27 +217,49 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
                 }
             }
         },
-        FieldSpec::Enum { values, pixel_range, .. } => match v.as_str() {
+        FieldSpec::Enum {
+            values,
+            pixel_range,
+            ..
+        } => match v.as_str() {
             None => issues.push(Issue::invalid_type(path, "string", Some(v))),
             Some(s) if values.iter().any(|x| x == s) => {}
-            Some(s) if pixel_range.is_some_and(|r| pixels(s).is_some_and(|px| px >= r[0] && px <= r[1])) => {}
+            Some(s)
+                if pixel_range
+                    .is_some_and(|r| pixels(s).is_some_and(|px| px >= r[0] && px <= r[1])) => {}
             Some(_) => issues.push(
                 Issue::new(
                     "invalid_value",
                     path,
                     format!(
                         "Invalid option: expected one of {}",
-                        values.iter().map(|x| format!("\"{x}\"")).collect::<Vec<_>>().join("|")
+                        values
+                            .iter()
+                            .map(|x| format!("\"{x}\""))
+                            .collect::<Vec<_>>()
+                            .join("|")
                     ),
                 )
-                .with("values", Value::Array(values.iter().cloned().map(Value::String).collect())),
+                .with(
+                    "values",
+                    Value::Array(values.iter().cloned().map(Value::String).collect()),
+                ),
             ),
         },
-        FieldSpec::Int { min, max, values, auto, .. } => {
+        FieldSpec::Int {
+            min,
+            max,
+            values,
+            auto,
+            ..
+        } => {
             if *auto && v.as_str() == Some("auto") {
                 return;
             }
-            let Some(n) = v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)) else {
+            let Some(n) = v
+                .as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            else {
                 let expected = if v.is_number() { "int" } else { "number" };
                 issues.push(Issue::invalid_type(path, expected, Some(v)));
                 return;
@@ -211,15 +272,28 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
                             path,
                             format!(
                                 "Invalid option: expected one of {}",
-                                values.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("|")
+                                values
+                                    .iter()
+                                    .map(|x| x.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join("|")
                             ),
                         )
-                        .with("values", Value::Array(values.iter().map(|x| (*x).into()).collect())),
+                        .with(
+                            "values",
+                            Value::Array(values.iter().map(|x| (*x).into()).collect()),
+                        ),
                     );
                 }
                 return;
             }
-            range_check(n as f64, min.map(|m| m as f64), max.map(|m| m as f64), path, issues);
+            range_check(
+                n as f64,
+                min.map(|m| m as f64),
+                max.map(|m| m as f64),
+                path,
+                issues,
+            );
         }
         FieldSpec::Number { min, max } => match v.as_f64() {
             None => issues.push(Issue::invalid_type(path, "number", Some(v))),
@@ -231,17 +305,20 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
             }
         }
         FieldSpec::Media { kind } => check_media(v, *kind, path, issues),
-        FieldSpec::PromptImage { positions, references, max_items } => {
-            check_prompt_image(v, positions, *references, *max_items, path, issues)
-        }
+        FieldSpec::PromptImage {
+            positions,
+            references,
+            max_items,
+        } => check_prompt_image(v, positions, *references, *max_items, path, issues),
         FieldSpec::TypedMedia { types } => {
             let Some(obj) = v.as_object() else {
                 issues.push(Issue::invalid_type(path, "object", Some(v)));
                 return;
             };
-            let kind = obj.get("type").and_then(Value::as_str).and_then(|t| {
-                types.iter().copied().find(|k| k.as_str() == t)
-            });
+            let kind = obj
+                .get("type")
+                .and_then(Value::as_str)
+                .and_then(|t| types.iter().copied().find(|k| k.as_str() == t));
             match kind {
                 None => issues.push(
                     Issue::new(
@@ -249,7 +326,11 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
                         p(&path, "type"),
                         format!(
                             "Invalid input: expected type one of {}",
-                            types.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join("|")
+                            types
+                                .iter()
+                                .map(|k| format!("'{}'", k.as_str()))
+                                .collect::<Vec<_>>()
+                                .join("|")
                         ),
                     )
                     .with("note", "No matching discriminator")
@@ -262,14 +343,25 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
                     }
                     for k in obj.keys().filter(|k| *k != "type" && *k != "uri") {
                         issues.push(
-                            Issue::new("unrecognized_keys", path.clone(), format!("Unrecognized key: \"{k}\""))
-                                .with("keys", Value::Array(vec![k.clone().into()])),
+                            Issue::new(
+                                "unrecognized_keys",
+                                path.clone(),
+                                format!("Unrecognized key: \"{k}\""),
+                            )
+                            .with("keys", Value::Array(vec![k.clone().into()])),
                         );
                     }
                 }
             }
         }
-        FieldSpec::MediaList { kind, min_items, max_items, typed, allow_string, item_fields } => {
+        FieldSpec::MediaList {
+            kind,
+            min_items,
+            max_items,
+            typed,
+            allow_string,
+            item_fields,
+        } => {
             if *allow_string {
                 if v.is_string() {
                     check_media(v, *kind, path, issues);
@@ -283,11 +375,17 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
             count_check(items.len(), *min_items, *max_items, &path, issues);
             for (i, item) in items.iter().enumerate() {
                 let ip = p(&path, i);
-                let Some(obj) = media_item(item, *kind, &ip, issues) else { continue };
+                let Some(obj) = media_item(item, *kind, &ip, issues) else {
+                    continue;
+                };
                 if *typed && obj.get("type").and_then(Value::as_str) != Some(kind.as_str()) {
                     issues.push(
-                        Issue::new("invalid_value", p(&ip, "type"), format!("Invalid input: expected \"{}\"", kind.as_str()))
-                            .with("values", Value::Array(vec![kind.as_str().into()])),
+                        Issue::new(
+                            "invalid_value",
+                            p(&ip, "type"),
+                            format!("Invalid input: expected \"{}\"", kind.as_str()),
+                        )
+                        .with("values", Value::Array(vec![kind.as_str().into()])),
                     );
                 }
                 let rest: Map<String, Value> = obj
@@ -319,7 +417,11 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
                 check_object(obj, fields, required, &path, issues, &[]);
             }
         }
-        FieldSpec::ObjectList { fields, required, max_items } => {
+        FieldSpec::ObjectList {
+            fields,
+            required,
+            max_items,
+        } => {
             let Some(items) = v.as_array() else {
                 issues.push(Issue::invalid_type(path, "array", Some(v)));
                 return;
@@ -341,14 +443,24 @@ fn pixels(ratio: &str) -> Option<u64> {
     Some(w.parse::<u64>().ok()? * h.parse::<u64>().ok()?)
 }
 
-fn range_check(n: f64, min: Option<f64>, max: Option<f64>, path: Vec<Value>, issues: &mut Vec<Issue>) {
+fn range_check(
+    n: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+    path: Vec<Value>,
+    issues: &mut Vec<Issue>,
+) {
     if let Some(min) = min {
         if n < min {
             issues.push(
-                Issue::new("too_small", path, format!("Too small: expected number to be >={min}"))
-                    .with("minimum", min)
-                    .with("origin", "number")
-                    .with("inclusive", true),
+                Issue::new(
+                    "too_small",
+                    path,
+                    format!("Too small: expected number to be >={min}"),
+                )
+                .with("minimum", min)
+                .with("origin", "number")
+                .with("inclusive", true),
             );
             return;
         }
@@ -356,31 +468,49 @@ fn range_check(n: f64, min: Option<f64>, max: Option<f64>, path: Vec<Value>, iss
     if let Some(max) = max {
         if n > max {
             issues.push(
-                Issue::new("too_big", path, format!("Too big: expected number to be <={max}"))
-                    .with("maximum", max)
-                    .with("origin", "number")
-                    .with("inclusive", true),
+                Issue::new(
+                    "too_big",
+                    path,
+                    format!("Too big: expected number to be <={max}"),
+                )
+                .with("maximum", max)
+                .with("origin", "number")
+                .with("inclusive", true),
             );
         }
     }
 }
 
-fn count_check(n: usize, min: Option<usize>, max: Option<usize>, path: &[Value], issues: &mut Vec<Issue>) {
+fn count_check(
+    n: usize,
+    min: Option<usize>,
+    max: Option<usize>,
+    path: &[Value],
+    issues: &mut Vec<Issue>,
+) {
     if let Some(min) = min {
         if n < min {
             issues.push(
-                Issue::new("too_small", path.to_vec(), format!("Too small: expected array to have >={min} items"))
-                    .with("minimum", min)
-                    .with("origin", "array"),
+                Issue::new(
+                    "too_small",
+                    path.to_vec(),
+                    format!("Too small: expected array to have >={min} items"),
+                )
+                .with("minimum", min)
+                .with("origin", "array"),
             );
         }
     }
     if let Some(max) = max {
         if n > max {
             issues.push(
-                Issue::new("too_big", path.to_vec(), format!("Too big: expected array to have <={max} items"))
-                    .with("maximum", max)
-                    .with("origin", "array"),
+                Issue::new(
+                    "too_big",
+                    path.to_vec(),
+                    format!("Too big: expected array to have <={max} items"),
+                )
+                .with("maximum", max)
+                .with("origin", "array"),
             );
         }
     }
@@ -433,19 +563,29 @@ fn check_prompt_image(
     };
     if items.is_empty() {
         issues.push(
-            Issue::new("too_small", path, "Too small: expected array to have >=1 items")
-                .with("minimum", 1)
-                .with("origin", "array"),
+            Issue::new(
+                "too_small",
+                path,
+                "Too small: expected array to have >=1 items",
+            )
+            .with("minimum", 1)
+            .with("origin", "array"),
         );
         return;
     }
-    let default_max = if references { None } else { Some(positions.len().max(1)) };
+    let default_max = if references {
+        None
+    } else {
+        Some(positions.len().max(1))
+    };
     count_check(items.len(), None, max_items.or(default_max), &path, issues);
     let mut seen = Vec::new();
     let (mut keyframes, mut refs) = (0, 0);
     for (i, item) in items.iter().enumerate() {
         let ip = p(&path, i);
-        let Some(obj) = media_item(item, MediaKind::Image, &ip, issues) else { continue };
+        let Some(obj) = media_item(item, MediaKind::Image, &ip, issues) else {
+            continue;
+        };
         match obj.get("position") {
             None if references => refs += 1,
             None => issues.push(Issue::invalid_type(p(&ip, "position"), "string", None)),
@@ -454,7 +594,10 @@ fn check_prompt_image(
                 match pos.as_str() {
                     Some(s) if positions.iter().any(|x| x == s) => {
                         if seen.contains(&s.to_string()) {
-                            issues.push(Issue::custom(p(&ip, "position"), format!("Duplicate position \"{s}\"")));
+                            issues.push(Issue::custom(
+                                p(&ip, "position"),
+                                format!("Duplicate position \"{s}\""),
+                            ));
                         }
                         seen.push(s.to_string());
                     }
@@ -464,29 +607,48 @@ fn check_prompt_image(
                             p(&ip, "position"),
                             format!(
                                 "Invalid option: expected one of {}",
-                                positions.iter().map(|x| format!("\"{x}\"")).collect::<Vec<_>>().join("|")
+                                positions
+                                    .iter()
+                                    .map(|x| format!("\"{x}\""))
+                                    .collect::<Vec<_>>()
+                                    .join("|")
                             ),
                         )
-                        .with("values", Value::Array(positions.iter().cloned().map(Value::String).collect())),
+                        .with(
+                            "values",
+                            Value::Array(positions.iter().cloned().map(Value::String).collect()),
+                        ),
                     ),
                 }
             }
         }
         for k in obj.keys().filter(|k| *k != "uri" && *k != "position") {
             issues.push(
-                Issue::new("unrecognized_keys", ip.clone(), format!("Unrecognized key: \"{k}\""))
-                    .with("keys", Value::Array(vec![k.clone().into()])),
+                Issue::new(
+                    "unrecognized_keys",
+                    ip.clone(),
+                    format!("Unrecognized key: \"{k}\""),
+                )
+                .with("keys", Value::Array(vec![k.clone().into()])),
             );
         }
     }
     if keyframes > 0 && refs > 0 {
-        issues.push(Issue::custom(path.clone(), "Keyframes and reference images cannot be mixed"));
+        issues.push(Issue::custom(
+            path.clone(),
+            "Keyframes and reference images cannot be mixed",
+        ));
     }
     // Models with a first+last mode require the first frame; "last only" is refused.
-    if keyframes > 0 && seen.iter().any(|s| s != "first") && !seen.iter().any(|s| s == "first")
+    if keyframes > 0
+        && seen.iter().any(|s| s != "first")
+        && !seen.iter().any(|s| s == "first")
         && positions.iter().any(|s| s == "first")
     {
-        issues.push(Issue::custom(path, "A \"first\" frame is required when other keyframes are given"));
+        issues.push(Issue::custom(
+            path,
+            "A \"first\" frame is required when other keyframes are given",
+        ));
     }
 }
 
@@ -542,7 +704,12 @@ mod tests {
         let ok = "😀".repeat(500);
         let body = |t: &str| json!({"model": "gen4_turbo", "promptImage": "https://example.com/a.jpg", "ratio": "1280:720", "promptText": t});
         assert!(TaskSpec::parse(&Catalog::builtin(), "image_to_video", &body(&ok)).is_ok());
-        assert!(TaskSpec::parse(&Catalog::builtin(), "image_to_video", &body(&"😀".repeat(501))).is_err());
+        assert!(TaskSpec::parse(
+            &Catalog::builtin(),
+            "image_to_video",
+            &body(&"😀".repeat(501))
+        )
+        .is_err());
     }
 
     #[test]

@@ -8,7 +8,11 @@ use crate::{Engine, EngineError};
 
 impl Engine {
     /// Returns the URLs we serve, one per upstream output, in the same order.
-    pub(crate) async fn archive(&self, task: &Task, outputs: &[String]) -> Result<Vec<String>, EngineError> {
+    pub(crate) async fn archive(
+        &self,
+        task: &Task,
+        outputs: &[String],
+    ) -> Result<Vec<String>, EngineError> {
         let mut ours = Vec::with_capacity(outputs.len());
         for (i, url) in outputs.iter().enumerate() {
             let resp = self
@@ -18,7 +22,10 @@ impl Engine {
                 .await
                 .map_err(|e| EngineError::Other(format!("fetching output {i}: {e}")))?;
             if !resp.status().is_success() {
-                return Err(EngineError::Other(format!("fetching output {i}: upstream answered {}", resp.status())));
+                return Err(EngineError::Other(format!(
+                    "fetching output {i}: upstream answered {}",
+                    resp.status()
+                )));
             }
             let content_type = resp
                 .headers()
@@ -26,8 +33,13 @@ impl Engine {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            if resp.content_length().is_some_and(|n| n > self.config.max_output_bytes) {
-                return Err(EngineError::Other(format!("output {i} is larger than the cap")));
+            if resp
+                .content_length()
+                .is_some_and(|n| n > self.config.max_output_bytes)
+            {
+                return Err(EngineError::Other(format!(
+                    "output {i} is larger than the cap"
+                )));
             }
             let key = format!("{}/{}.{}", task.id, i, extension(&content_type, url));
             let mut writer = self.media.writer(&key).await?;
@@ -42,7 +54,9 @@ impl Engine {
                 };
                 if writer.written + chunk.len() as u64 > self.config.max_output_bytes {
                     writer.abort().await;
-                    return Err(EngineError::Other(format!("output {i} is larger than the cap")));
+                    return Err(EngineError::Other(format!(
+                        "output {i} is larger than the cap"
+                    )));
                 }
                 writer.write(&chunk).await?;
             }
@@ -55,7 +69,12 @@ impl Engine {
 
 /// The file extension for an output, from its content type, else from its URL path.
 fn extension(content_type: &str, url: &str) -> &'static str {
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let by_type = match ct.as_str() {
         "video/mp4" => Some("mp4"),
         "video/quicktime" => Some("mov"),
@@ -74,7 +93,12 @@ fn extension(content_type: &str, url: &str) -> &'static str {
         return e;
     }
     let path = url.split(['?', '#']).next().unwrap_or("");
-    match path.rsplit('.').next().map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .rsplit('.')
+        .next()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("mp4") => "mp4",
         Some("mov") => "mov",
         Some("png") => "png",
@@ -92,7 +116,10 @@ mod tests {
     #[test]
     fn extension_prefers_content_type() {
         assert_eq!(super::extension("video/mp4", "https://x/y.bin"), "mp4");
-        assert_eq!(super::extension("application/octet-stream", "https://x/out.png?sig=1"), "png");
+        assert_eq!(
+            super::extension("application/octet-stream", "https://x/out.png?sig=1"),
+            "png"
+        );
         assert_eq!(super::extension("", "https://x/out"), "bin");
     }
 }

@@ -14,7 +14,11 @@ pub struct Channel {
 
 impl Channel {
     pub fn new(config: ChannelConfig, upstream: Arc<dyn Upstream>) -> Channel {
-        Channel { config, upstream, unhealthy_until: Mutex::new(None) }
+        Channel {
+            config,
+            upstream,
+            unhealthy_until: Mutex::new(None),
+        }
     }
     pub fn name(&self) -> &str {
         &self.config.name
@@ -23,7 +27,10 @@ impl Channel {
         *self.unhealthy_until.lock().unwrap() = Some(Instant::now() + for_);
     }
     pub fn healthy(&self) -> bool {
-        self.unhealthy_until.lock().unwrap().is_none_or(|t| Instant::now() >= t)
+        self.unhealthy_until
+            .lock()
+            .unwrap()
+            .is_none_or(|t| Instant::now() >= t)
     }
 }
 

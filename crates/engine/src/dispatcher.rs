@@ -20,7 +20,11 @@ impl Engine {
         let candidates = self.channels.candidates(&task.spec.model);
         if candidates.is_empty() {
             return self
-                .fail(&task, CODE_NO_CHANNEL, &format!("No channel serves model {}.", task.spec.model))
+                .fail(
+                    &task,
+                    CODE_NO_CHANNEL,
+                    &format!("No channel serves model {}.", task.spec.model),
+                )
                 .await;
         }
         // Take a slot on the first channel with room. The cap is checked by the store in the
@@ -34,7 +38,8 @@ impl Engine {
             u.channel = Some(ch.name().to_string());
             u.channel_cap = ch.config.max_concurrent;
             u.bump_attempts = true;
-            u.event_data = Some(serde_json::json!({"channel": ch.name(), "attempt": task.attempts + 1}));
+            u.event_data =
+                Some(serde_json::json!({"channel": ch.name(), "attempt": task.attempts + 1}));
             if let Some(t) = self.store.update_task(u).await? {
                 claimed = Some((ch, t));
                 break;
@@ -58,10 +63,18 @@ impl Engine {
         let result = ch.upstream.submit(&task.spec, &task.id).await;
         match result {
             Ok(upstream_id) => self.submitted(&task, ch, upstream_id).await,
-            Err(SubmitError::NotAccepted { reason, retry_after }) => {
+            Err(SubmitError::NotAccepted {
+                reason,
+                retry_after,
+            }) => {
                 tracing::info!(task = %task.id, channel = ch.name(), %reason, "upstream did not take the task");
-                ch.mark_unhealthy(retry_after.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(60)));
-                self.requeue(&task, TaskState::Submitting, retry_after, &reason).await
+                ch.mark_unhealthy(
+                    retry_after
+                        .unwrap_or(Duration::from_secs(5))
+                        .min(Duration::from_secs(60)),
+                );
+                self.requeue(&task, TaskState::Submitting, retry_after, &reason)
+                    .await
             }
             Err(SubmitError::Rejected { code, message }) => self.fail(&task, &code, &message).await,
             Err(SubmitError::Unknown { reason }) => {
@@ -81,7 +94,12 @@ impl Engine {
     }
 
     /// The upstream took the task: from now on it is tracked by polling.
-    async fn submitted(&self, task: &Task, ch: &Channel, upstream_id: String) -> Result<(), EngineError> {
+    async fn submitted(
+        &self,
+        task: &Task,
+        ch: &Channel,
+        upstream_id: String,
+    ) -> Result<(), EngineError> {
         let mut u = TaskUpdate::new(&task.id, &[TaskState::Submitting])
             .leased_by(&self.owner)
             .to(TaskState::Running);
@@ -94,7 +112,9 @@ impl Engine {
             return Ok(());
         }
         // The client cancelled while we were submitting: the upstream job must not run on.
-        let Some(now) = self.store.get_task_by_id(&task.id).await? else { return Ok(()) };
+        let Some(now) = self.store.get_task_by_id(&task.id).await? else {
+            return Ok(());
+        };
         if now.state == TaskState::Cancelled {
             let cancelled = ch.upstream.cancel(&upstream_id).await.is_ok();
             let mut u = TaskUpdate::new(&task.id, &[TaskState::Cancelled]);
@@ -119,14 +139,27 @@ impl Engine {
     ) -> Result<(), EngineError> {
         if task.attempts >= self.config.submit_max_attempts {
             return self
-                .fail(task, CODE_UNAVAILABLE, &format!("The upstream did not accept the task after {} attempts: {reason}", task.attempts))
+                .fail(
+                    task,
+                    CODE_UNAVAILABLE,
+                    &format!(
+                        "The upstream did not accept the task after {} attempts: {reason}",
+                        task.attempts
+                    ),
+                )
                 .await;
         }
-        let mut wait = backoff_ms(task.attempts - 1, self.config.backoff_base_ms, self.config.backoff_max_ms);
+        let mut wait = backoff_ms(
+            task.attempts - 1,
+            self.config.backoff_base_ms,
+            self.config.backoff_max_ms,
+        );
         if let Some(ra) = retry_after {
             wait = wait.max(ra.as_millis() as u64);
         }
-        let mut u = TaskUpdate::new(&task.id, &[from]).leased_by(&self.owner).to(TaskState::Queued);
+        let mut u = TaskUpdate::new(&task.id, &[from])
+            .leased_by(&self.owner)
+            .to(TaskState::Queued);
         u.next_attempt_at = Some(Some(now_ms() + wait as i64));
         u.release_lease = true;
         u.event_data = Some(serde_json::json!({"retry_in_ms": wait, "reason": reason}));
@@ -139,26 +172,37 @@ impl Engine {
     async fn defer_unknown(&self, task: &Task, reason: &str) -> Result<(), EngineError> {
         match self.config.unknown_outcome {
             UnknownOutcomePolicy::Reconcile => {
-                let mut u = TaskUpdate::new(&task.id, &[TaskState::Submitting]).leased_by(&self.owner);
+                let mut u =
+                    TaskUpdate::new(&task.id, &[TaskState::Submitting]).leased_by(&self.owner);
                 u.next_attempt_at = Some(Some(now_ms() + self.config.reconcile_delay_ms as i64));
                 u.release_lease = true;
                 self.store.update_task(u).await?;
                 Ok(())
             }
             UnknownOutcomePolicy::Fail => self.fail_unknown(task, reason).await,
-            UnknownOutcomePolicy::Resubmit => self.requeue(task, TaskState::Submitting, None, reason).await,
+            UnknownOutcomePolicy::Resubmit => {
+                self.requeue(task, TaskState::Submitting, None, reason)
+                    .await
+            }
         }
     }
 
     /// A task found in `submitting` when claimed: its submit's outcome is not known (a worker
     /// died mid-call, or the call ended ambiguously). Never resubmit blindly.
-    pub(crate) async fn resolve_unknown(self: &Arc<Engine>, task: Task, reason: &str) -> Result<(), EngineError> {
+    pub(crate) async fn resolve_unknown(
+        self: &Arc<Engine>,
+        task: Task,
+        reason: &str,
+    ) -> Result<(), EngineError> {
         let Some(ch) = task.channel.as_deref().and_then(|c| self.channels.get(c)) else {
             return self.fail_unknown(&task, reason).await;
         };
         match self.config.unknown_outcome {
             UnknownOutcomePolicy::Fail => self.fail_unknown(&task, reason).await,
-            UnknownOutcomePolicy::Resubmit => self.requeue(&task, TaskState::Submitting, None, reason).await,
+            UnknownOutcomePolicy::Resubmit => {
+                self.requeue(&task, TaskState::Submitting, None, reason)
+                    .await
+            }
             UnknownOutcomePolicy::Reconcile => match ch.upstream.lookup(&task.id).await {
                 Ok(Some(upstream_id)) => {
                     tracing::info!(task = %task.id, %upstream_id, "reconciled: the upstream has the task");
@@ -166,7 +210,8 @@ impl Engine {
                 }
                 Ok(None) => {
                     tracing::info!(task = %task.id, "reconciled: the upstream never got the task; resubmitting");
-                    self.requeue(&task, TaskState::Submitting, None, reason).await
+                    self.requeue(&task, TaskState::Submitting, None, reason)
+                        .await
                 }
                 Err(UpstreamError::Unsupported) => self.fail_unknown(&task, reason).await,
                 Err(e) => {
@@ -175,9 +220,12 @@ impl Engine {
                         return self.fail_unknown(&task, reason).await;
                     }
                     tracing::warn!(task = %task.id, error = %e, "reconcile lookup failed; will retry");
-                    let mut u = TaskUpdate::new(&task.id, &[TaskState::Submitting]).leased_by(&self.owner);
+                    let mut u =
+                        TaskUpdate::new(&task.id, &[TaskState::Submitting]).leased_by(&self.owner);
                     u.next_attempt_at = Some(Some(
-                        now_ms() + backoff_ms(2, self.config.backoff_base_ms, self.config.backoff_max_ms) as i64,
+                        now_ms()
+                            + backoff_ms(2, self.config.backoff_base_ms, self.config.backoff_max_ms)
+                                as i64,
                     ));
                     u.release_lease = true;
                     self.store.update_task(u).await?;
@@ -203,14 +251,30 @@ impl Engine {
 
     pub(crate) fn next_poll_at(&self, task: &Task) -> i64 {
         let age = now_ms() - task.started_at.unwrap_or(task.created_at);
-        now_ms() + poll_interval_ms(age, self.config.poll_min_ms, self.config.poll_max_ms, self.config.poll_age_factor) as i64
+        now_ms()
+            + poll_interval_ms(
+                age,
+                self.config.poll_min_ms,
+                self.config.poll_max_ms,
+                self.config.poll_age_factor,
+            ) as i64
     }
 
     /// Ends a task as failed, from whatever live state it is in.
-    pub(crate) async fn fail(&self, task: &Task, code: &str, message: &str) -> Result<(), EngineError> {
+    pub(crate) async fn fail(
+        &self,
+        task: &Task,
+        code: &str,
+        message: &str,
+    ) -> Result<(), EngineError> {
         let mut u = TaskUpdate::new(
             &task.id,
-            &[TaskState::Queued, TaskState::Throttled, TaskState::Submitting, TaskState::Running],
+            &[
+                TaskState::Queued,
+                TaskState::Throttled,
+                TaskState::Submitting,
+                TaskState::Running,
+            ],
         )
         .leased_by(&self.owner)
         .to(TaskState::Failed);

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use reelay_core::TaskState;
 use reelay_media::LocalMedia;
 use reelay_store::{now_ms, Store, Task};
-use reelay_core::TaskState;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util_shutdown::Shutdown;
 
@@ -132,11 +132,16 @@ impl Engine {
             let mut full_batch = false;
             if free > 0 {
                 let lease_until = now + (self.config.lease_seconds * 1000) as i64;
-                match self.store.claim_due(&self.owner, now, lease_until, free.min(256)).await {
+                match self
+                    .store
+                    .claim_due(&self.owner, now, lease_until, free.min(256))
+                    .await
+                {
                     Ok(tasks) => {
                         full_batch = tasks.len() as i64 == free.min(256);
                         for task in tasks {
-                            let permit = permits.clone().acquire_owned().await.expect("never closed");
+                            let permit =
+                                permits.clone().acquire_owned().await.expect("never closed");
                             let engine = self.clone();
                             tokio::spawn(async move {
                                 engine.step(task).await;
@@ -190,7 +195,10 @@ impl Engine {
         let result = match task.state {
             TaskState::Queued => self.dispatch(task).await,
             TaskState::Throttled if task.upstream_id.is_none() => self.dispatch(task).await,
-            TaskState::Submitting => self.resolve_unknown(task, "worker stopped while submitting").await,
+            TaskState::Submitting => {
+                self.resolve_unknown(task, "worker stopped while submitting")
+                    .await
+            }
             TaskState::Running | TaskState::Throttled => self.track(task).await,
             TaskState::Cancelled if task.cancel_upstream => self.cancel_upstream(task).await,
             _ => self.settle(task).await,

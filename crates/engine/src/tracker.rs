@@ -15,14 +15,27 @@ pub const CODE_CHANNEL_GONE: &str = "CHANNEL_GONE";
 
 impl Engine {
     pub(crate) async fn track(self: &Arc<Engine>, task: Task) -> Result<(), EngineError> {
-        let (Some(upstream_id), Some(ch)) =
-            (task.upstream_id.clone(), task.channel.as_deref().and_then(|c| self.channels.get(c)))
-        else {
-            return self.fail(&task, CODE_CHANNEL_GONE, "The channel this task ran on is no longer configured.").await;
+        let (Some(upstream_id), Some(ch)) = (
+            task.upstream_id.clone(),
+            task.channel.as_deref().and_then(|c| self.channels.get(c)),
+        ) else {
+            return self
+                .fail(
+                    &task,
+                    CODE_CHANNEL_GONE,
+                    "The channel this task ran on is no longer configured.",
+                )
+                .await;
         };
         if self.past_deadline(&task) {
             let _ = ch.upstream.cancel(&upstream_id).await;
-            return self.fail(&task, CODE_TIMEOUT, "The task did not finish within the deadline.").await;
+            return self
+                .fail(
+                    &task,
+                    CODE_TIMEOUT,
+                    "The task did not finish within the deadline.",
+                )
+                .await;
         }
         let live = [TaskState::Running, TaskState::Throttled];
         let status = match ch.upstream.status(&upstream_id).await {
@@ -33,15 +46,28 @@ impl Engine {
             }
         };
         match status {
-            UpstreamStatus::Pending => self.poll_later(&task, Some(TaskState::Running), Some(0.0)).await,
-            UpstreamStatus::Throttled => self.poll_later(&task, Some(TaskState::Throttled), None).await,
+            UpstreamStatus::Pending => {
+                self.poll_later(&task, Some(TaskState::Running), Some(0.0))
+                    .await
+            }
+            UpstreamStatus::Throttled => {
+                self.poll_later(&task, Some(TaskState::Throttled), None)
+                    .await
+            }
             UpstreamStatus::Running { progress } => {
                 // Progress never goes backwards in what clients see.
-                self.poll_later(&task, Some(TaskState::Running), Some(progress.max(task.progress).min(0.99))).await
+                self.poll_later(
+                    &task,
+                    Some(TaskState::Running),
+                    Some(progress.max(task.progress).min(0.99)),
+                )
+                .await
             }
             UpstreamStatus::Succeeded { outputs } => match self.archive(&task, &outputs).await {
                 Ok(ours) => {
-                    let mut u = TaskUpdate::new(&task.id, &live).leased_by(&self.owner).to(TaskState::Succeeded);
+                    let mut u = TaskUpdate::new(&task.id, &live)
+                        .leased_by(&self.owner)
+                        .to(TaskState::Succeeded);
                     u.outputs = Some(ours);
                     u.upstream_outputs = Some(outputs);
                     u.next_attempt_at = Some(None);
@@ -55,24 +81,37 @@ impl Engine {
                 }
             },
             UpstreamStatus::Failed { code, message } => {
-                self.fail(&task, code.as_deref().unwrap_or("INTERNAL"), &message).await
+                self.fail(&task, code.as_deref().unwrap_or("INTERNAL"), &message)
+                    .await
             }
             UpstreamStatus::Cancelled => {
-                let mut u = TaskUpdate::new(&task.id, &live).leased_by(&self.owner).to(TaskState::Cancelled);
-                u.failure = Some(("CANCELLED".into(), "The task was cancelled upstream.".into()));
+                let mut u = TaskUpdate::new(&task.id, &live)
+                    .leased_by(&self.owner)
+                    .to(TaskState::Cancelled);
+                u.failure = Some((
+                    "CANCELLED".into(),
+                    "The task was cancelled upstream.".into(),
+                ));
                 u.next_attempt_at = Some(None);
                 u.release_lease = true;
                 self.store.update_task(u).await?;
                 Ok(())
             }
             UpstreamStatus::NotFound => {
-                self.fail(&task, CODE_LOST, "The upstream no longer knows this task.").await
+                self.fail(&task, CODE_LOST, "The upstream no longer knows this task.")
+                    .await
             }
         }
     }
 
-    async fn poll_later(&self, task: &Task, to: Option<TaskState>, progress: Option<f64>) -> Result<(), EngineError> {
-        let mut u = TaskUpdate::new(&task.id, &[TaskState::Running, TaskState::Throttled]).leased_by(&self.owner);
+    async fn poll_later(
+        &self,
+        task: &Task,
+        to: Option<TaskState>,
+        progress: Option<f64>,
+    ) -> Result<(), EngineError> {
+        let mut u = TaskUpdate::new(&task.id, &[TaskState::Running, TaskState::Throttled])
+            .leased_by(&self.owner);
         u.to = to;
         u.progress = progress;
         u.next_attempt_at = Some(Some(self.next_poll_at(task)));

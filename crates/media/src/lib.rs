@@ -52,7 +52,12 @@ impl LocalMedia {
         }
         let tmp = dest.with_extension(format!("part-{}", std::process::id()));
         let file = tokio::fs::File::create(&tmp).await?;
-        Ok(MediaWriter { file, tmp, dest, written: 0 })
+        Ok(MediaWriter {
+            file,
+            tmp,
+            dest,
+            written: 0,
+        })
     }
 
     pub async fn exists(&self, key: &str) -> bool {

@@ -31,7 +31,10 @@ pub enum Fault {
 impl Fault {
     /// Faults answered before the body is even read (a load balancer or rate limiter would).
     pub(crate) fn is_before_body(&self) -> bool {
-        matches!(self, Fault::RateLimit { .. } | Fault::ServerError { .. } | Fault::ResetBeforeAccept)
+        matches!(
+            self,
+            Fault::RateLimit { .. } | Fault::ServerError { .. } | Fault::ResetBeforeAccept
+        )
     }
 
     /// Faults that answer instead of creating, once the body is known valid.
@@ -43,7 +46,9 @@ impl Fault {
     pub(crate) fn is_post_accept(&self) -> bool {
         matches!(
             self,
-            Fault::AcceptThenServerError { .. } | Fault::ResetAfterAccept | Fault::TimeoutAfterAccept { .. }
+            Fault::AcceptThenServerError { .. }
+                | Fault::ResetAfterAccept
+                | Fault::TimeoutAfterAccept { .. }
         )
     }
 }
@@ -84,14 +89,31 @@ fn parse_one(token: &str) -> Option<Directive> {
         Some((n, a)) => (n.trim(), Some(a.trim())),
         None => (token, None),
     };
-    let persistent = |fault| Some(Directive { fault, once: false, token: token.to_string() });
-    let once = |fault| Some(Directive { fault, once: true, token: token.to_string() });
+    let persistent = |fault| {
+        Some(Directive {
+            fault,
+            once: false,
+            token: token.to_string(),
+        })
+    };
+    let once = |fault| {
+        Some(Directive {
+            fault,
+            once: true,
+            token: token.to_string(),
+        })
+    };
     let five_xx = |s: &str| s.parse::<u16>().ok().filter(|c| (500..600).contains(c));
     match (name, arg) {
-        ("fail", Some(code)) if !code.is_empty() => persistent(Fault::FailTask { code: code.to_string() }),
+        ("fail", Some(code)) if !code.is_empty() => persistent(Fault::FailTask {
+            code: code.to_string(),
+        }),
         ("moderation", None) => persistent(Fault::Moderation),
         ("slow", Some(f)) => {
-            let factor = f.parse::<f64>().ok().filter(|f| f.is_finite() && *f > 0.0)?;
+            let factor = f
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f > 0.0)?;
             persistent(Fault::SlowProgress { factor })
         }
         ("429", arg) => {
@@ -103,12 +125,18 @@ fn parse_one(token: &str) -> Option<Directive> {
         }
         ("reset_after_accept", None) => once(Fault::ResetAfterAccept),
         ("reset" | "reset_before_accept", None) => once(Fault::ResetBeforeAccept),
-        ("timeout_after_accept", Some(s)) => once(Fault::TimeoutAfterAccept { secs: s.parse().ok()? }),
+        ("timeout_after_accept", Some(s)) => once(Fault::TimeoutAfterAccept {
+            secs: s.parse().ok()?,
+        }),
         (n, None) => {
             if let Some(code) = n.strip_suffix("_after_accept") {
-                once(Fault::AcceptThenServerError { status: five_xx(code)? })
+                once(Fault::AcceptThenServerError {
+                    status: five_xx(code)?,
+                })
             } else {
-                once(Fault::ServerError { status: five_xx(n)? })
+                once(Fault::ServerError {
+                    status: five_xx(n)?,
+                })
             }
         }
         _ => None,
@@ -128,9 +156,13 @@ mod tests {
         assert_eq!(
             faults,
             vec![
-                Fault::FailTask { code: "SAFETY.INPUT.TEXT".into() },
+                Fault::FailTask {
+                    code: "SAFETY.INPUT.TEXT".into()
+                },
                 Fault::SlowProgress { factor: 2.5 },
-                Fault::RateLimit { retry_after_secs: 1 },
+                Fault::RateLimit {
+                    retry_after_secs: 1
+                },
             ]
         );
         assert!(!d[0].once && !d[1].once && d[2].once);
@@ -154,8 +186,14 @@ mod tests {
 
     #[test]
     fn fault_json_shape() {
-        let f: Fault = serde_json::from_str(r#"{"kind":"rate_limit","retry_after_secs":2}"#).unwrap();
-        assert_eq!(f, Fault::RateLimit { retry_after_secs: 2 });
+        let f: Fault =
+            serde_json::from_str(r#"{"kind":"rate_limit","retry_after_secs":2}"#).unwrap();
+        assert_eq!(
+            f,
+            Fault::RateLimit {
+                retry_after_secs: 2
+            }
+        );
         assert_eq!(
             serde_json::to_value(Fault::ResetAfterAccept).unwrap(),
             serde_json::json!({"kind": "reset_after_accept"})

@@ -18,11 +18,15 @@ pub(crate) fn output_file(kind: OutputKindName) -> (&'static str, &'static str, 
 }
 
 pub(crate) fn file_by_name(name: &str) -> Option<(&'static str, &'static [u8])> {
-    [OutputKindName::Video, OutputKindName::Image, OutputKindName::Audio]
-        .into_iter()
-        .map(output_file)
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, ct, bytes)| (ct, bytes))
+    [
+        OutputKindName::Video,
+        OutputKindName::Image,
+        OutputKindName::Audio,
+    ]
+    .into_iter()
+    .map(output_file)
+    .find(|(n, _, _)| *n == name)
+    .map(|(_, ct, bytes)| (ct, bytes))
 }
 
 /// A keyed hash over what the URL grants: this file of this task until `exp`.
@@ -38,5 +42,8 @@ pub(crate) fn sign(secret: &[u8], task_id: &str, name: &str, exp: u64) -> String
 }
 
 pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

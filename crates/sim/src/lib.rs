@@ -132,11 +132,19 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimHa
         let shutdown = async move {
             let _ = rx.await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::warn!(error = %e, "simulator server stopped");
         }
     });
-    Ok(SimHandle { sim, addr, shutdown: Some(tx), task: Some(task) })
+    Ok(SimHandle {
+        sim,
+        addr,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -160,7 +168,10 @@ impl SimHandle {
         }
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(std::time::Duration::from_secs(2), task).await.is_err() {
+            if tokio::time::timeout(std::time::Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }

@@ -44,13 +44,19 @@ pub(crate) fn failure_message(code: &str) -> &'static str {
         "SAFETY.INPUT.TEXT" => "The input text was flagged by our content moderation system.",
         "SAFETY.INPUT.IMAGE" => "The input image was flagged by our content moderation system.",
         "SAFETY.INPUT.VIDEO" => "The input video was flagged by our content moderation system.",
-        "SAFETY.OUTPUT.VIDEO" => "The generated video was flagged by our content moderation system.",
-        "SAFETY.OUTPUT.IMAGE" => "The generated image was flagged by our content moderation system.",
+        "SAFETY.OUTPUT.VIDEO" => {
+            "The generated video was flagged by our content moderation system."
+        }
+        "SAFETY.OUTPUT.IMAGE" => {
+            "The generated image was flagged by our content moderation system."
+        }
         "INTERNAL.BAD_OUTPUT.CODE01" => {
             "The model produced an unusable output. Try again, ideally with a different input."
         }
         "INTERNAL" => "An internal error occurred. Please try again later.",
-        "THIRD_PARTY.UNAVAILABLE" => "The model provider is temporarily unavailable. Please try again later.",
+        "THIRD_PARTY.UNAVAILABLE" => {
+            "The model provider is temporarily unavailable. Please try again later."
+        }
         "INPUT_PREPROCESSING.INTERNAL" => {
             "An error occurred while preprocessing the input. Please try again later."
         }
@@ -123,7 +129,9 @@ impl Task {
     }
 
     pub fn phase(&self, now: Instant) -> Phase {
-        let Some(start) = self.start else { return Phase::Throttled };
+        let Some(start) = self.start else {
+            return Phase::Throttled;
+        };
         let run_start = start + self.pending;
         if now < run_start {
             return Phase::Pending;
@@ -210,7 +218,11 @@ impl State {
             removed_charges: 0,
             daily: VecDeque::new(),
             max_concurrent: max_concurrent.map(|m| m.max(1)),
-            failure_rate: if failure_rate.is_finite() { failure_rate.clamp(0.0, 1.0) } else { 0.0 },
+            failure_rate: if failure_rate.is_finite() {
+                failure_rate.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
         }
     }
 
@@ -261,12 +273,22 @@ impl State {
         let code_index = self.rng.gen_range(0..FAILURE_CODES.len());
         let fraction: f64 = self.rng.gen_range(0.2..=1.0);
         let outcome = match new.forced_failure {
-            Some(code) => Outcome::Fail { code, fraction: 1.0 },
+            Some(code) => Outcome::Fail {
+                code,
+                fraction: 1.0,
+            },
             None if roll < self.failure_rate => {
                 let code = FAILURE_CODES[code_index];
                 // Input moderation fails straight away; the rest somewhere into the run.
-                let fraction = if failure_is_charged(code) { 0.0 } else { fraction };
-                Outcome::Fail { code: code.to_string(), fraction }
+                let fraction = if failure_is_charged(code) {
+                    0.0
+                } else {
+                    fraction
+                };
+                Outcome::Fail {
+                    code: code.to_string(),
+                    fraction,
+                }
             }
             None => Outcome::Succeed,
         };
@@ -362,7 +384,9 @@ impl State {
 
     /// Starts the throttled tasks whose slot has freed by `now`, each at the instant it freed.
     fn settle(&mut self, now: Instant) {
-        let Some(max) = self.max_concurrent else { return };
+        let Some(max) = self.max_concurrent else {
+            return;
+        };
         while let Some(&id) = self.throttled.front() {
             let Some(task) = self.tasks.get(&id) else {
                 self.throttled.pop_front();
@@ -372,10 +396,15 @@ impl State {
                 Some(p) if p > task.created => p,
                 _ => task.created,
             };
-            let mut ends: Vec<Instant> = self.slots.iter().copied().filter(|e| *e > since).collect();
+            let mut ends: Vec<Instant> =
+                self.slots.iter().copied().filter(|e| *e > since).collect();
             ends.sort();
             // Occupancy falls below `max` when the (len - max)-th slot ends.
-            let start = if ends.len() < max { since } else { ends[ends.len() - max] };
+            let start = if ends.len() < max {
+                since
+            } else {
+                ends[ends.len() - max]
+            };
             if start > now {
                 break;
             }
@@ -407,14 +436,19 @@ impl State {
                     None => true, // deleted: just drop the id
                 })
                 .unwrap_or(0);
-            let Some(id) = self.order.remove(pos) else { break };
+            let Some(id) = self.order.remove(pos) else {
+                break;
+            };
             if let Some(task) = self.tasks.remove(&id) {
                 let phase = task.phase(now);
                 self.removed_charges += task.charge(&phase);
                 self.throttled.retain(|t| *t != id);
             }
         }
-        while self.daily.front().is_some_and(|(t, _)| now.duration_since(*t) > DAY)
+        while self
+            .daily
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > DAY)
             || self.daily.len() > 2 * MAX_TASKS
         {
             self.daily.pop_front();
@@ -426,7 +460,12 @@ impl State {
     /// Credits charged so far (held ones included).
     pub fn credits_charged(&mut self, now: Instant) -> i64 {
         self.settle(now);
-        self.removed_charges + self.tasks.values().map(|t| t.charge(&t.phase(now))).sum::<i64>()
+        self.removed_charges
+            + self
+                .tasks
+                .values()
+                .map(|t| t.charge(&t.phase(now)))
+                .sum::<i64>()
     }
 
     pub fn daily_generations(&self, now: Instant) -> std::collections::BTreeMap<String, u64> {
@@ -470,7 +509,10 @@ mod tests {
         let mut s = State::new(1, None, 0.0);
         let id = s.create(new_task(4.0), t0);
         assert_eq!(s.get(&id, t0).unwrap().1, Phase::Pending);
-        assert_eq!(s.get(&id, t0 + secs(3.0)).unwrap().1, Phase::Running { progress: 0.5 });
+        assert_eq!(
+            s.get(&id, t0 + secs(3.0)).unwrap().1,
+            Phase::Running { progress: 0.5 }
+        );
         assert_eq!(s.get(&id, t0 + secs(5.0)).unwrap().1, Phase::Succeeded);
     }
 
@@ -496,7 +538,10 @@ mod tests {
         let mut s = State::new(1, Some(1), 0.0);
         let a = s.create(new_task(100.0), t0);
         let b = s.create(new_task(4.0), t0);
-        assert_eq!(s.delete(&a, t0 + secs(2.0)), Some(Phase::Running { progress: 0.01 }));
+        assert_eq!(
+            s.delete(&a, t0 + secs(2.0)),
+            Some(Phase::Running { progress: 0.01 })
+        );
         let (tb, phase) = s.get(&b, t0 + secs(2.5)).unwrap();
         assert_eq!(tb.start, Some(t0 + secs(2.0)));
         assert_eq!(phase, Phase::Pending);
@@ -509,14 +554,17 @@ mod tests {
         let t0 = Instant::now();
         let run = |step: f64| {
             let mut s = State::new(1, Some(2), 0.0);
-            let ids: Vec<_> =
-                (0..6).map(|i| s.create(new_task(1.0 + i as f64), t0 + secs(i as f64 * 0.1))).collect();
+            let ids: Vec<_> = (0..6)
+                .map(|i| s.create(new_task(1.0 + i as f64), t0 + secs(i as f64 * 0.1)))
+                .collect();
             let mut t = 1.0;
             while t < 40.0 {
                 s.settle(t0 + secs(t));
                 t += step;
             }
-            ids.iter().map(|id| s.get(id, t0 + secs(40.0)).unwrap().0.start.unwrap()).collect::<Vec<_>>()
+            ids.iter()
+                .map(|id| s.get(id, t0 + secs(40.0)).unwrap().0.start.unwrap())
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(0.05), run(13.0));
     }
@@ -527,7 +575,9 @@ mod tests {
             let t0 = Instant::now();
             let mut s = State::new(seed, None, 0.5);
             let ids: Vec<_> = (0..40).map(|_| s.create(new_task(1.0), t0)).collect();
-            ids.iter().map(|id| s.get(id, t0 + secs(10.0)).unwrap().1).collect::<Vec<_>>()
+            ids.iter()
+                .map(|id| s.get(id, t0 + secs(10.0)).unwrap().1)
+                .collect::<Vec<_>>()
         };
         assert_eq!(pattern(7), pattern(7));
         assert_ne!(pattern(7), pattern(8));
@@ -537,7 +587,10 @@ mod tests {
     fn failures_refund_except_input_moderation() {
         let t0 = Instant::now();
         let mut s = State::new(1, None, 0.0);
-        let failing = |code: &str| NewTask { forced_failure: Some(code.into()), ..new_task(1.0) };
+        let failing = |code: &str| NewTask {
+            forced_failure: Some(code.into()),
+            ..new_task(1.0)
+        };
         s.create(failing("INTERNAL"), t0);
         s.create(failing("SAFETY.INPUT.TEXT"), t0);
         assert_eq!(s.credits_charged(t0 + secs(5.0)), 10);

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use reelay_sim::{spawn, Fault, SimConfig, SimHandle, SimStats, SAMPLE_MP3, SAMPLE_MP4, SAMPLE_PNG};
+use reelay_sim::{
+    spawn, Fault, SimConfig, SimHandle, SimStats, SAMPLE_MP3, SAMPLE_MP4, SAMPLE_PNG,
+};
 use serde_json::{json, Value};
 
 const VERSION: &str = "2024-11-06";
@@ -13,13 +15,22 @@ struct TestSim {
 }
 
 fn quick() -> SimConfig {
-    SimConfig { pending_seconds: 0.2, run_seconds: 0.5, ..SimConfig::default() }
+    SimConfig {
+        pending_seconds: 0.2,
+        run_seconds: 0.5,
+        ..SimConfig::default()
+    }
 }
 
 async fn start(config: SimConfig) -> TestSim {
-    let handle = spawn(config, "127.0.0.1:0".parse().unwrap()).await.expect("bind");
+    let handle = spawn(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind");
     // No pooling: connection-dropping faults must not poison the next request's connection.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     TestSim { handle, client }
 }
 
@@ -34,7 +45,10 @@ impl TestSim {
     }
 
     fn post(&self, endpoint: &str, body: &Value) -> reqwest::RequestBuilder {
-        self.client.post(self.url(&format!("/v1/{endpoint}"))).header("X-Runway-Version", VERSION).json(body)
+        self.client
+            .post(self.url(&format!("/v1/{endpoint}")))
+            .header("X-Runway-Version", VERSION)
+            .json(body)
     }
 
     async fn create_ok(&self, endpoint: &str, body: &Value) -> String {
@@ -73,13 +87,25 @@ impl TestSim {
 
     async fn terminal(&self, id: &str) -> Value {
         let seen = self
-            .poll_until(id, |v| matches!(v["status"].as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED")))
+            .poll_until(id, |v| {
+                matches!(
+                    v["status"].as_str(),
+                    Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+                )
+            })
             .await;
         seen.last().unwrap().clone()
     }
 
     async fn stats(&self) -> SimStats {
-        self.client.get(self.url("/_sim/stats")).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(self.url("/_sim/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 
@@ -92,8 +118,17 @@ fn keys(v: &Value) -> Vec<&str> {
 #[tokio::test]
 async fn a_task_goes_pending_running_succeeded_and_its_output_downloads() {
     // A long PENDING so the first poll surely sees it, a long RUN to see progress rise.
-    let sim = start(SimConfig { pending_seconds: 1.0, run_seconds: 1.0, ..quick() }).await;
-    let res = sim.post("image_to_video", &i2v_body("a cat")).send().await.unwrap();
+    let sim = start(SimConfig {
+        pending_seconds: 1.0,
+        run_seconds: 1.0,
+        ..quick()
+    })
+    .await;
+    let res = sim
+        .post("image_to_video", &i2v_body("a cat"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let created: Value = res.json().await.unwrap();
     assert_eq!(keys(&created), ["estimatedCost", "id"]);
@@ -105,20 +140,37 @@ async fn a_task_goes_pending_running_succeeded_and_its_output_downloads() {
     assert_eq!(first["status"], "PENDING");
     assert_eq!(keys(&first), ["createdAt", "estimatedCost", "id", "status"]);
     let created_at = first["createdAt"].as_str().unwrap();
-    assert!(created_at.ends_with('Z') && created_at.len() == 24, "{created_at}");
+    assert!(
+        created_at.ends_with('Z') && created_at.len() == 24,
+        "{created_at}"
+    );
     assert!(chrono::DateTime::parse_from_rfc3339(created_at).is_ok());
 
     let seen = sim.poll_until(id, |v| v["status"] == "SUCCEEDED").await;
-    let progress: Vec<f64> =
-        seen.iter().filter(|v| v["status"] == "RUNNING").map(|v| v["progress"].as_f64().unwrap()).collect();
+    let progress: Vec<f64> = seen
+        .iter()
+        .filter(|v| v["status"] == "RUNNING")
+        .map(|v| v["progress"].as_f64().unwrap())
+        .collect();
     assert!(!progress.is_empty(), "never saw RUNNING");
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     assert!(progress.iter().all(|p| (0.0..1.0).contains(p)));
     let running = seen.iter().find(|v| v["status"] == "RUNNING").unwrap();
-    assert_eq!(keys(running), ["createdAt", "estimatedCost", "id", "progress", "status"]);
+    assert_eq!(
+        keys(running),
+        ["createdAt", "estimatedCost", "id", "progress", "status"]
+    );
     // Statuses only move forward.
-    let order = |s: &str| ["PENDING", "RUNNING", "SUCCEEDED"].iter().position(|x| *x == s).unwrap();
-    let statuses: Vec<usize> = seen.iter().map(|v| order(v["status"].as_str().unwrap())).collect();
+    let order = |s: &str| {
+        ["PENDING", "RUNNING", "SUCCEEDED"]
+            .iter()
+            .position(|x| *x == s)
+            .unwrap()
+    };
+    let statuses: Vec<usize> = seen
+        .iter()
+        .map(|v| order(v["status"].as_str().unwrap()))
+        .collect();
     assert!(statuses.windows(2).all(|w| w[0] <= w[1]));
 
     let done = seen.last().unwrap();
@@ -131,7 +183,10 @@ async fn a_task_goes_pending_running_succeeded_and_its_output_downloads() {
     let file = sim.client.get(url).send().await.unwrap();
     assert_eq!(file.status(), 200);
     assert_eq!(file.headers()["content-type"], "video/mp4");
-    assert_eq!(file.headers()["content-length"], SAMPLE_MP4.len().to_string().as_str());
+    assert_eq!(
+        file.headers()["content-length"],
+        SAMPLE_MP4.len().to_string().as_str()
+    );
     assert_eq!(&file.bytes().await.unwrap()[..], SAMPLE_MP4);
 }
 
@@ -145,12 +200,23 @@ async fn image_and_audio_endpoints_produce_png_and_mp3() {
         )
         .await;
     let snd = sim
-        .create_ok("sound_effect", &json!({"model": "eleven_text_to_sound_v2", "promptText": "rain"}))
+        .create_ok(
+            "sound_effect",
+            &json!({"model": "eleven_text_to_sound_v2", "promptText": "rain"}),
+        )
         .await;
-    for (id, ct, bytes) in [(img, "image/png", SAMPLE_PNG), (snd, "audio/mpeg", SAMPLE_MP3)] {
+    for (id, ct, bytes) in [
+        (img, "image/png", SAMPLE_PNG),
+        (snd, "audio/mpeg", SAMPLE_MP3),
+    ] {
         let done = sim.terminal(&id).await;
         assert_eq!(done["status"], "SUCCEEDED");
-        let file = sim.client.get(done["output"][0].as_str().unwrap()).send().await.unwrap();
+        let file = sim
+            .client
+            .get(done["output"][0].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(file.headers()["content-type"], ct);
         assert_eq!(&file.bytes().await.unwrap()[..], bytes);
     }
@@ -167,7 +233,10 @@ async fn invalid_bodies_get_runways_400() {
     let issues = v["issues"].as_array().unwrap();
     assert!(!issues.is_empty());
     for i in issues {
-        assert!(i["code"].is_string() && i["path"].is_array() && i["message"].is_string(), "{i}");
+        assert!(
+            i["code"].is_string() && i["path"].is_array() && i["message"].is_string(),
+            "{i}"
+        );
     }
     assert_eq!(issues[0]["path"], json!(["model"]));
 
@@ -181,7 +250,14 @@ async fn invalid_bodies_get_runways_400() {
         .unwrap();
     assert_eq!(res.status(), 400);
     let v: Value = res.json().await.unwrap();
-    assert!(v["issues"].as_array().unwrap().iter().any(|i| i["path"] == json!(["ratio"])), "{v}");
+    assert!(
+        v["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["path"] == json!(["ratio"])),
+        "{v}"
+    );
 
     let res = sim
         .client
@@ -201,9 +277,18 @@ async fn invalid_bodies_get_runways_400() {
 #[tokio::test]
 async fn the_version_header_is_required() {
     let sim = start(quick()).await;
-    let res = sim.client.post(sim.url("/v1/image_to_video")).json(&i2v_body("x")).send().await.unwrap();
+    let res = sim
+        .client
+        .post(sim.url("/v1/image_to_video"))
+        .json(&i2v_body("x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
-    assert!(res.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("X-Runway-Version"));
+    assert!(res.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("X-Runway-Version"));
     let res = sim
         .client
         .post(sim.url("/v1/image_to_video"))
@@ -213,21 +298,47 @@ async fn the_version_header_is_required() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    let res = sim.client.get(sim.url("/v1/organization")).send().await.unwrap();
+    let res = sim
+        .client
+        .get(sim.url("/v1/organization"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
 }
 
 #[tokio::test]
 async fn a_configured_key_is_required() {
-    let sim = start(SimConfig { api_key: Some("key_secret".into()), ..quick() }).await;
-    let res = sim.post("image_to_video", &i2v_body("x")).send().await.unwrap();
+    let sim = start(SimConfig {
+        api_key: Some("key_secret".into()),
+        ..quick()
+    })
+    .await;
+    let res = sim
+        .post("image_to_video", &i2v_body("x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     assert!(res.json::<Value>().await.unwrap()["error"].is_string());
-    let res = sim.post("image_to_video", &i2v_body("x")).bearer_auth("key_wrong").send().await.unwrap();
+    let res = sim
+        .post("image_to_video", &i2v_body("x"))
+        .bearer_auth("key_wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
-    let res = sim.post("image_to_video", &i2v_body("x")).bearer_auth("key_secret").send().await.unwrap();
+    let res = sim
+        .post("image_to_video", &i2v_body("x"))
+        .bearer_auth("key_secret")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let res = sim
         .client
         .get(sim.url(&format!("/v1/tasks/{id}")))
@@ -243,8 +354,14 @@ async fn a_configured_key_is_required() {
 #[tokio::test]
 async fn rate_limit_fault_answers_429_with_retry_after_and_creates_nothing() {
     let sim = start(quick()).await;
-    sim.handle.sim.push_fault(Fault::RateLimit { retry_after_secs: 7 });
-    let res = sim.post("image_to_video", &i2v_body("x")).send().await.unwrap();
+    sim.handle.sim.push_fault(Fault::RateLimit {
+        retry_after_secs: 7,
+    });
+    let res = sim
+        .post("image_to_video", &i2v_body("x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers()["retry-after"], "7");
     assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
@@ -270,13 +387,19 @@ async fn server_error_faults_before_and_after_accept() {
         .unwrap();
     assert_eq!(res.status(), 200);
     for _ in 0..2 {
-        let res = sim.post("image_to_video", &i2v_body("x")).send().await.unwrap();
+        let res = sim
+            .post("image_to_video", &i2v_body("x"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 503);
         assert!(res.headers().contains_key("retry-after"));
     }
     assert_eq!(sim.stats().await.tasks_created, 0);
 
-    sim.handle.sim.push_fault(Fault::AcceptThenServerError { status: 502 });
+    sim.handle
+        .sim
+        .push_fault(Fault::AcceptThenServerError { status: 502 });
     let res = sim
         .post("image_to_video", &i2v_body("x"))
         .header("X-Reelay-Reference", "ref-502")
@@ -288,8 +411,15 @@ async fn server_error_faults_before_and_after_accept() {
     assert_eq!(stats.tasks_created, 1);
     assert_eq!(stats.by_reference.get("ref-502"), Some(&1));
     // The gateway can reconcile the unknown outcome.
-    let found: Value =
-        sim.client.get(sim.url("/_sim/lookup?reference=ref-502")).send().await.unwrap().json().await.unwrap();
+    let found: Value = sim
+        .client
+        .get(sim.url("/_sim/lookup?reference=ref-502"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let (status, task) = sim.get(found["id"].as_str().unwrap()).await;
     assert_eq!(status, 200);
     assert_eq!(task["id"], found["id"]);
@@ -299,7 +429,11 @@ async fn server_error_faults_before_and_after_accept() {
 async fn reset_faults_drop_the_connection() {
     let sim = start(quick()).await;
     sim.handle.sim.push_fault(Fault::ResetBeforeAccept);
-    let err = sim.post("image_to_video", &i2v_body("x")).send().await.unwrap_err();
+    let err = sim
+        .post("image_to_video", &i2v_body("x"))
+        .send()
+        .await
+        .unwrap_err();
     assert!(!err.is_timeout() && !err.is_status(), "{err:?}");
     assert_eq!(sim.stats().await.tasks_created, 0);
 
@@ -320,7 +454,9 @@ async fn reset_faults_drop_the_connection() {
 #[tokio::test]
 async fn timeout_after_accept_outlasts_a_short_client_timeout() {
     let sim = start(quick()).await;
-    sim.handle.sim.push_fault(Fault::TimeoutAfterAccept { secs: 3 });
+    sim.handle
+        .sim
+        .push_fault(Fault::TimeoutAfterAccept { secs: 3 });
     let err = sim
         .post("image_to_video", &i2v_body("x"))
         .header("X-Reelay-Reference", "slow-answer")
@@ -338,7 +474,11 @@ async fn timeout_after_accept_outlasts_a_short_client_timeout() {
 async fn moderation_fault_is_a_400_without_a_task() {
     let sim = start(quick()).await;
     sim.handle.sim.push_fault(Fault::Moderation);
-    let res = sim.post("image_to_video", &i2v_body("x")).send().await.unwrap();
+    let res = sim
+        .post("image_to_video", &i2v_body("x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
     let v: Value = res.json().await.unwrap();
     assert!(v["error"].is_string());
@@ -348,27 +488,49 @@ async fn moderation_fault_is_a_400_without_a_task() {
 #[tokio::test]
 async fn fail_task_and_slow_progress_faults() {
     let sim = start(quick()).await;
-    sim.handle.sim.push_fault(Fault::FailTask { code: "SAFETY.OUTPUT.VIDEO".into() });
+    sim.handle.sim.push_fault(Fault::FailTask {
+        code: "SAFETY.OUTPUT.VIDEO".into(),
+    });
     let failed = sim.create_ok("image_to_video", &i2v_body("x")).await;
-    sim.handle.sim.push_fault(Fault::FailTask { code: "SAFETY.INPUT.TEXT".into() });
+    sim.handle.sim.push_fault(Fault::FailTask {
+        code: "SAFETY.INPUT.TEXT".into(),
+    });
     let charged = sim.create_ok("image_to_video", &i2v_body("x")).await;
-    sim.handle.sim.push_fault(Fault::SlowProgress { factor: 40.0 });
+    sim.handle
+        .sim
+        .push_fault(Fault::SlowProgress { factor: 40.0 });
     let slow = sim.create_ok("image_to_video", &i2v_body("x")).await;
     let normal = sim.create_ok("image_to_video", &i2v_body("x")).await;
 
     let v = sim.terminal(&failed).await;
-    assert_eq!(keys(&v), ["cost", "createdAt", "failure", "failureCode", "id", "status"]);
+    assert_eq!(
+        keys(&v),
+        [
+            "cost",
+            "createdAt",
+            "failure",
+            "failureCode",
+            "id",
+            "status"
+        ]
+    );
     assert_eq!(v["status"], "FAILED");
     assert_eq!(v["failureCode"], "SAFETY.OUTPUT.VIDEO");
     assert!(v["failure"].as_str().unwrap().len() > 5);
     assert_eq!(v["cost"], json!({"credits": 0}));
     let v = sim.terminal(&charged).await;
-    assert_eq!((v["failureCode"].as_str(), &v["cost"]), (Some("SAFETY.INPUT.TEXT"), &json!({"credits": 25})));
+    assert_eq!(
+        (v["failureCode"].as_str(), &v["cost"]),
+        (Some("SAFETY.INPUT.TEXT"), &json!({"credits": 25}))
+    );
 
     assert_eq!(sim.terminal(&normal).await["status"], "SUCCEEDED");
     // 40 × 0.5 s: still going long after the normal one finished.
     let (_, v) = sim.get(&slow).await;
-    assert!(matches!(v["status"].as_str(), Some("PENDING" | "RUNNING")), "{v}");
+    assert!(
+        matches!(v["status"].as_str(), Some("PENDING" | "RUNNING")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -377,19 +539,30 @@ async fn prompt_directives_drive_faults() {
     let body = i2v_body("a cat [sim:fail=INTERNAL]");
     let id = sim.create_ok("image_to_video", &body).await;
     let v = sim.terminal(&id).await;
-    assert_eq!((v["status"].as_str(), v["failureCode"].as_str()), (Some("FAILED"), Some("INTERNAL")));
+    assert_eq!(
+        (v["status"].as_str(), v["failureCode"].as_str()),
+        (Some("FAILED"), Some("INTERNAL"))
+    );
 
     // Moderation: every time.
     for _ in 0..2 {
         assert_eq!(
-            sim.post("image_to_video", &i2v_body("[sim:moderation]")).send().await.unwrap().status(),
+            sim.post("image_to_video", &i2v_body("[sim:moderation]"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
             400
         );
     }
 
     // 429: once per reference, so the client's retry goes through.
     let body = i2v_body("a dog [sim:429]");
-    let send = || sim.post("image_to_video", &body).header("X-Reelay-Reference", "t-429").send();
+    let send = || {
+        sim.post("image_to_video", &body)
+            .header("X-Reelay-Reference", "t-429")
+            .send()
+    };
     let res = send().await.unwrap();
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
@@ -397,14 +570,22 @@ async fn prompt_directives_drive_faults() {
 
     // Reset after accept: the task exists; lookup finds it; a resubmit is answered normally.
     let body = i2v_body("[sim:reset_after_accept]");
-    let send = || sim.post("image_to_video", &body).header("X-Reelay-Reference", "t-reset").send();
+    let send = || {
+        sim.post("image_to_video", &body)
+            .header("X-Reelay-Reference", "t-reset")
+            .send()
+    };
     assert!(send().await.is_err());
     let first = sim.handle.sim.lookup("t-reset").unwrap();
     assert_eq!(sim.get(&first).await.0, 200);
     assert_eq!(send().await.unwrap().status(), 200);
     assert_eq!(sim.stats().await.by_reference["t-reset"], 2);
 
-    let res = sim.post("image_to_video", &i2v_body("[sim:500_after_accept]")).send().await.unwrap();
+    let res = sim
+        .post("image_to_video", &i2v_body("[sim:500_after_accept]"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 500);
     let err = sim
         .post("image_to_video", &i2v_body("[sim:timeout_after_accept=3]"))
@@ -414,7 +595,9 @@ async fn prompt_directives_drive_faults() {
         .unwrap_err();
     assert!(err.is_timeout());
 
-    let slow = sim.create_ok("image_to_video", &i2v_body("[sim:slow=40]")).await;
+    let slow = sim
+        .create_ok("image_to_video", &i2v_body("[sim:slow=40]"))
+        .await;
     let normal = sim.create_ok("image_to_video", &i2v_body("plain")).await;
     sim.terminal(&normal).await;
     assert_ne!(sim.get(&slow).await.1["status"], "SUCCEEDED");
@@ -422,7 +605,12 @@ async fn prompt_directives_drive_faults() {
 
 #[tokio::test]
 async fn tasks_beyond_max_concurrent_are_throttled_then_progress() {
-    let sim = start(SimConfig { max_concurrent: Some(1), run_seconds: 1.5, ..quick() }).await;
+    let sim = start(SimConfig {
+        max_concurrent: Some(1),
+        run_seconds: 1.5,
+        ..quick()
+    })
+    .await;
     let ids = [
         sim.create_ok("image_to_video", &i2v_body("1")).await,
         sim.create_ok("image_to_video", &i2v_body("2")).await,
@@ -444,15 +632,22 @@ async fn tasks_beyond_max_concurrent_are_throttled_then_progress() {
         .json()
         .await
         .unwrap();
-    assert_eq!(org["tier"]["models"]["gen4_turbo"]["maxConcurrentGenerations"], 1);
+    assert_eq!(
+        org["tier"]["models"]["gen4_turbo"]["maxConcurrentGenerations"],
+        1
+    );
 }
 
 #[tokio::test]
 async fn delete_answers_204_and_the_task_is_gone() {
     let sim = start(quick()).await;
     let id = sim.create_ok("image_to_video", &i2v_body("x")).await;
-    let del =
-        || sim.client.delete(sim.url(&format!("/v1/tasks/{id}"))).header("X-Runway-Version", VERSION).send();
+    let del = || {
+        sim.client
+            .delete(sim.url(&format!("/v1/tasks/{id}")))
+            .header("X-Runway-Version", VERSION)
+            .send()
+    };
     let res = del().await.unwrap();
     assert_eq!(res.status(), 204);
     assert!(res.bytes().await.unwrap().is_empty());
@@ -467,26 +662,42 @@ async fn delete_answers_204_and_the_task_is_gone() {
 
 #[tokio::test]
 async fn expired_or_forged_output_urls_are_refused() {
-    let sim = start(SimConfig { output_ttl_seconds: 0, ..quick() }).await;
+    let sim = start(SimConfig {
+        output_ttl_seconds: 0,
+        ..quick()
+    })
+    .await;
     let id = sim.create_ok("image_to_video", &i2v_body("x")).await;
-    let url = sim.terminal(&id).await["output"][0].as_str().unwrap().to_string();
+    let url = sim.terminal(&id).await["output"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(sim.client.get(&url).send().await.unwrap().status(), 403);
 
     let sim = start(quick()).await;
     let id = sim.create_ok("image_to_video", &i2v_body("x")).await;
-    let url = sim.terminal(&id).await["output"][0].as_str().unwrap().to_string();
+    let url = sim.terminal(&id).await["output"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(sim.client.get(&url).send().await.unwrap().status(), 200);
     let forged = format!("{}0", &url[..url.len() - 1]).replace("&sig=", "&sig=f");
     assert_eq!(sim.client.get(&forged).send().await.unwrap().status(), 403);
     let other_task = url.replace(&id, "00000000-0000-0000-0000-000000000000");
-    assert_eq!(sim.client.get(&other_task).send().await.unwrap().status(), 403);
+    assert_eq!(
+        sim.client.get(&other_task).send().await.unwrap().status(),
+        403
+    );
 }
 
 #[tokio::test]
 async fn stats_lookup_and_reset() {
     let sim = start(quick()).await;
     let id = sim
-        .post("text_to_video", &json!({"model": "veo3.1", "promptText": "x", "ratio": "1280:720"}))
+        .post(
+            "text_to_video",
+            &json!({"model": "veo3.1", "promptText": "x", "ratio": "1280:720"}),
+        )
         .header("X-Reelay-Reference", "job-1")
         .send()
         .await
@@ -504,14 +715,36 @@ async fn stats_lookup_and_reset() {
     assert_eq!(stats.by_reference["job-1"], 1);
     assert_eq!(stats.polls, 1);
 
-    let found: Value =
-        sim.client.get(sim.url("/_sim/lookup?reference=job-1")).send().await.unwrap().json().await.unwrap();
+    let found: Value = sim
+        .client
+        .get(sim.url("/_sim/lookup?reference=job-1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(found, json!({"id": id}));
-    let missing = sim.client.get(sim.url("/_sim/lookup?reference=nope")).send().await.unwrap();
+    let missing = sim
+        .client
+        .get(sim.url("/_sim/lookup?reference=nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 
-    sim.handle.sim.push_fault(Fault::ServerError { status: 500 });
-    assert_eq!(sim.client.post(sim.url("/_sim/reset")).send().await.unwrap().status(), 204);
+    sim.handle
+        .sim
+        .push_fault(Fault::ServerError { status: 500 });
+    assert_eq!(
+        sim.client
+            .post(sim.url("/_sim/reset"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
     assert_eq!(sim.stats().await, SimStats::default());
     // The queued fault went with the reset.
     sim.create_ok("image_to_video", &i2v_body("x")).await;
@@ -534,20 +767,34 @@ async fn organization_has_runways_shape() {
     assert!(org["creditBalance"].is_i64());
     assert!(org["tier"]["maxMonthlyCreditSpend"].is_i64());
     let m = &org["tier"]["models"]["gen4_turbo"];
-    assert!(m.as_object().unwrap().contains_key("maxConcurrentGenerations"));
-    assert!(m["maxConcurrentGenerations"].is_null(), "no limit configured");
+    assert!(m
+        .as_object()
+        .unwrap()
+        .contains_key("maxConcurrentGenerations"));
+    assert!(
+        m["maxConcurrentGenerations"].is_null(),
+        "no limit configured"
+    );
     assert_eq!(org["usage"]["models"]["gen4_turbo"]["dailyGenerations"], 1);
 }
 
 #[tokio::test]
 async fn the_same_seed_gives_the_same_failures() {
     async fn pattern(seed: u64) -> Vec<(String, Option<String>)> {
-        let sim =
-            start(SimConfig { seed, failure_rate: 0.5, pending_seconds: 0.05, run_seconds: 0.2, ..quick() })
-                .await;
+        let sim = start(SimConfig {
+            seed,
+            failure_rate: 0.5,
+            pending_seconds: 0.05,
+            run_seconds: 0.2,
+            ..quick()
+        })
+        .await;
         let mut ids = Vec::new();
         for i in 0..16 {
-            ids.push(sim.create_ok("image_to_video", &i2v_body(&format!("task {i}"))).await);
+            ids.push(
+                sim.create_ok("image_to_video", &i2v_body(&format!("task {i}")))
+                    .await,
+            );
         }
         let mut out = Vec::new();
         for id in &ids {
@@ -561,6 +808,9 @@ async fn the_same_seed_gives_the_same_failures() {
     }
     let a = pattern(42).await;
     assert_eq!(a, pattern(42).await);
-    assert!(a.iter().any(|(s, _)| s == "FAILED") && a.iter().any(|(s, _)| s == "SUCCEEDED"), "{a:?}");
+    assert!(
+        a.iter().any(|(s, _)| s == "FAILED") && a.iter().any(|(s, _)| s == "SUCCEEDED"),
+        "{a:?}"
+    );
     assert_ne!(a, pattern(43).await);
 }

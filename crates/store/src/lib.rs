@@ -35,12 +35,23 @@ pub trait Store: Send + Sync + 'static {
     /// A `topup` (positive) or `adjust` (either sign) entry; the balance moves in the same
     /// transaction and never below zero. `None` when the account does not exist or an
     /// adjustment would make the balance negative.
-    async fn credit(&self, account_id: &str, kind: LedgerKind, amount: i64, reason: &str) -> Result<Option<Account>>;
+    async fn credit(
+        &self,
+        account_id: &str,
+        kind: LedgerKind,
+        amount: i64,
+        reason: &str,
+    ) -> Result<Option<Account>>;
     async fn ledger(&self, account_id: &str, limit: i64) -> Result<Vec<LedgerEntry>>;
     /// Recomputes every balance from the ledger and checks held = captured + refunded for
     /// every finished task. Empty means consistent.
     async fn verify_ledger(&self) -> Result<Vec<LedgerViolation>>;
-    async fn set_account_limits(&self, account_id: &str, price_multiplier: Option<f64>, max_active_tasks: Option<Option<i64>>) -> Result<Option<Account>>;
+    async fn set_account_limits(
+        &self,
+        account_id: &str,
+        price_multiplier: Option<f64>,
+        max_active_tasks: Option<Option<i64>>,
+    ) -> Result<Option<Account>>;
     async fn list_api_keys(&self, account_id: &str) -> Result<Vec<ApiKey>>;
     /// Revokes a key; true if it existed and was live.
     async fn revoke_api_key(&self, key_id: &str) -> Result<bool>;
@@ -49,7 +60,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes idempotency records past their expiry; returns how many.
     async fn purge_idempotency(&self, now: i64, limit: i64) -> Result<u64>;
     /// Stores a key's hash; returns the key id.
-    async fn create_api_key(&self, account_id: &str, key_hash: &str, prefix: &str) -> Result<String>;
+    async fn create_api_key(
+        &self,
+        account_id: &str,
+        key_hash: &str,
+        prefix: &str,
+    ) -> Result<String>;
     /// The live (not revoked) key with this hash, with its account.
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, Account)>>;
 
@@ -76,7 +92,13 @@ pub trait Store: Send + Sync + 'static {
     async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>>;
 
     /// Claims up to `limit` due tasks for `owner` until `lease_until`.
-    async fn claim_due(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Task>>;
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Task>>;
     /// The earliest time any task is due, to sleep until then.
     async fn next_due_at(&self) -> Result<Option<i64>>;
     /// Tasks on a channel that hold an upstream slot (submitting, running, throttled upstream).

@@ -47,9 +47,15 @@ impl LedgerKind {
         }
     }
     pub fn parse(s: &str) -> Option<LedgerKind> {
-        [LedgerKind::Topup, LedgerKind::Hold, LedgerKind::Capture, LedgerKind::Refund, LedgerKind::Adjust]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            LedgerKind::Topup,
+            LedgerKind::Hold,
+            LedgerKind::Capture,
+            LedgerKind::Refund,
+            LedgerKind::Adjust,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -87,11 +93,20 @@ pub struct Acceptance {
 pub enum AcceptOutcome {
     Created(Task),
     /// The same key and request were accepted before: answer as then.
-    Replayed { task_id: String, status: u16, body: String },
+    Replayed {
+        task_id: String,
+        status: u16,
+        body: String,
+    },
     /// The key was used before for another request.
     IdempotencyMismatch,
-    InsufficientCredits { available: i64, price: i64 },
-    TooManyActive { limit: i64 },
+    InsufficientCredits {
+        available: i64,
+        price: i64,
+    },
+    TooManyActive {
+        limit: i64,
+    },
 }
 
 /// One finding of `verify_ledger`.
@@ -182,7 +197,11 @@ pub struct TaskUpdate {
 
 impl TaskUpdate {
     pub fn new(task_id: impl Into<String>, from: &[TaskState]) -> TaskUpdate {
-        TaskUpdate { task_id: task_id.into(), from: from.to_vec(), ..Default::default() }
+        TaskUpdate {
+            task_id: task_id.into(),
+            from: from.to_vec(),
+            ..Default::default()
+        }
     }
     pub fn leased_by(mut self, owner: &str) -> Self {
         self.lease_owner = Some(owner.to_string());

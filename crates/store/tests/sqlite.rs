@@ -9,7 +9,8 @@ use proptest::prelude::*;
 use reelay_core::{Catalog, TaskSpec, TaskState};
 use reelay_store::sqlite::SqliteStore;
 use reelay_store::{
-    generate_api_key, hash_api_key, now_ms, CancelOutcome, NewTask, Store, Task, TaskEvent, TaskUpdate,
+    generate_api_key, hash_api_key, now_ms, CancelOutcome, NewTask, Store, Task, TaskEvent,
+    TaskUpdate,
 };
 use serde_json::json;
 use tempfile::TempDir;
@@ -62,7 +63,11 @@ async fn insert(store: &SqliteStore, account_id: &str) -> Task {
 }
 
 async fn get(store: &SqliteStore, id: &str) -> Task {
-    store.get_task_by_id(id).await.expect("get task").expect("task exists")
+    store
+        .get_task_by_id(id)
+        .await
+        .expect("get task")
+        .expect("task exists")
 }
 
 async fn events(store: &SqliteStore, id: &str) -> Vec<TaskEvent> {
@@ -96,7 +101,9 @@ async fn concurrent_claims(stores: usize) {
     let db = open().await;
     let mut handles = vec![db.store.clone()];
     for _ in 1..stores {
-        handles.push(Arc::new(SqliteStore::open(&db.url).await.expect("second handle")));
+        handles.push(Arc::new(
+            SqliteStore::open(&db.url).await.expect("second handle"),
+        ));
     }
     let acct = db.store.create_account("a", 1_000_000).await.unwrap();
     let mut ids = HashSet::new();
@@ -113,7 +120,10 @@ async fn concurrent_claims(stores: usize) {
                 let owner = format!("worker-{w}");
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim_due(&owner, now, lease_until, 16).await.expect("claim");
+                    let got = store
+                        .claim_due(&owner, now, lease_until, 16)
+                        .await
+                        .expect("claim");
                     assert!(got.len() <= 16, "claimed {} > limit 16", got.len());
                     if got.is_empty() {
                         break;
@@ -121,7 +131,11 @@ async fn concurrent_claims(stores: usize) {
                     for t in got {
                         assert_eq!(t.lease_owner.as_deref(), Some(owner.as_str()));
                         assert_eq!(t.lease_until, Some(lease_until));
-                        assert_eq!(t.next_attempt_at, Some(lease_until), "claimed task comes due at lease expiry");
+                        assert_eq!(
+                            t.next_attempt_at,
+                            Some(lease_until),
+                            "claimed task comes due at lease expiry"
+                        );
                         mine.push(t.id);
                     }
                     tokio::task::yield_now().await;
@@ -132,27 +146,47 @@ async fn concurrent_claims(stores: usize) {
         .collect();
 
     let mut claimed_by: HashMap<String, Vec<String>> = HashMap::new();
-    for (owner, mine) in futures::future::join_all(workers).await.into_iter().map(|r| r.unwrap()) {
+    for (owner, mine) in futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+    {
         for id in mine {
             claimed_by.entry(id).or_default().push(owner.clone());
         }
     }
     let doubles: Vec<_> = claimed_by.iter().filter(|(_, o)| o.len() > 1).collect();
-    assert!(doubles.is_empty(), "tasks claimed more than once: {doubles:?}");
+    assert!(
+        doubles.is_empty(),
+        "tasks claimed more than once: {doubles:?}"
+    );
     let claimed: HashSet<String> = claimed_by.keys().cloned().collect();
     assert_eq!(claimed, ids, "every inserted task is claimed exactly once");
 
     // The stored lease is the one the claimer saw.
     for (id, owners) in &claimed_by {
         let t = get(&db.store, id).await;
-        assert_eq!(t.lease_owner.as_deref(), Some(owners[0].as_str()), "task {id}");
+        assert_eq!(
+            t.lease_owner.as_deref(),
+            Some(owners[0].as_str()),
+            "task {id}"
+        );
         assert_eq!(t.state, Queued, "claiming does not change the state");
     }
 
     // Nothing is due before the leases expire; everything comes due again at `lease_until`.
     assert_eq!(db.store.next_due_at().await.unwrap(), Some(lease_until));
-    assert!(db.store.claim_due("late", lease_until - 1, lease_until + 1, 1000).await.unwrap().is_empty());
-    let again = db.store.claim_due("late", lease_until, lease_until + 60_000, 1000).await.unwrap();
+    assert!(db
+        .store
+        .claim_due("late", lease_until - 1, lease_until + 1, 1000)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = db
+        .store
+        .claim_due("late", lease_until, lease_until + 60_000, 1000)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 300, "expired leases are claimable again");
 }
 
@@ -180,7 +214,11 @@ async fn expired_lease_passes_to_another_owner() {
     // A live lease keeps the task away from others.
     let live = s.claim_due("holder", now, now + 60_000, 10).await.unwrap();
     assert_eq!(live.iter().map(|t| &t.id).collect::<Vec<_>>(), vec![&t.id]);
-    assert!(s.claim_due("thief", now, now + 60_000, 10).await.unwrap().is_empty());
+    assert!(s
+        .claim_due("thief", now, now + 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Re-lease it to "old" with a lease already in the past (the test clock jumps forward).
     let later = now + 60_000;
@@ -191,20 +229,37 @@ async fn expired_lease_passes_to_another_owner() {
 
     // The lease has expired: "new" claims it.
     let new = s.claim_due("new", later, later + 60_000, 10).await.unwrap();
-    assert_eq!(new.len(), 1, "an expired lease is claimable by another owner");
+    assert_eq!(
+        new.len(),
+        1,
+        "an expired lease is claimable by another owner"
+    );
     assert_eq!(new[0].id, t.id);
     assert_eq!(new[0].lease_owner.as_deref(), Some("new"));
 
     // The old owner can no longer change the task...
-    let stale = s.update_task(TaskUpdate::new(&t.id, &[Queued]).leased_by("old").to(Submitting)).await.unwrap();
-    assert!(stale.is_none(), "update by the previous lease owner must not apply");
+    let stale = s
+        .update_task(
+            TaskUpdate::new(&t.id, &[Queued])
+                .leased_by("old")
+                .to(Submitting),
+        )
+        .await
+        .unwrap();
+    assert!(
+        stale.is_none(),
+        "update by the previous lease owner must not apply"
+    );
     let after = get(s, &t.id).await;
     assert_eq!(after.state, Queued);
     assert_eq!(after.lease_owner.as_deref(), Some("new"));
     assert_eq!(events(s, &t.id).await.len(), 1);
     // ... not even a progress-only update.
     let stale = s
-        .update_task(TaskUpdate { progress: Some(0.5), ..TaskUpdate::new(&t.id, &[Queued]).leased_by("old") })
+        .update_task(TaskUpdate {
+            progress: Some(0.5),
+            ..TaskUpdate::new(&t.id, &[Queued]).leased_by("old")
+        })
         .await
         .unwrap();
     assert!(stale.is_none());
@@ -212,14 +267,21 @@ async fn expired_lease_passes_to_another_owner() {
 
     // ... while the new owner's update applies.
     let moved = s
-        .update_task(TaskUpdate::new(&t.id, &[Queued]).leased_by("new").to(Submitting))
+        .update_task(
+            TaskUpdate::new(&t.id, &[Queued])
+                .leased_by("new")
+                .to(Submitting),
+        )
         .await
         .unwrap()
         .expect("the current lease owner's update applies");
     assert_eq!(moved.state, Submitting);
     let ev = events(s, &t.id).await;
     assert_eq!(ev.len(), 2);
-    assert_eq!((ev[1].from_state, ev[1].to_state), (Some(Queued), Submitting));
+    assert_eq!(
+        (ev[1].from_state, ev[1].to_state),
+        (Some(Queued), Submitting)
+    );
 }
 
 // ---------------------------------------------------------------- 3. conditional transitions
@@ -235,7 +297,11 @@ async fn transitions_are_conditional_and_evented() {
     assert_eq!((ev0[0].from_state, ev0[0].to_state), (None, Queued));
 
     // Unknown task.
-    assert!(s.update_task(TaskUpdate::new("nope", &TaskState::ALL).to(Failed)).await.unwrap().is_none());
+    assert!(s
+        .update_task(TaskUpdate::new("nope", &TaskState::ALL).to(Failed))
+        .await
+        .unwrap()
+        .is_none());
 
     // Wrong `from`: nothing changes, not even updated_at or other fields.
     let before = get(s, &t.id).await;
@@ -249,7 +315,10 @@ async fn transitions_are_conditional_and_evented() {
         })
         .await
         .unwrap();
-    assert!(r.is_none(), "update from a state the task is not in must not apply");
+    assert!(
+        r.is_none(),
+        "update from a state the task is not in must not apply"
+    );
     let after = get(s, &t.id).await;
     assert_eq!(after.state, Queued);
     assert_eq!(after.updated_at, before.updated_at);
@@ -260,8 +329,18 @@ async fn transitions_are_conditional_and_evented() {
     // ... also when the move itself would be allowed from the actual state (queued -> failed),
     // and for a progress-only update.
     assert!(Queued.can_move_to(Failed));
-    assert!(s.update_task(TaskUpdate::new(&t.id, &[Running]).to(Failed)).await.unwrap().is_none());
-    let r = s.update_task(TaskUpdate { progress: Some(0.3), ..TaskUpdate::new(&t.id, &[Running]) }).await.unwrap();
+    assert!(s
+        .update_task(TaskUpdate::new(&t.id, &[Running]).to(Failed))
+        .await
+        .unwrap()
+        .is_none());
+    let r = s
+        .update_task(TaskUpdate {
+            progress: Some(0.3),
+            ..TaskUpdate::new(&t.id, &[Running])
+        })
+        .await
+        .unwrap();
     assert!(r.is_none());
     let after = get(s, &t.id).await;
     assert_eq!((after.state, after.progress), (Queued, 0.0));
@@ -269,7 +348,11 @@ async fn transitions_are_conditional_and_evented() {
 
     // `from` matches but the state machine forbids queued -> running.
     assert!(!Queued.can_move_to(Running));
-    assert!(s.update_task(TaskUpdate::new(&t.id, &[Queued]).to(Running)).await.unwrap().is_none());
+    assert!(s
+        .update_task(TaskUpdate::new(&t.id, &[Queued]).to(Running))
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(get(s, &t.id).await.state, Queued);
     assert_eq!(events(s, &t.id).await.len(), 1);
 
@@ -286,28 +369,44 @@ async fn transitions_are_conditional_and_evented() {
     assert!(sub.started_at.is_some());
     let ev = events(s, &t.id).await;
     assert_eq!(ev.len(), 2);
-    assert_eq!((ev[1].from_state, ev[1].to_state), (Some(Queued), Submitting));
+    assert_eq!(
+        (ev[1].from_state, ev[1].to_state),
+        (Some(Queued), Submitting)
+    );
     assert_eq!(ev[1].data["note"], "go");
 
     drive(s, &t.id, &[Running]).await;
     let ev = events(s, &t.id).await;
     assert_eq!(ev.len(), 3);
-    assert_eq!((ev[2].from_state, ev[2].to_state), (Some(Submitting), Running));
+    assert_eq!(
+        (ev[2].from_state, ev[2].to_state),
+        (Some(Submitting), Running)
+    );
 
     // Progress-only updates (running -> running, or no `to`) append no event.
     let p = s
-        .update_task(TaskUpdate { progress: Some(0.5), ..TaskUpdate::new(&t.id, &[Running]).to(Running) })
+        .update_task(TaskUpdate {
+            progress: Some(0.5),
+            ..TaskUpdate::new(&t.id, &[Running]).to(Running)
+        })
         .await
         .unwrap()
         .expect("running -> running progress update");
     assert_eq!((p.state, p.progress), (Running, 0.5));
     let p = s
-        .update_task(TaskUpdate { progress: Some(0.75), ..TaskUpdate::new(&t.id, &[Running]) })
+        .update_task(TaskUpdate {
+            progress: Some(0.75),
+            ..TaskUpdate::new(&t.id, &[Running])
+        })
         .await
         .unwrap()
         .expect("progress update without a state");
     assert_eq!((p.state, p.progress), (Running, 0.75));
-    assert_eq!(events(s, &t.id).await.len(), 3, "progress updates append no event");
+    assert_eq!(
+        events(s, &t.id).await.len(),
+        3,
+        "progress updates append no event"
+    );
 
     // To a terminal state: one event, with the failure facts when failing.
     let done = drive(s, &t.id, &[Succeeded]).await;
@@ -315,11 +414,17 @@ async fn transitions_are_conditional_and_evented() {
     assert!(done.finished_at.is_some());
     let ev = events(s, &t.id).await;
     assert_eq!(ev.len(), 4);
-    assert_eq!((ev[3].from_state, ev[3].to_state), (Some(Running), Succeeded));
+    assert_eq!(
+        (ev[3].from_state, ev[3].to_state),
+        (Some(Running), Succeeded)
+    );
 
     // A transition the state machine forbids (succeeded -> running), even with `from` right.
     for to in TaskState::ALL {
-        let r = s.update_task(TaskUpdate::new(&t.id, &[Succeeded]).to(to)).await.unwrap();
+        let r = s
+            .update_task(TaskUpdate::new(&t.id, &[Succeeded]).to(to))
+            .await
+            .unwrap();
         assert!(r.is_none(), "succeeded -> {to} must not apply");
     }
     let end = get(s, &t.id).await;
@@ -352,7 +457,9 @@ async fn conflicting_terminal_moves(stores: usize) {
     let db = open().await;
     let mut handles = vec![db.store.clone()];
     for _ in 1..stores {
-        handles.push(Arc::new(SqliteStore::open(&db.url).await.expect("second handle")));
+        handles.push(Arc::new(
+            SqliteStore::open(&db.url).await.expect("second handle"),
+        ));
     }
     let acct = db.store.create_account("a", 1_000_000).await.unwrap();
     let t = insert(&db.store, &acct.id).await;
@@ -367,21 +474,35 @@ async fn conflicting_terminal_moves(stores: usize) {
             tokio::spawn(async move {
                 let to = if i % 2 == 0 { Succeeded } else { Failed };
                 barrier.wait().await;
-                let r = store.update_task(TaskUpdate::new(&id, &[Running]).to(to)).await.expect("update");
+                let r = store
+                    .update_task(TaskUpdate::new(&id, &[Running]).to(to))
+                    .await
+                    .expect("update");
                 r.map(|task| (to, task))
             })
         })
         .collect();
-    let winners: Vec<_> =
-        futures::future::join_all(racers).await.into_iter().filter_map(|r| r.unwrap()).collect();
-    assert_eq!(winners.len(), 1, "exactly one conflicting transition applies, got {}", winners.len());
+    let winners: Vec<_> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one conflicting transition applies, got {}",
+        winners.len()
+    );
     let (to, task) = &winners[0];
     assert_eq!(task.state, *to);
     assert_eq!(get(&db.store, &t.id).await.state, *to);
     let ev = events(&db.store, &t.id).await;
     let terminal: Vec<_> = ev.iter().filter(|e| e.to_state.is_terminal()).collect();
     assert_eq!(terminal.len(), 1, "exactly one terminal event: {ev:?}");
-    assert_eq!((terminal[0].from_state, terminal[0].to_state), (Some(Running), *to));
+    assert_eq!(
+        (terminal[0].from_state, terminal[0].to_state),
+        (Some(Running), *to)
+    );
     assert_eq!(ev.len(), 4);
 }
 
@@ -406,45 +527,83 @@ async fn cancel_or_delete_semantics() {
 
     // A queued task is cancelled, then gone for the client; the event is recorded.
     let q = insert(s, &a.id).await;
-    assert_eq!(s.cancel_or_delete(&a.id, &q.id).await.unwrap(), CancelOutcome::Cancelled);
-    assert!(s.get_task(&a.id, &q.id).await.unwrap().is_none(), "a cancelled task is not visible");
+    assert_eq!(
+        s.cancel_or_delete(&a.id, &q.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert!(
+        s.get_task(&a.id, &q.id).await.unwrap().is_none(),
+        "a cancelled task is not visible"
+    );
     let qt = get(s, &q.id).await;
     assert_eq!(qt.state, Cancelled);
     assert!(qt.deleted);
     assert!(qt.finished_at.is_some());
-    assert!(!qt.cancel_upstream, "nothing upstream to cancel for a queued task");
-    assert_eq!(qt.next_attempt_at, None, "nothing left to do for a cancelled queued task");
+    assert!(
+        !qt.cancel_upstream,
+        "nothing upstream to cancel for a queued task"
+    );
+    assert_eq!(
+        qt.next_attempt_at, None,
+        "nothing left to do for a cancelled queued task"
+    );
     let ev = events(s, &q.id).await;
     assert_eq!(ev.len(), 2);
-    assert_eq!((ev[1].from_state, ev[1].to_state), (Some(Queued), Cancelled));
+    assert_eq!(
+        (ev[1].from_state, ev[1].to_state),
+        (Some(Queued), Cancelled)
+    );
     // Cancelling twice: the task is gone.
-    assert_eq!(s.cancel_or_delete(&a.id, &q.id).await.unwrap(), CancelOutcome::NotFound);
+    assert_eq!(
+        s.cancel_or_delete(&a.id, &q.id).await.unwrap(),
+        CancelOutcome::NotFound
+    );
     assert_eq!(events(s, &q.id).await.len(), 2);
     // ... and the engine cannot move it any more.
-    assert!(s.update_task(TaskUpdate::new(&q.id, &TaskState::ALL).to(Submitting)).await.unwrap().is_none());
+    assert!(s
+        .update_task(TaskUpdate::new(&q.id, &TaskState::ALL).to(Submitting))
+        .await
+        .unwrap()
+        .is_none());
 
     // A finished task is deleted: no new event, state kept.
     let f = insert(s, &a.id).await;
     drive(s, &f.id, &[Failed]).await;
-    assert_eq!(s.cancel_or_delete(&a.id, &f.id).await.unwrap(), CancelOutcome::Deleted);
+    assert_eq!(
+        s.cancel_or_delete(&a.id, &f.id).await.unwrap(),
+        CancelOutcome::Deleted
+    );
     assert!(s.get_task(&a.id, &f.id).await.unwrap().is_none());
     let ft = get(s, &f.id).await;
     assert_eq!(ft.state, Failed);
     assert!(ft.deleted);
     assert_eq!(events(s, &f.id).await.len(), 2);
-    assert_eq!(s.cancel_or_delete(&a.id, &f.id).await.unwrap(), CancelOutcome::NotFound);
+    assert_eq!(
+        s.cancel_or_delete(&a.id, &f.id).await.unwrap(),
+        CancelOutcome::NotFound
+    );
 
     // Another account's task: NotFound, and untouched.
     let x = insert(s, &a.id).await;
     assert!(s.get_task(&b.id, &x.id).await.unwrap().is_none());
-    assert_eq!(s.cancel_or_delete(&b.id, &x.id).await.unwrap(), CancelOutcome::NotFound);
-    let xt = s.get_task(&a.id, &x.id).await.unwrap().expect("still visible to its owner");
+    assert_eq!(
+        s.cancel_or_delete(&b.id, &x.id).await.unwrap(),
+        CancelOutcome::NotFound
+    );
+    let xt = s
+        .get_task(&a.id, &x.id)
+        .await
+        .unwrap()
+        .expect("still visible to its owner");
     assert_eq!(xt.state, Queued);
     assert!(!xt.deleted);
     assert_eq!(events(s, &x.id).await.len(), 1);
 
     // Unknown id.
-    assert_eq!(s.cancel_or_delete(&a.id, "no-such-task").await.unwrap(), CancelOutcome::NotFound);
+    assert_eq!(
+        s.cancel_or_delete(&a.id, "no-such-task").await.unwrap(),
+        CancelOutcome::NotFound
+    );
 
     // A running task with an upstream job, leased by a worker: the upstream cancel is owed and
     // due now, for any worker.
@@ -452,30 +611,57 @@ async fn cancel_or_delete_semantics() {
     let now = now_ms();
     let claimed = s.claim_due("w1", now, now + 60_000, 100).await.unwrap();
     assert!(claimed.iter().any(|t| t.id == r.id));
-    s.update_task(TaskUpdate::new(&r.id, &[Queued]).leased_by("w1").to(Submitting)).await.unwrap().unwrap();
+    s.update_task(
+        TaskUpdate::new(&r.id, &[Queued])
+            .leased_by("w1")
+            .to(Submitting),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     s.update_task(TaskUpdate {
         upstream_id: Some("up_123".into()),
-        ..TaskUpdate::new(&r.id, &[Submitting]).leased_by("w1").to(Running)
+        ..TaskUpdate::new(&r.id, &[Submitting])
+            .leased_by("w1")
+            .to(Running)
     })
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(s.cancel_or_delete(&a.id, &r.id).await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(
+        s.cancel_or_delete(&a.id, &r.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
     let after = now_ms();
     let rt = get(s, &r.id).await;
     assert_eq!(rt.state, Cancelled);
     assert!(rt.cancel_upstream, "the engine owes the upstream cancel");
     assert_eq!(rt.upstream_id.as_deref(), Some("up_123"));
-    let due = rt.next_attempt_at.expect("an owed upstream cancel has a due time");
-    assert!(due <= after, "the upstream cancel is due now, not at the old lease expiry ({due} > {after})");
+    let due = rt
+        .next_attempt_at
+        .expect("an owed upstream cancel has a due time");
+    assert!(
+        due <= after,
+        "the upstream cancel is due now, not at the old lease expiry ({due} > {after})"
+    );
     assert!(s.get_task(&a.id, &r.id).await.unwrap().is_none());
     let ev = events(s, &r.id).await;
-    assert_eq!((ev.last().unwrap().from_state, ev.last().unwrap().to_state), (Some(Running), Cancelled));
+    assert_eq!(
+        (ev.last().unwrap().from_state, ev.last().unwrap().to_state),
+        (Some(Running), Cancelled)
+    );
     let picked = s.claim_due("w2", after, after + 60_000, 100).await.unwrap();
-    assert!(picked.iter().any(|t| t.id == r.id), "another worker can pick up the owed cancel");
+    assert!(
+        picked.iter().any(|t| t.id == r.id),
+        "another worker can pick up the owed cancel"
+    );
     // The old worker's in-flight update can no longer apply.
     assert!(s
-        .update_task(TaskUpdate::new(&r.id, &[Running]).leased_by("w1").to(Succeeded))
+        .update_task(
+            TaskUpdate::new(&r.id, &[Running])
+                .leased_by("w1")
+                .to(Succeeded)
+        )
         .await
         .unwrap()
         .is_none());
@@ -483,7 +669,10 @@ async fn cancel_or_delete_semantics() {
     // A submitting task (the submit's outcome unknown) also owes an upstream cancel.
     let sb = insert(s, &a.id).await;
     drive(s, &sb.id, &[Submitting]).await;
-    assert_eq!(s.cancel_or_delete(&a.id, &sb.id).await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(
+        s.cancel_or_delete(&a.id, &sb.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
     let sbt = get(s, &sb.id).await;
     assert_eq!(sbt.state, Cancelled);
     assert!(sbt.cancel_upstream);
@@ -508,7 +697,9 @@ async fn channel_cap(stores: usize) {
     let db = open().await;
     let mut handles = vec![db.store.clone()];
     for _ in 1..stores {
-        handles.push(Arc::new(SqliteStore::open(&db.url).await.expect("second handle")));
+        handles.push(Arc::new(
+            SqliteStore::open(&db.url).await.expect("second handle"),
+        ));
     }
     let acct = db.store.create_account("a", 1_000_000).await.unwrap();
     let mut ids = Vec::new();
@@ -535,8 +726,11 @@ async fn channel_cap(stores: usize) {
             })
         })
         .collect();
-    let through: Vec<Task> =
-        futures::future::join_all(racers).await.into_iter().filter_map(|r| r.unwrap()).collect();
+    let through: Vec<Task> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
     assert_eq!(through.len(), 2, "exactly `cap` tasks get a slot");
     assert_eq!(db.store.count_in_flight("ch").await.unwrap(), 2);
     let through_ids: HashSet<_> = through.iter().map(|t| t.id.clone()).collect();
@@ -545,7 +739,11 @@ async fn channel_cap(stores: usize) {
         if through_ids.contains(id) {
             assert_eq!((t.state, t.channel.as_deref()), (Submitting, Some("ch")));
         } else {
-            assert_eq!((t.state, t.channel.as_deref()), (Queued, None), "refused moves change nothing");
+            assert_eq!(
+                (t.state, t.channel.as_deref()),
+                (Queued, None),
+                "refused moves change nothing"
+            );
             assert_eq!(events(&db.store, id).await.len(), 1);
         }
     }
@@ -561,27 +759,55 @@ async fn channel_cap(stores: usize) {
         })
         .await
         .unwrap();
-    assert!(r.is_some(), "a task already holding a slot counts only OTHER tasks");
+    assert!(
+        r.is_some(),
+        "a task already holding a slot counts only OTHER tasks"
+    );
 
     // Another channel has its own slots.
-    let waiting: Vec<_> = ids.iter().filter(|id| !through_ids.contains(*id)).cloned().collect();
+    let waiting: Vec<_> = ids
+        .iter()
+        .filter(|id| !through_ids.contains(*id))
+        .cloned()
+        .collect();
     let other = db
         .store
-        .update_task(TaskUpdate { channel: Some("ch2".into()), ..cap_move(&waiting[0]) })
+        .update_task(TaskUpdate {
+            channel: Some("ch2".into()),
+            ..cap_move(&waiting[0])
+        })
         .await
         .unwrap();
     assert!(other.is_some());
 
     // Full: refused. A holder finishing (nothing left to do) frees its slot.
-    assert!(db.store.update_task(cap_move(&waiting[1])).await.unwrap().is_none());
+    assert!(db
+        .store
+        .update_task(cap_move(&waiting[1]))
+        .await
+        .unwrap()
+        .is_none());
     db.store
-        .update_task(TaskUpdate { next_attempt_at: Some(None), ..TaskUpdate::new(&holder, &[Running]).to(Succeeded) })
+        .update_task(TaskUpdate {
+            next_attempt_at: Some(None),
+            ..TaskUpdate::new(&holder, &[Running]).to(Succeeded)
+        })
         .await
         .unwrap()
         .unwrap();
     assert_eq!(db.store.count_in_flight("ch").await.unwrap(), 1);
-    assert!(db.store.update_task(cap_move(&waiting[1])).await.unwrap().is_some());
-    assert!(db.store.update_task(cap_move(&waiting[2])).await.unwrap().is_none());
+    assert!(db
+        .store
+        .update_task(cap_move(&waiting[1]))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(db
+        .store
+        .update_task(cap_move(&waiting[2]))
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(db.store.count_in_flight("ch").await.unwrap(), 2);
 }
 
@@ -596,11 +822,17 @@ async fn api_keys_are_stored_as_hashes_only() {
     let prefix = &key[..12];
 
     // Unknown account: an error, and nothing stored.
-    assert!(s.create_api_key("acct_missing", &hash, prefix).await.is_err());
+    assert!(s
+        .create_api_key("acct_missing", &hash, prefix)
+        .await
+        .is_err());
     assert!(s.find_api_key(&hash).await.unwrap().is_none());
 
     let acct = s.create_account("a", 1_000_000).await.unwrap();
-    let kid = s.create_api_key(&acct.id, &hash, prefix).await.expect("create key");
+    let kid = s
+        .create_api_key(&acct.id, &hash, prefix)
+        .await
+        .expect("create key");
 
     let (k, a) = s.find_api_key(&hash).await.unwrap().expect("found by hash");
     assert_eq!(k.id, kid);
@@ -610,8 +842,16 @@ async fn api_keys_are_stored_as_hashes_only() {
     assert_eq!(a.name, "a");
     // Only the hash finds it: not the plaintext, not another key's hash.
     assert!(s.find_api_key(&key).await.unwrap().is_none());
-    assert!(s.find_api_key(&hash_api_key(&generate_api_key())).await.unwrap().is_none());
-    assert!(s.find_api_key(&hash.to_uppercase()).await.unwrap().is_none());
+    assert!(s
+        .find_api_key(&hash_api_key(&generate_api_key()))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .find_api_key(&hash.to_uppercase())
+        .await
+        .unwrap()
+        .is_none());
 
     // The database files (main file and WAL) never contain the plaintext key.
     let mut bytes = Vec::new();
@@ -621,9 +861,18 @@ async fn api_keys_are_stored_as_hashes_only() {
             bytes.extend(b);
         }
     }
-    assert!(contains_bytes(&bytes, hash.as_bytes()), "sanity: the hash is in the files we read");
-    assert!(!contains_bytes(&bytes, key.as_bytes()), "the plaintext key is stored");
-    assert!(!contains_bytes(&bytes, key["key_".len()..].as_bytes()), "the key's secret part is stored");
+    assert!(
+        contains_bytes(&bytes, hash.as_bytes()),
+        "sanity: the hash is in the files we read"
+    );
+    assert!(
+        !contains_bytes(&bytes, key.as_bytes()),
+        "the plaintext key is stored"
+    );
+    assert!(
+        !contains_bytes(&bytes, key["key_".len()..].as_bytes()),
+        "the key's secret part is stored"
+    );
 }
 
 // ---------------------------------------------------------------- 8. property: random transitions
@@ -723,7 +972,9 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
         let s = SqliteStore::open(&url).await.unwrap();
         let acct = s.create_account("durable", 1000).await.unwrap();
         let key_hash = hash_api_key(&generate_api_key());
-        s.create_api_key(&acct.id, &key_hash, "key_abc").await.unwrap();
+        s.create_api_key(&acct.id, &key_hash, "key_abc")
+            .await
+            .unwrap();
         let mut ids = Vec::new();
         for _ in 0..5 {
             ids.push(insert(&s, &acct.id).await.id);
@@ -732,7 +983,10 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
         drive(&s, &ids[1], &[Failed]).await;
         s.cancel_or_delete(&acct.id, &ids[3]).await.unwrap();
         // A worker claims task 2 and "crashes" holding a lease that is already over.
-        let claimed = s.claim_due("crashed", now + 1_000_000, now + 1_000, 100).await.unwrap();
+        let claimed = s
+            .claim_due("crashed", now + 1_000_000, now + 1_000, 100)
+            .await
+            .unwrap();
         assert!(claimed.iter().any(|t| t.id == ids[2]));
         let mut snapshot = Vec::new();
         for id in &ids {
@@ -745,9 +999,16 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
     for round in 0..2 {
         let s = SqliteStore::open(&url).await.expect("reopen");
         assert_eq!(s.count_accounts().await.unwrap(), 1, "round {round}");
-        let a = s.get_account(&acct.id).await.unwrap().expect("account survives");
+        let a = s
+            .get_account(&acct.id)
+            .await
+            .unwrap()
+            .expect("account survives");
         // 5 holds of 25; the failed and the cancelled task were refunded.
-        assert_eq!((a.name.as_str(), a.credits_available, a.credits_held), ("durable", 925, 75));
+        assert_eq!(
+            (a.name.as_str(), a.credits_available, a.credits_held),
+            ("durable", 925, 75)
+        );
         assert_eq!(s.verify_ledger().await.unwrap(), vec![], "round {round}");
         for (id, (task, evs)) in ids.iter().zip(&snapshot) {
             let t = get(&s, id).await;
@@ -757,13 +1018,23 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
             assert_eq!(t.next_attempt_at, task.next_attempt_at);
             assert_eq!(t.spec.model, "gen4_turbo");
             let e = events(&s, id).await;
-            let pairs = |v: &[TaskEvent]| v.iter().map(|e| (e.id.clone(), e.from_state, e.to_state)).collect::<Vec<_>>();
+            let pairs = |v: &[TaskEvent]| {
+                v.iter()
+                    .map(|e| (e.id.clone(), e.from_state, e.to_state))
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(pairs(&e), pairs(evs), "round {round}: events of {id}");
         }
         // The task whose worker died is picked up again.
         if round == 0 {
-            let again = s.claim_due("successor", now + 2_000, now + 60_000, 100).await.unwrap();
-            assert!(again.iter().any(|t| t.id == ids[2]), "a crashed worker's task comes due again after reopen");
+            let again = s
+                .claim_due("successor", now + 2_000, now + 60_000, 100)
+                .await
+                .unwrap();
+            assert!(
+                again.iter().any(|t| t.id == ids[2]),
+                "a crashed worker's task comes due again after reopen"
+            );
             // Keep the snapshot in step with that claim for the next round.
             for t in again {
                 let i = ids.iter().position(|id| *id == t.id).unwrap();
@@ -775,8 +1046,13 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
 
     // The migration ran once and is recorded once.
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap().count();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .unwrap()
+        .count();
     assert_eq!(n as usize, files, "each migration recorded exactly once");
     pool.close().await;
 }
@@ -789,6 +1065,11 @@ async fn a_finished_task_never_comes_due_again() {
     let done = drive(&db.store, &task.id, &[Submitting, Running, Succeeded]).await;
     assert_eq!(done.next_attempt_at, None);
     let far = reelay_store::now_ms() + 3_600_000;
-    assert!(db.store.claim_due("w", far, far + 1000, 10).await.unwrap().is_empty());
+    assert!(db
+        .store
+        .claim_due("w", far, far + 1000, 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(db.store.next_due_at().await.unwrap(), None);
 }

@@ -18,7 +18,10 @@ pub use runway::RunwayAdapter;
 pub enum SubmitError {
     /// The upstream certainly did not take the task (connect refused, 429, 503, a 4xx other
     /// than 400): safe to retry, on this channel or another.
-    NotAccepted { reason: String, retry_after: Option<Duration> },
+    NotAccepted {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// The upstream refused the task for good (validation, moderation): fail it.
     Rejected { code: String, message: String },
     /// The upstream may have taken the task (timeout after sending, reset mid-response, 500,
@@ -30,9 +33,16 @@ pub enum SubmitError {
 pub enum UpstreamStatus {
     Pending,
     Throttled,
-    Running { progress: f64 },
-    Succeeded { outputs: Vec<String> },
-    Failed { code: Option<String>, message: String },
+    Running {
+        progress: f64,
+    },
+    Succeeded {
+        outputs: Vec<String>,
+    },
+    Failed {
+        code: Option<String>,
+        message: String,
+    },
     Cancelled,
     /// The upstream no longer knows the task.
     NotFound,

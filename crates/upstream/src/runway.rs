@@ -21,7 +21,10 @@ pub struct RunwayAdapter {
 // The key must never reach a log line, so Debug prints everything else.
 impl std::fmt::Debug for RunwayAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunwayAdapter").field("name", &self.name).field("base", &self.base).finish()
+        f.debug_struct("RunwayAdapter")
+            .field("name", &self.name)
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -46,7 +49,10 @@ impl RunwayAdapter {
     }
 
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut r = self.http.request(method, format!("{}{}", self.base, path)).header("X-Runway-Version", &self.version);
+        let mut r = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("X-Runway-Version", &self.version);
         if let Some(k) = &self.key {
             r = r.bearer_auth(k);
         }
@@ -75,7 +81,11 @@ struct TaskResponse {
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let v = resp.headers().get("retry-after")?.to_str().ok()?;
-    v.trim().parse::<f64>().ok().filter(|s| *s >= 0.0 && *s < 86_400.0).map(Duration::from_secs_f64)
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0 && *s < 86_400.0)
+        .map(Duration::from_secs_f64)
 }
 
 fn error_text(body: &str) -> String {
@@ -88,9 +98,14 @@ fn error_text(body: &str) -> String {
 /// Sorts a transport error by whether the request can have reached the upstream's handler.
 fn classify_send_error(e: &reqwest::Error) -> SubmitError {
     if e.is_connect() || e.is_builder() {
-        SubmitError::NotAccepted { reason: format!("connect: {e}"), retry_after: None }
+        SubmitError::NotAccepted {
+            reason: format!("connect: {e}"),
+            retry_after: None,
+        }
     } else {
-        SubmitError::Unknown { reason: format!("{e}") }
+        SubmitError::Unknown {
+            reason: format!("{e}"),
+        }
     }
 }
 
@@ -114,13 +129,17 @@ impl Upstream for RunwayAdapter {
             .map_err(|e| classify_send_error(&e))?;
         let status = resp.status();
         let after = retry_after(&resp);
-        let body = resp.text().await.map_err(|e| SubmitError::Unknown { reason: format!("reading body: {e}") });
+        let body = resp.text().await.map_err(|e| SubmitError::Unknown {
+            reason: format!("reading body: {e}"),
+        });
         match status {
             s if s.is_success() => {
                 let body = body?;
                 serde_json::from_str::<CreateResponse>(&body)
                     .map(|c| c.id)
-                    .map_err(|e| SubmitError::Unknown { reason: format!("unreadable create response: {e}") })
+                    .map_err(|e| SubmitError::Unknown {
+                        reason: format!("unreadable create response: {e}"),
+                    })
             }
             StatusCode::BAD_REQUEST => {
                 let text = body.map(|b| error_text(&b)).unwrap_or_default();
@@ -129,13 +148,21 @@ impl Upstream for RunwayAdapter {
                 } else {
                     "UPSTREAM_REJECTED"
                 };
-                Err(SubmitError::Rejected { code: code.into(), message: text })
+                Err(SubmitError::Rejected {
+                    code: code.into(),
+                    message: text,
+                })
             }
-            StatusCode::INTERNAL_SERVER_ERROR | StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => {
-                Err(SubmitError::Unknown { reason: format!("upstream answered {status}") })
-            }
+            StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::GATEWAY_TIMEOUT => Err(SubmitError::Unknown {
+                reason: format!("upstream answered {status}"),
+            }),
             s => Err(SubmitError::NotAccepted {
-                reason: format!("upstream answered {s}: {}", body.map(|b| error_text(&b)).unwrap_or_default()),
+                reason: format!(
+                    "upstream answered {s}: {}",
+                    body.map(|b| error_text(&b)).unwrap_or_default()
+                ),
                 retry_after: after,
             }),
         }
@@ -149,18 +176,31 @@ impl Upstream for RunwayAdapter {
             .map_err(|e| UpstreamError::Transient(e.to_string()))?;
         match resp.status() {
             StatusCode::NOT_FOUND => return Ok(UpstreamStatus::NotFound),
-            s if !s.is_success() => return Err(UpstreamError::Transient(format!("status poll answered {s}"))),
+            s if !s.is_success() => {
+                return Err(UpstreamError::Transient(format!(
+                    "status poll answered {s}"
+                )))
+            }
             _ => {}
         }
-        let t: TaskResponse = resp.json().await.map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let t: TaskResponse = resp
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         Ok(match t.status.as_str() {
             "PENDING" => UpstreamStatus::Pending,
             "THROTTLED" => UpstreamStatus::Throttled,
-            "RUNNING" => UpstreamStatus::Running { progress: t.progress.unwrap_or(0.0).clamp(0.0, 1.0) },
-            "SUCCEEDED" => UpstreamStatus::Succeeded { outputs: t.output.unwrap_or_default() },
+            "RUNNING" => UpstreamStatus::Running {
+                progress: t.progress.unwrap_or(0.0).clamp(0.0, 1.0),
+            },
+            "SUCCEEDED" => UpstreamStatus::Succeeded {
+                outputs: t.output.unwrap_or_default(),
+            },
             "FAILED" => UpstreamStatus::Failed {
                 code: t.failure_code,
-                message: t.failure.unwrap_or_else(|| "The task failed upstream.".into()),
+                message: t
+                    .failure
+                    .unwrap_or_else(|| "The task failed upstream.".into()),
             },
             "CANCELLED" => UpstreamStatus::Cancelled,
             // Unknown statuses are read as "still pending": the deadline ends them if they stay.
@@ -193,7 +233,10 @@ impl Upstream for RunwayAdapter {
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
-                let c: CreateResponse = resp.json().await.map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                let c: CreateResponse = resp
+                    .json()
+                    .await
+                    .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
                 Ok(Some(c.id))
             }
             s => Err(UpstreamError::Transient(format!("lookup answered {s}"))),

@@ -24,7 +24,10 @@ pub struct TestApp {
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut c = Config::load(
         None,
-        &Overrides { listen: Some("127.0.0.1:0".into()), data_dir: Some(dir.to_path_buf()) },
+        &Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.to_path_buf()),
+        },
     )
     .expect("test config loads");
     c.sandbox_run_seconds = 1.0;
@@ -50,7 +53,11 @@ pub fn sim_channel(name: &str, sim: &SimHandle) -> ChannelConfig {
 }
 
 pub fn fast_sim() -> SimConfig {
-    SimConfig { pending_seconds: 0.1, run_seconds: 0.5, ..SimConfig::default() }
+    SimConfig {
+        pending_seconds: 0.1,
+        run_seconds: 0.5,
+        ..SimConfig::default()
+    }
 }
 
 impl TestApp {
@@ -65,12 +72,20 @@ impl TestApp {
         f(&mut config);
         let server = reelay::serve::start(config).await.expect("server starts");
         let key = server.first_key.clone().expect("first start prints a key");
-        TestApp { server, key, client: reqwest::Client::new(), dir, sim: None }
+        TestApp {
+            server,
+            key,
+            client: reqwest::Client::new(),
+            dir,
+            sim: None,
+        }
     }
 
     /// The server with one channel to an external simulator (and no sandbox).
     pub async fn with_sim(sim_config: SimConfig, f: impl FnOnce(&mut Config)) -> TestApp {
-        let sim = reelay_sim::spawn(sim_config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let sim = reelay_sim::spawn(sim_config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let ch = sim_channel("sim", &sim);
         let mut app = Self::spawn_with(|c| {
             c.sandbox = false;
@@ -83,27 +98,49 @@ impl TestApp {
     }
 
     pub fn sim(&self) -> &reelay_sim::Sim {
-        &self.sim.as_ref().expect("this test app has an external simulator").sim
+        &self
+            .sim
+            .as_ref()
+            .expect("this test app has an external simulator")
+            .sim
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.server.base_url, path)
     }
 
-    pub fn authed(&self, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(key).header("X-Runway-Version", VERSION)
+    pub fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(key)
+            .header("X-Runway-Version", VERSION)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.authed(reqwest::Method::POST, path, &self.key).json(body).send().await.unwrap()
+        self.authed(reqwest::Method::POST, path, &self.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.authed(reqwest::Method::GET, path, &self.key).send().await.unwrap()
+        self.authed(reqwest::Method::GET, path, &self.key)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.authed(reqwest::Method::DELETE, path, &self.key).send().await.unwrap()
+        self.authed(reqwest::Method::DELETE, path, &self.key)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Creates a task and returns its id, asserting a 200.
@@ -126,7 +163,10 @@ impl TestApp {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let t = self.task(id).await;
-            if matches!(t["status"].as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED")) {
+            if matches!(
+                t["status"].as_str(),
+                Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+            ) {
                 return t;
             }
             assert!(Instant::now() < deadline, "task {id} did not finish: {t}");
@@ -136,7 +176,12 @@ impl TestApp {
 
     /// A second account with its own key.
     pub async fn other_account(&self) -> String {
-        let account = self.server.store.create_account("other", 1000).await.unwrap();
+        let account = self
+            .server
+            .store
+            .create_account("other", 1000)
+            .await
+            .unwrap();
         let key = reelay_store::generate_api_key();
         self.server
             .store

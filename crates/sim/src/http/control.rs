@@ -22,13 +22,19 @@ pub(crate) async fn push_fault(
     let count = match body.as_object_mut().and_then(|o| o.remove("count")) {
         None => 1,
         Some(v) => v.as_u64().ok_or_else(|| {
-            ApiError::runway(StatusCode::BAD_REQUEST, "count must be a non-negative integer")
+            ApiError::runway(
+                StatusCode::BAD_REQUEST,
+                "count must be a non-negative integer",
+            )
         })?,
     };
     let fault: Fault = serde_json::from_value(body)
         .map_err(|e| ApiError::runway(StatusCode::BAD_REQUEST, format!("invalid fault: {e}")))?;
     if !sim.push_faults(fault.clone(), count) {
-        return Err(ApiError::runway(StatusCode::TOO_MANY_REQUESTS, "fault queue is full"));
+        return Err(ApiError::runway(
+            StatusCode::TOO_MANY_REQUESTS,
+            "fault queue is full",
+        ));
     }
     Ok(Json(json!({"queued": count, "fault": fault})))
 }
@@ -42,11 +48,17 @@ pub(crate) async fn lookup(
     State(sim): State<Sim>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let reference = q
-        .get("reference")
-        .ok_or_else(|| ApiError::runway(StatusCode::BAD_REQUEST, "query parameter reference is required"))?;
+    let reference = q.get("reference").ok_or_else(|| {
+        ApiError::runway(
+            StatusCode::BAD_REQUEST,
+            "query parameter reference is required",
+        )
+    })?;
     let id = sim.lookup(reference).ok_or_else(|| {
-        ApiError::with_body(StatusCode::NOT_FOUND, json!({"error": "Could not find reference"}))
+        ApiError::with_body(
+            StatusCode::NOT_FOUND,
+            json!({"error": "Could not find reference"}),
+        )
     })?;
     Ok(Json(json!({"id": id})))
 }

@@ -22,7 +22,11 @@ impl ApiError {
     }
 
     pub fn with_body(status: StatusCode, body: Value) -> ApiError {
-        ApiError { status, body, headers: Vec::new() }
+        ApiError {
+            status,
+            body,
+            headers: Vec::new(),
+        }
     }
 
     pub fn header(mut self, name: &'static str, value: impl ToString) -> ApiError {
@@ -34,7 +38,10 @@ impl ApiError {
 
     /// Runway's answer for an unknown, deleted or cancelled task (no `docUrl` in the captures).
     pub fn task_not_found() -> ApiError {
-        ApiError::with_body(StatusCode::NOT_FOUND, json!({"error": "Could not find Task"}))
+        ApiError::with_body(
+            StatusCode::NOT_FOUND,
+            json!({"error": "Could not find Task"}),
+        )
     }
 
     /// An arbitrary status (from a fault), with a message fitting it.

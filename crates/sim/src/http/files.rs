@@ -14,7 +14,12 @@ fn denied(message: &str) -> Response {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
     );
-    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/xml")],
+        body,
+    )
+        .into_response()
 }
 
 pub(crate) async fn download(
@@ -25,7 +30,9 @@ pub(crate) async fn download(
     let (Some(exp), Some(sig)) = (q.get("exp"), q.get("sig")) else {
         return denied("Missing Key-Pair-Id query parameter or cookie value");
     };
-    let Ok(exp) = exp.parse::<u64>() else { return denied("Invalid expiry") };
+    let Ok(exp) = exp.parse::<u64>() else {
+        return denied("Invalid expiry");
+    };
     if sign(&sim.inner.secret, &task_id, &name, exp) != *sig {
         return denied("Invalid signature");
     }
@@ -35,7 +42,10 @@ pub(crate) async fn download(
     match file_by_name(&name) {
         Some((content_type, bytes)) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "private, max-age=86400")],
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "private, max-age=86400"),
+            ],
             bytes,
         )
             .into_response(),

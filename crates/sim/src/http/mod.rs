@@ -19,7 +19,10 @@ pub(crate) const BODY_LIMIT: usize = 48 * 1024 * 1024;
 
 pub(crate) fn router(sim: Sim) -> Router {
     let mut v1 = Router::new()
-        .route("/v1/tasks/{id}", get(runway::get_task).delete(runway::delete_task))
+        .route(
+            "/v1/tasks/{id}",
+            get(runway::get_task).delete(runway::delete_task),
+        )
         .route("/v1/organization", get(runway::organization));
     for endpoint in crate::ENDPOINTS {
         v1 = v1.route(
@@ -47,7 +50,10 @@ impl Sim {
         if let Some(b) = self.inner.bound_base.get() {
             return b.clone();
         }
-        match headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()) {
+        match headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
             Some(host) => format!("http://{host}"),
             None => "http://localhost".to_string(),
         }

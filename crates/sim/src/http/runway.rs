@@ -36,19 +36,27 @@ fn check_headers(sim: &Sim, headers: &HeaderMap) -> Result<(), ApiError> {
                 ))
             }
             Some(k) if k.trim() != key => {
-                return Err(ApiError::runway(StatusCode::UNAUTHORIZED, "Invalid API key."))
+                return Err(ApiError::runway(
+                    StatusCode::UNAUTHORIZED,
+                    "Invalid API key.",
+                ))
             }
             Some(_) => {}
         }
     }
-    match headers.get("x-runway-version").map(|v| v.to_str().unwrap_or("")) {
+    match headers
+        .get("x-runway-version")
+        .map(|v| v.to_str().unwrap_or(""))
+    {
         None => Err(ApiError::runway(
             StatusCode::BAD_REQUEST,
             format!("The X-Runway-Version header is required. Set it to {RUNWAY_VERSION}."),
         )),
         Some(v) if v.trim() != RUNWAY_VERSION => Err(ApiError::runway(
             StatusCode::BAD_REQUEST,
-            format!("Invalid X-Runway-Version header \"{v}\". Supported version: {RUNWAY_VERSION}."),
+            format!(
+                "Invalid X-Runway-Version header \"{v}\". Supported version: {RUNWAY_VERSION}."
+            ),
         )),
         Some(_) => Ok(()),
     }
@@ -145,9 +153,17 @@ pub(crate) async fn create(
         h.update(value.to_string().as_bytes());
         hex::encode(h.finalize())
     });
-    let prompt = value.get("promptText").and_then(Value::as_str).unwrap_or("");
-    let mut candidates: Vec<Candidate> =
-        pushed.into_iter().map(|fault| Candidate { fault, once_key: None }).collect();
+    let prompt = value
+        .get("promptText")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut candidates: Vec<Candidate> = pushed
+        .into_iter()
+        .map(|fault| Candidate {
+            fault,
+            once_key: None,
+        })
+        .collect();
     candidates.extend(parse_directives(prompt).into_iter().map(|d| Candidate {
         once_key: d.once.then(|| format!("{identity}\u{0}{}", d.token)),
         fault: d.fault,
@@ -168,11 +184,14 @@ pub(crate) async fn create(
         .product();
 
     let config = &sim.inner.config;
-    let seconds = |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::from_secs(86_400));
+    let seconds =
+        |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::from_secs(86_400));
     let price = spec.price;
     let new = NewTask {
         estimated: price,
-        output: spec.output.unwrap_or(reelay_core::spec::OutputKindName::Video),
+        output: spec
+            .output
+            .unwrap_or(reelay_core::spec::OutputKindName::Video),
         model: spec.model,
         pending: seconds(config.pending_seconds),
         run: seconds(config.run_seconds * slow),
@@ -180,7 +199,8 @@ pub(crate) async fn create(
         reference,
     };
     let id = sim.state().create(new, Instant::now());
-    let ok = Json(json!({"id": id.to_string(), "estimatedCost": {"credits": price}})).into_response();
+    let ok =
+        Json(json!({"id": id.to_string(), "estimatedCost": {"credits": price}})).into_response();
 
     match take_fault(&sim, &candidates, Fault::is_post_accept) {
         None => Ok(ok),
@@ -206,7 +226,10 @@ pub(crate) async fn get_task(
     sim.state().stats.polls += 1;
     check_headers(&sim, &headers)?;
     let id = parse_id(&id)?;
-    let (task, phase) = sim.state().get(&id, Instant::now()).ok_or_else(ApiError::task_not_found)?;
+    let (task, phase) = sim
+        .state()
+        .get(&id, Instant::now())
+        .ok_or_else(ApiError::task_not_found)?;
     Ok(Json(render(&sim, &headers, &task, &phase)))
 }
 
@@ -214,11 +237,18 @@ pub(crate) async fn get_task(
 fn render(sim: &Sim, headers: &HeaderMap, task: &Task, phase: &Phase) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(task.id.to_string()));
-    o.insert("createdAt".into(), json!(task.created_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
+    o.insert(
+        "createdAt".into(),
+        json!(task.created_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+    );
     let estimated = json!({"credits": task.estimated});
     match phase {
         Phase::Throttled | Phase::Pending => {
-            let status = if *phase == Phase::Throttled { "THROTTLED" } else { "PENDING" };
+            let status = if *phase == Phase::Throttled {
+                "THROTTLED"
+            } else {
+                "PENDING"
+            };
             o.insert("status".into(), json!(status));
             o.insert("estimatedCost".into(), estimated);
         }
@@ -232,13 +262,20 @@ fn render(sim: &Sim, headers: &HeaderMap, task: &Task, phase: &Phase) -> Value {
             let exp = unix_now() + sim.inner.config.output_ttl_seconds;
             let task_id = task.id.to_string();
             let sig = sign(&sim.inner.secret, &task_id, name, exp);
-            let url = format!("{}/_sim/files/{task_id}/{name}?exp={exp}&sig={sig}", sim.public_base(headers));
+            let url = format!(
+                "{}/_sim/files/{task_id}/{name}?exp={exp}&sig={sig}",
+                sim.public_base(headers)
+            );
             o.insert("status".into(), json!("SUCCEEDED"));
             o.insert("output".into(), json!([url]));
             o.insert("cost".into(), json!({"credits": task.estimated}));
         }
         Phase::Failed { code } => {
-            let charged = if failure_is_charged(code) { task.estimated } else { 0 };
+            let charged = if failure_is_charged(code) {
+                task.estimated
+            } else {
+                0
+            };
             o.insert("status".into(), json!("FAILED"));
             o.insert("failure".into(), json!(failure_message(code)));
             o.insert("failureCode".into(), json!(code));
@@ -255,7 +292,9 @@ pub(crate) async fn delete_task(
 ) -> Result<StatusCode, ApiError> {
     check_headers(&sim, &headers)?;
     let id = parse_id(&id)?;
-    sim.state().delete(&id, Instant::now()).ok_or_else(ApiError::task_not_found)?;
+    sim.state()
+        .delete(&id, Instant::now())
+        .ok_or_else(ApiError::task_not_found)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -275,10 +314,17 @@ pub(crate) async fn organization(
         .catalog
         .model_names()
         .into_iter()
-        .map(|m| (m.to_string(), json!({"maxConcurrentGenerations": limit, "maxDailyGenerations": null})))
+        .map(|m| {
+            (
+                m.to_string(),
+                json!({"maxConcurrentGenerations": limit, "maxDailyGenerations": null}),
+            )
+        })
         .collect();
-    let usage: Map<String, Value> =
-        daily.into_iter().map(|(m, n)| (m, json!({"dailyGenerations": n}))).collect();
+    let usage: Map<String, Value> = daily
+        .into_iter()
+        .map(|(m, n)| (m, json!({"dailyGenerations": n})))
+        .collect();
     Ok(Json(json!({
         "creditBalance": INITIAL_CREDITS - charged,
         "tier": {"maxMonthlyCreditSpend": MAX_MONTHLY_CREDIT_SPEND, "models": models},

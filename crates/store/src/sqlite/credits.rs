@@ -29,7 +29,12 @@ async fn entry(
 }
 
 /// Holds `amount` for a task if the account has it available. False when it does not.
-pub async fn hold(conn: &mut SqliteConnection, account_id: &str, task_id: &str, amount: i64) -> Result<bool> {
+pub async fn hold(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    task_id: &str,
+    amount: i64,
+) -> Result<bool> {
     let moved = sqlx::query(
         "UPDATE accounts SET credits_available = credits_available - ?1, credits_held = credits_held + ?1
          WHERE id = ?2 AND credits_available >= ?1",
@@ -42,13 +47,26 @@ pub async fn hold(conn: &mut SqliteConnection, account_id: &str, task_id: &str, 
     if moved == 0 {
         return Ok(false);
     }
-    entry(conn, account_id, LedgerKind::Hold, amount, Some(task_id), "task accepted").await?;
+    entry(
+        conn,
+        account_id,
+        LedgerKind::Hold,
+        amount,
+        Some(task_id),
+        "task accepted",
+    )
+    .await?;
     Ok(true)
 }
 
 /// Ends a task's hold: what is still held is captured or refunded, once. Called in the
 /// transaction that moves the task to its terminal state.
-pub async fn settle(conn: &mut SqliteConnection, task_id: &str, kind: LedgerKind, reason: &str) -> Result<()> {
+pub async fn settle(
+    conn: &mut SqliteConnection,
+    task_id: &str,
+    kind: LedgerKind,
+    reason: &str,
+) -> Result<()> {
     debug_assert!(matches!(kind, LedgerKind::Capture | LedgerKind::Refund));
     let row = sqlx::query(
         "SELECT account_id, credits_held - credits_captured - credits_refunded AS remaining FROM tasks WHERE id = ?",
@@ -59,7 +77,9 @@ pub async fn settle(conn: &mut SqliteConnection, task_id: &str, kind: LedgerKind
     let account_id: String = row.try_get("account_id")?;
     let remaining: i64 = row.try_get("remaining")?;
     if remaining < 0 {
-        return Err(StoreError::Corrupt(format!("task {task_id} settled more than it held")));
+        return Err(StoreError::Corrupt(format!(
+            "task {task_id} settled more than it held"
+        )));
     }
     let (task_col, account_sql) = match kind {
         LedgerKind::Capture => ("credits_captured", "UPDATE accounts SET credits_held = credits_held - ?1 WHERE id = ?2"),
@@ -68,18 +88,30 @@ pub async fn settle(conn: &mut SqliteConnection, task_id: &str, kind: LedgerKind
             "UPDATE accounts SET credits_held = credits_held - ?1, credits_available = credits_available + ?1 WHERE id = ?2",
         ),
     };
-    sqlx::query(&format!("UPDATE tasks SET {task_col} = {task_col} + ? WHERE id = ?"))
+    sqlx::query(&format!(
+        "UPDATE tasks SET {task_col} = {task_col} + ? WHERE id = ?"
+    ))
+    .bind(remaining)
+    .bind(task_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(account_sql)
         .bind(remaining)
-        .bind(task_id)
+        .bind(&account_id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(account_sql).bind(remaining).bind(&account_id).execute(&mut *conn).await?;
     entry(conn, &account_id, kind, remaining, Some(task_id), reason).await
 }
 
 /// A top-up or an adjustment. False when the account does not exist or the balance would go
 /// negative.
-pub async fn credit(conn: &mut SqliteConnection, account_id: &str, kind: LedgerKind, amount: i64, reason: &str) -> Result<bool> {
+pub async fn credit(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    kind: LedgerKind,
+    amount: i64,
+    reason: &str,
+) -> Result<bool> {
     let moved = sqlx::query(
         "UPDATE accounts SET credits_available = credits_available + ?1 WHERE id = ?2 AND credits_available + ?1 >= 0",
     )

@@ -38,7 +38,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
         MIGRATOR.run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
@@ -91,34 +94,52 @@ impl Store for SqliteStore {
 
     async fn create_account(&self, name: &str, credits: i64) -> Result<Account> {
         if credits < 0 {
-            return Err(StoreError::Corrupt("initial credits must not be negative".into()));
+            return Err(StoreError::Corrupt(
+                "initial credits must not be negative".into(),
+            ));
         }
         let id = format!("acct_{}", uuid::Uuid::now_v7().simple());
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO accounts (id, name, credits_available, created_at) VALUES (?, ?, 0, ?)")
-            .bind(&id)
-            .bind(name)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO accounts (id, name, credits_available, created_at) VALUES (?, ?, 0, ?)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
         if credits > 0 {
             credits::credit(&mut tx, &id, LedgerKind::Topup, credits, "initial credits").await?;
         }
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(&id).fetch_one(&mut *tx).await?;
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         account_from_row(&row)
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
         row.map(|r| account_from_row(&r)).transpose()
     }
 
     async fn count_accounts(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM accounts").fetch_one(&self.write).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.write)
+            .await?
+            .try_get(0)?)
     }
 
-    async fn create_api_key(&self, account_id: &str, key_hash: &str, prefix: &str) -> Result<String> {
+    async fn create_api_key(
+        &self,
+        account_id: &str,
+        key_hash: &str,
+        prefix: &str,
+    ) -> Result<String> {
         let id = format!("kid_{}", uuid::Uuid::now_v7().simple());
         let res = sqlx::query(
             "INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at)
@@ -161,7 +182,8 @@ impl Store for SqliteStore {
 
     async fn accept_task(&self, task: NewTask, acceptance: Acceptance) -> Result<AcceptOutcome> {
         let now = now_ms();
-        let spec = serde_json::to_string(&task.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let spec =
+            serde_json::to_string(&task.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.begin().await?;
         if let Some(idem) = &acceptance.idempotency {
             let prior = sqlx::query(
@@ -185,11 +207,12 @@ impl Store for SqliteStore {
                 });
             }
         }
-        let account = sqlx::query("SELECT credits_available, max_active_tasks FROM accounts WHERE id = ?")
-            .bind(&task.account_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("account {}", task.account_id)))?;
+        let account =
+            sqlx::query("SELECT credits_available, max_active_tasks FROM accounts WHERE id = ?")
+                .bind(&task.account_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("account {}", task.account_id)))?;
         let own_cap: Option<i64> = account.try_get("max_active_tasks")?;
         if let Some(limit) = own_cap.or(acceptance.max_active_tasks) {
             let active: i64 = sqlx::query(
@@ -224,9 +247,20 @@ impl Store for SqliteStore {
         if !credits::hold(&mut tx, &task.account_id, &task.id, task.spec.price).await? {
             // Dropping the transaction rolls the insert back: nothing was created.
             let available: i64 = account.try_get("credits_available")?;
-            return Ok(AcceptOutcome::InsufficientCredits { available, price: task.spec.price });
+            return Ok(AcceptOutcome::InsufficientCredits {
+                available,
+                price: task.spec.price,
+            });
         }
-        insert_event(&mut tx, &task.id, None, TaskState::Queued, &serde_json::json!({}), now).await?;
+        insert_event(
+            &mut tx,
+            &task.id,
+            None,
+            TaskState::Queued,
+            &serde_json::json!({}),
+            now,
+        )
+        .await?;
         if let Some(idem) = &acceptance.idempotency {
             sqlx::query(
                 "INSERT INTO idempotency_keys (account_id, key, request_hash, task_id, response_status,
@@ -279,7 +313,13 @@ impl Store for SqliteStore {
         rows.iter().map(rows::event_from_row).collect()
     }
 
-    async fn claim_due(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Task>> {
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Task>> {
         // The claimed task comes due again at the lease expiry: if this worker dies, another
         // picks it up then, with no separate sweeper.
         let rows = sqlx::query(&format!(
@@ -299,18 +339,20 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query("SELECT MIN(next_attempt_at) FROM tasks WHERE next_attempt_at IS NOT NULL")
-            .fetch_one(&self.read)
-            .await?
-            .try_get(0)?)
+        Ok(
+            sqlx::query("SELECT MIN(next_attempt_at) FROM tasks WHERE next_attempt_at IS NOT NULL")
+                .fetch_one(&self.read)
+                .await?
+                .try_get(0)?,
+        )
     }
 
     async fn count_in_flight(&self, channel: &str) -> Result<i64> {
         Ok(sqlx::query(IN_FLIGHT_SQL)
-        .bind(channel)
-        .fetch_one(&self.read)
-        .await?
-        .try_get(0)?)
+            .bind(channel)
+            .fetch_one(&self.read)
+            .await?
+            .try_get(0)?)
     }
 
     async fn update_task(&self, u: TaskUpdate) -> Result<Option<Task>> {
@@ -320,9 +362,12 @@ impl Store for SqliteStore {
             .bind(&u.task_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(current) = current else { return Ok(None) };
+        let Some(current) = current else {
+            return Ok(None);
+        };
         let state_str: String = current.try_get("state")?;
-        let state = TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
+        let state =
+            TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
         let owner: Option<String> = current.try_get("lease_owner")?;
         if !u.from.contains(&state) {
             return Ok(None);
@@ -412,7 +457,11 @@ impl Store for SqliteStore {
         }
         // The condition is repeated in the UPDATE itself so it holds on a backend whose
         // transactions do not take the write lock up front.
-        let owner_check = if u.lease_owner.is_some() { " AND lease_owner = ?" } else { "" };
+        let owner_check = if u.lease_owner.is_some() {
+            " AND lease_owner = ?"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE tasks SET {} WHERE id = ? AND state = ?{owner_check} RETURNING {TASK_COLUMNS}",
             set.join(", ")
@@ -435,7 +484,11 @@ impl Store for SqliteStore {
         if let Some(to) = u.to.filter(|to| *to != state && to.is_terminal()) {
             // Engine-side endings: success is charged, failure and upstream cancellation are
             // refunded — in this same transaction, so a task never ends without its settlement.
-            let kind = if to == TaskState::Succeeded { LedgerKind::Capture } else { LedgerKind::Refund };
+            let kind = if to == TaskState::Succeeded {
+                LedgerKind::Capture
+            } else {
+                LedgerKind::Refund
+            };
             credits::settle(&mut tx, &u.task_id, kind, &format!("task {}", to.as_str())).await?;
         }
         let row = if u.to.is_some_and(|to| to.is_terminal() && to != state) {
@@ -447,7 +500,10 @@ impl Store for SqliteStore {
             row
         };
         if let Some(to) = u.to.filter(|to| *to != state) {
-            let mut data = u.event_data.clone().unwrap_or_else(|| serde_json::json!({}));
+            let mut data = u
+                .event_data
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({}));
             if let Some((code, msg)) = &u.failure {
                 data["failure_code"] = code.clone().into();
                 data["failure"] = msg.clone().into();
@@ -467,27 +523,41 @@ impl Store for SqliteStore {
         .bind(since_ms)
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("model")?, r.try_get("n")?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("model")?, r.try_get("n")?)))
+            .collect()
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {
         self.accounts_where("ORDER BY created_at", None).await
     }
 
-    async fn credit(&self, account_id: &str, kind: LedgerKind, amount: i64, reason: &str) -> Result<Option<Account>> {
+    async fn credit(
+        &self,
+        account_id: &str,
+        kind: LedgerKind,
+        amount: i64,
+        reason: &str,
+    ) -> Result<Option<Account>> {
         let valid = match kind {
             LedgerKind::Topup => amount > 0,
             LedgerKind::Adjust => amount != 0,
             _ => false,
         };
         if !valid {
-            return Err(StoreError::Corrupt(format!("{} of {amount} is not allowed", kind.as_str())));
+            return Err(StoreError::Corrupt(format!(
+                "{} of {amount} is not allowed",
+                kind.as_str()
+            )));
         }
         let mut tx = self.begin().await?;
         if !credits::credit(&mut tx, account_id, kind, amount, reason).await? {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(account_id).fetch_one(&mut *tx).await?;
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         account_from_row(&row).map(Some)
     }
@@ -518,7 +588,8 @@ impl Store for SqliteStore {
         .await?;
         for r in rows {
             let id: String = r.try_get("id")?;
-            let (avail, held): (i64, i64) = (r.try_get("credits_available")?, r.try_get("credits_held")?);
+            let (avail, held): (i64, i64) =
+                (r.try_get("credits_available")?, r.try_get("credits_held")?);
             let (e_avail, e_held): (i64, i64) = (r.try_get("available")?, r.try_get("held")?);
             if avail != e_avail || held != e_held {
                 found.push(LedgerViolation {
@@ -528,7 +599,11 @@ impl Store for SqliteStore {
                 });
             }
             if avail < 0 || held < 0 {
-                found.push(LedgerViolation { account_id: id, task_id: None, problem: format!("negative balance available={avail} held={held}") });
+                found.push(LedgerViolation {
+                    account_id: id,
+                    task_id: None,
+                    problem: format!("negative balance available={avail} held={held}"),
+                });
             }
         }
         let rows = sqlx::query(
@@ -543,10 +618,16 @@ impl Store for SqliteStore {
         for r in rows {
             let state: String = r.try_get("state")?;
             let terminal = TaskState::parse(&state).is_some_and(TaskState::is_terminal);
-            let (held, captured, refunded): (i64, i64, i64) =
-                (r.try_get("credits_held")?, r.try_get("credits_captured")?, r.try_get("credits_refunded")?);
-            let (l_hold, l_capture, l_refund): (i64, i64, i64) =
-                (r.try_get("l_hold")?, r.try_get("l_capture")?, r.try_get("l_refund")?);
+            let (held, captured, refunded): (i64, i64, i64) = (
+                r.try_get("credits_held")?,
+                r.try_get("credits_captured")?,
+                r.try_get("credits_refunded")?,
+            );
+            let (l_hold, l_capture, l_refund): (i64, i64, i64) = (
+                r.try_get("l_hold")?,
+                r.try_get("l_capture")?,
+                r.try_get("l_refund")?,
+            );
             let mut problems = Vec::new();
             if (held, captured, refunded) != (l_hold, l_capture, l_refund) {
                 problems.push(format!(
@@ -554,27 +635,52 @@ impl Store for SqliteStore {
                 ));
             }
             if terminal && held != captured + refunded {
-                problems.push(format!("{state} task: held {held} != captured {captured} + refunded {refunded}"));
+                problems.push(format!(
+                    "{state} task: held {held} != captured {captured} + refunded {refunded}"
+                ));
             }
             if !terminal && captured + refunded != 0 {
-                problems.push(format!("{state} task already settled {}", captured + refunded));
+                problems.push(format!(
+                    "{state} task already settled {}",
+                    captured + refunded
+                ));
             }
             for problem in problems {
-                found.push(LedgerViolation { account_id: r.try_get("account_id")?, task_id: Some(r.try_get("id")?), problem });
+                found.push(LedgerViolation {
+                    account_id: r.try_get("account_id")?,
+                    task_id: Some(r.try_get("id")?),
+                    problem,
+                });
             }
         }
         Ok(found)
     }
 
-    async fn set_account_limits(&self, account_id: &str, price_multiplier: Option<f64>, max_active_tasks: Option<Option<i64>>) -> Result<Option<Account>> {
+    async fn set_account_limits(
+        &self,
+        account_id: &str,
+        price_multiplier: Option<f64>,
+        max_active_tasks: Option<Option<i64>>,
+    ) -> Result<Option<Account>> {
         let mut tx = self.begin().await?;
         if let Some(m) = price_multiplier {
-            sqlx::query("UPDATE accounts SET price_multiplier = ? WHERE id = ?").bind(m).bind(account_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE accounts SET price_multiplier = ? WHERE id = ?")
+                .bind(m)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(cap) = max_active_tasks {
-            sqlx::query("UPDATE accounts SET max_active_tasks = ? WHERE id = ?").bind(cap).bind(account_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE accounts SET max_active_tasks = ? WHERE id = ?")
+                .bind(cap)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
         }
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?").bind(account_id).fetch_optional(&mut *tx).await?;
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         row.map(|r| account_from_row(&r)).transpose()
     }
@@ -588,12 +694,13 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_api_key(&self, key_id: &str) -> Result<bool> {
-        let n = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(key_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(key_id)
+                .execute(&self.write)
+                .await?
+                .rows_affected();
         Ok(n == 1)
     }
 
@@ -603,11 +710,13 @@ impl Store for SqliteStore {
         }
         let mut tx = self.begin().await?;
         for (id, at) in used {
-            sqlx::query("UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -628,14 +737,19 @@ impl Store for SqliteStore {
     async fn cancel_or_delete(&self, account_id: &str, id: &str) -> Result<CancelOutcome> {
         let now = now_ms();
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT state, upstream_id FROM tasks WHERE id = ? AND account_id = ? AND deleted = 0")
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Ok(CancelOutcome::NotFound) };
+        let row = sqlx::query(
+            "SELECT state, upstream_id FROM tasks WHERE id = ? AND account_id = ? AND deleted = 0",
+        )
+        .bind(id)
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(CancelOutcome::NotFound);
+        };
         let state_str: String = row.try_get("state")?;
-        let state = TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
+        let state =
+            TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
         let upstream_id: Option<String> = row.try_get("upstream_id")?;
         let outcome = if state.is_terminal() {
             sqlx::query("UPDATE tasks SET deleted = 1, updated_at = ? WHERE id = ?")
@@ -671,10 +785,21 @@ impl Store for SqliteStore {
             .await?;
             // Once the upstream has the job, it charges us whether or not it stops: the
             // cancel is charged. Before that, nothing was spent: it is refunded.
-            let kind = if upstream_id.is_some() { LedgerKind::Capture } else { LedgerKind::Refund };
+            let kind = if upstream_id.is_some() {
+                LedgerKind::Capture
+            } else {
+                LedgerKind::Refund
+            };
             credits::settle(&mut tx, id, kind, "cancelled by client").await?;
-            insert_event(&mut tx, id, Some(state), TaskState::Cancelled, &serde_json::json!({"by": "client"}), now)
-                .await?;
+            insert_event(
+                &mut tx,
+                id,
+                Some(state),
+                TaskState::Cancelled,
+                &serde_json::json!({"by": "client"}),
+                now,
+            )
+            .await?;
             CancelOutcome::Cancelled
         };
         tx.commit().await?;
@@ -689,7 +814,11 @@ impl SqliteStore {
         if let Some(id) = id {
             q = q.bind(id);
         }
-        q.fetch_all(&self.read).await?.iter().map(account_from_row).collect()
+        q.fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(account_from_row)
+            .collect()
     }
 }
 

@@ -92,7 +92,9 @@ pub fn event_from_row(r: &SqliteRow) -> Result<TaskEvent> {
     Ok(TaskEvent {
         id: r.try_get("id")?,
         task_id: r.try_get("task_id")?,
-        from_state: from.map(|s| TaskState::parse(&s).ok_or_else(|| corrupt(&s))).transpose()?,
+        from_state: from
+            .map(|s| TaskState::parse(&s).ok_or_else(|| corrupt(&s)))
+            .transpose()?,
         to_state: TaskState::parse(&to).ok_or_else(|| corrupt(&to))?,
         data: serde_json::from_str(&data).map_err(corrupt)?,
         created_at: r.try_get("created_at")?,

@@ -49,7 +49,8 @@ impl From<AuthError> for RunwayError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Missing => RunwayError::Unauthorized(
-                "No API key provided. Pass it as a bearer token in the Authorization header.".into(),
+                "No API key provided. Pass it as a bearer token in the Authorization header."
+                    .into(),
             ),
             AuthError::Invalid => RunwayError::Unauthorized("Invalid API key.".into()),
             AuthError::Store(s) => s.into(),
@@ -60,14 +61,26 @@ impl From<AuthError> for RunwayError {
 impl IntoResponse for RunwayError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
-            RunwayError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({"error": m, "docUrl": DOC_URL})),
-            RunwayError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m, "docUrl": DOC_URL})),
+            RunwayError::Unauthorized(m) => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": m, "docUrl": DOC_URL}),
+            ),
+            RunwayError::BadRequest(m) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": m, "docUrl": DOC_URL}),
+            ),
             RunwayError::Validation(issues) => (
                 StatusCode::BAD_REQUEST,
                 json!({"error": "Validation of body failed", "issues": issues, "docUrl": DOC_URL}),
             ),
-            RunwayError::TaskNotFound => (StatusCode::NOT_FOUND, json!({"error": "Could not find Task"})),
-            RunwayError::RouteNotFound => (StatusCode::NOT_FOUND, json!({"error": "Not found", "docUrl": DOC_URL})),
+            RunwayError::TaskNotFound => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "Could not find Task"}),
+            ),
+            RunwayError::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "Not found", "docUrl": DOC_URL}),
+            ),
             RunwayError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({"error": "Method not allowed", "docUrl": DOC_URL}),
@@ -83,7 +96,8 @@ impl IntoResponse for RunwayError {
         };
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         resp
     }

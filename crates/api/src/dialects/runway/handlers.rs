@@ -19,7 +19,10 @@ const VERSION: &str = "2024-11-06";
 /// Authenticates and checks `X-Runway-Version`, as Runway does on every request.
 async fn preamble(state: &AppState, headers: &HeaderMap) -> Result<Principal, RunwayError> {
     let principal = authenticate(state, bearer(headers)).await?;
-    match headers.get("x-runway-version").map(|v| v.to_str().unwrap_or("")) {
+    match headers
+        .get("x-runway-version")
+        .map(|v| v.to_str().unwrap_or(""))
+    {
         None => Err(RunwayError::BadRequest(format!(
             "Missing X-Runway-Version header. Set it to {VERSION}."
         ))),
@@ -59,7 +62,9 @@ pub async fn create(
         })
         .await?;
     state.engine.notify();
-    Ok(Json(json!({"id": task.id, "estimatedCost": {"credits": price}})))
+    Ok(Json(
+        json!({"id": task.id, "estimatedCost": {"credits": price}}),
+    ))
 }
 
 pub async fn get_task(
@@ -83,7 +88,11 @@ pub async fn delete_task(
     Path(id): Path<String>,
 ) -> Result<StatusCode, RunwayError> {
     let principal = preamble(&state, &headers).await?;
-    match state.store.cancel_or_delete(&principal.account.id, &id).await? {
+    match state
+        .store
+        .cancel_or_delete(&principal.account.id, &id)
+        .await?
+    {
         CancelOutcome::NotFound => Err(RunwayError::TaskNotFound),
         CancelOutcome::Cancelled => {
             state.engine.notify();
@@ -98,7 +107,11 @@ pub async fn organization(
     headers: HeaderMap,
 ) -> Result<Json<Value>, RunwayError> {
     let principal = preamble(&state, &headers).await?;
-    let account = state.store.get_account(&principal.account.id).await?.unwrap_or(principal.account);
+    let account = state
+        .store
+        .get_account(&principal.account.id)
+        .await?
+        .unwrap_or(principal.account);
     let since = now_ms() - 24 * 3600 * 1000;
     let usage = state.store.usage_by_model(&account.id, since).await?;
     // reelay sets no per-model limits of its own here: null means "no limit" (SDK >= 5.24).
@@ -106,10 +119,17 @@ pub async fn organization(
         .catalog
         .model_names()
         .into_iter()
-        .map(|m| (m.to_string(), json!({"maxConcurrentGenerations": null, "maxDailyGenerations": null})))
+        .map(|m| {
+            (
+                m.to_string(),
+                json!({"maxConcurrentGenerations": null, "maxDailyGenerations": null}),
+            )
+        })
         .collect();
-    let usage: serde_json::Map<String, Value> =
-        usage.into_iter().map(|(m, n)| (m, json!({"dailyGenerations": n}))).collect();
+    let usage: serde_json::Map<String, Value> = usage
+        .into_iter()
+        .map(|(m, n)| (m, json!({"dailyGenerations": n})))
+        .collect();
     Ok(Json(json!({
         "creditBalance": account.credits_available,
         "tier": {"maxMonthlyCreditSpend": state.config.max_monthly_credit_spend, "models": models},

@@ -20,8 +20,11 @@ pub fn routes() -> Router<AppState> {
             post(move |state, headers, body| handlers::create(state, headers, body, endpoint)),
         );
     }
-    r.route("/v1/tasks/{id}", get(handlers::get_task).delete(handlers::delete_task))
-        .route("/v1/organization", get(handlers::organization))
+    r.route(
+        "/v1/tasks/{id}",
+        get(handlers::get_task).delete(handlers::delete_task),
+    )
+    .route("/v1/organization", get(handlers::organization))
 }
 
 pub async fn not_found() -> RunwayError {

@@ -29,7 +29,11 @@ const FAILURE_CODES: &[(&str, &str)] = &[
 ];
 
 fn failure_code(code: &str) -> &str {
-    FAILURE_CODES.iter().find(|(ours, _)| *ours == code).map(|(_, theirs)| *theirs).unwrap_or(code)
+    FAILURE_CODES
+        .iter()
+        .find(|(ours, _)| *ours == code)
+        .map(|(_, theirs)| *theirs)
+        .unwrap_or(code)
 }
 
 pub fn iso_ms(ms: i64) -> String {
@@ -55,7 +59,10 @@ pub fn task_json(t: &Task) -> Value {
             v["cost"] = json!({"credits": t.credits_held - t.credits_refunded});
         }
         TaskState::Failed => {
-            v["failure"] = json!(t.failure_message.clone().unwrap_or_else(|| "The task failed.".into()));
+            v["failure"] = json!(t
+                .failure_message
+                .clone()
+                .unwrap_or_else(|| "The task failed.".into()));
             v["failureCode"] = json!(t.failure_code.as_deref().map(failure_code));
             v["cost"] = json!({"credits": t.credits_captured});
         }
