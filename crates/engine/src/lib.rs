@@ -13,38 +13,17 @@ mod config;
 mod dispatcher;
 mod tracker;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use reelay_core::TaskState;
 use reelay_media::LocalMedia;
 use reelay_store::{now_ms, Store, Task};
-use tokio::sync::{Notify, Semaphore};
-use tokio_util_shutdown::Shutdown;
+use tokio::sync::{watch, Notify, Semaphore};
 
 pub use channels::{Channel, Channels};
 pub use config::{EngineConfig, UnknownOutcomePolicy};
-
-mod tokio_util_shutdown {
-    use tokio::sync::watch;
-
-    /// A shutdown signal shared by the loop and whoever stops it.
-    #[derive(Clone)]
-    pub struct Shutdown(pub watch::Sender<bool>);
-
-    impl Shutdown {
-        pub fn new() -> Shutdown {
-            Shutdown(watch::channel(false).0)
-        }
-        pub fn trigger(&self) {
-            let _ = self.0.send(true);
-        }
-        pub fn subscribe(&self) -> watch::Receiver<bool> {
-            self.0.subscribe()
-        }
-    }
-}
 
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
@@ -57,8 +36,7 @@ pub struct Engine {
     pub(crate) http: reqwest::Client,
     wake: Notify,
     alive: AtomicBool,
-    last_loop_ms: AtomicI64,
-    shutdown: Shutdown,
+    shutdown: watch::Sender<bool>,
 }
 
 /// What the API holds: a way to announce new work and to ask whether the workers run.
@@ -74,7 +52,7 @@ impl EngineHandle {
         self.0.alive.load(Ordering::Relaxed)
     }
     pub fn shutdown(&self) {
-        self.0.shutdown.trigger();
+        let _ = self.0.shutdown.send(true);
         self.0.wake.notify_one();
     }
     pub fn owner(&self) -> &str {
@@ -105,8 +83,7 @@ impl Engine {
             http,
             wake: Notify::new(),
             alive: AtomicBool::new(false),
-            last_loop_ms: AtomicI64::new(0),
-            shutdown: Shutdown::new(),
+            shutdown: watch::channel(false).0,
         })
     }
 
@@ -127,7 +104,6 @@ impl Engine {
                 break;
             }
             let now = now_ms();
-            self.last_loop_ms.store(now, Ordering::Relaxed);
             let free = permits.available_permits() as i64;
             let mut full_batch = false;
             if free > 0 {

@@ -35,27 +35,31 @@ pub async fn hold(
     task_id: &str,
     amount: i64,
 ) -> Result<bool> {
-    let moved = sqlx::query(
-        "UPDATE accounts SET credits_available = credits_available - ?1, credits_held = credits_held + ?1
-         WHERE id = ?2 AND credits_available >= ?1",
-    )
-    .bind(amount)
-    .bind(account_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let sql = "UPDATE accounts SET credits_available = credits_available - ?1, credits_held = credits_held + ?1
+               WHERE id = ?2 AND credits_available >= ?1";
+    let entry = (LedgerKind::Hold, Some(task_id), "task accepted");
+    guarded_entry(conn, sql, account_id, amount, entry).await
+}
+
+/// Runs a balance update guarded by its `WHERE` (the balance never goes negative) and, if it
+/// applied, appends the matching ledger entry. False when the guard refused it.
+async fn guarded_entry(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    account_id: &str,
+    amount: i64,
+    (kind, task_id, reason): (LedgerKind, Option<&str>, &str),
+) -> Result<bool> {
+    let moved = sqlx::query(sql)
+        .bind(amount)
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     if moved == 0 {
         return Ok(false);
     }
-    entry(
-        conn,
-        account_id,
-        LedgerKind::Hold,
-        amount,
-        Some(task_id),
-        "task accepted",
-    )
-    .await?;
+    entry(conn, account_id, kind, amount, task_id, reason).await?;
     Ok(true)
 }
 
@@ -112,17 +116,7 @@ pub async fn credit(
     amount: i64,
     reason: &str,
 ) -> Result<bool> {
-    let moved = sqlx::query(
-        "UPDATE accounts SET credits_available = credits_available + ?1 WHERE id = ?2 AND credits_available + ?1 >= 0",
-    )
-    .bind(amount)
-    .bind(account_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if moved == 0 {
-        return Ok(false);
-    }
-    entry(conn, account_id, kind, amount, None, reason).await?;
-    Ok(true)
+    let sql = "UPDATE accounts SET credits_available = credits_available + ?1
+               WHERE id = ?2 AND credits_available + ?1 >= 0";
+    guarded_entry(conn, sql, account_id, amount, (kind, None, reason)).await
 }

@@ -529,7 +529,12 @@ impl Store for SqliteStore {
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {
-        self.accounts_where("ORDER BY created_at", None).await
+        sqlx::query("SELECT * FROM accounts ORDER BY created_at")
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(account_from_row)
+            .collect()
     }
 
     async fn credit(
@@ -804,21 +809,6 @@ impl Store for SqliteStore {
         };
         tx.commit().await?;
         Ok(outcome)
-    }
-}
-
-impl SqliteStore {
-    async fn accounts_where(&self, sql_tail: &str, id: Option<&str>) -> Result<Vec<Account>> {
-        let sql = format!("SELECT * FROM accounts {sql_tail}");
-        let mut q = sqlx::query(&sql);
-        if let Some(id) = id {
-            q = q.bind(id);
-        }
-        q.fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(account_from_row)
-            .collect()
     }
 }
 
