@@ -2,6 +2,8 @@
 //! (state tables) and its one error type mapped to HTTP once; they all turn requests into the
 //! same `TaskSpec` and read the same tasks.
 
+mod accept;
+pub mod admin;
 mod auth;
 pub mod dialects;
 mod health;
@@ -12,7 +14,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
-pub use auth::Principal;
+pub use accept::{AcceptError, Accepted};
+pub use auth::{Keys, KeysConfig, Principal};
 pub use state::{ApiConfig, AppState};
 
 pub fn router(state: AppState) -> Router {
@@ -21,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(media::routes(&state))
         .merge(dialects::runway::routes())
+        .nest("/admin/v1", admin::routes())
         .fallback(dialects::runway::not_found)
         .method_not_allowed_fallback(dialects::runway::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -28,4 +32,28 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Background upkeep of the HTTP layer: API key last-used writes, rate-limit state trimming, and
+/// expired idempotency records (purged in small batches so the writer is never held long).
+pub async fn upkeep(state: AppState) {
+    tokio::spawn(state.keys.clone().run_upkeep(state.store.clone()));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        loop {
+            match state
+                .store
+                .purge_idempotency(reelay_store::now_ms(), 500)
+                .await
+            {
+                Ok(500) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not purge expired idempotency keys");
+                    break;
+                }
+            }
+        }
+    }
 }

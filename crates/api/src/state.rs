@@ -5,6 +5,9 @@ use reelay_engine::EngineHandle;
 use reelay_media::LocalMedia;
 use reelay_store::Store;
 
+use crate::admin::AdminAuth;
+use crate::auth::Keys;
+
 /// Settings the HTTP layer needs, cut from the one configuration struct.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -12,6 +15,13 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Runway `tier.maxMonthlyCreditSpend` reported by `/v1/organization`.
     pub max_monthly_credit_spend: i64,
+    /// How long an `Idempotency-Key` is remembered, in milliseconds.
+    pub idempotency_ttl_ms: i64,
+    /// Live tasks an account may have at once unless the account sets its own cap.
+    pub max_active_tasks: Option<i64>,
+    /// Status the Runway dialect answers when credits are short. Runway itself says 400; reelay
+    /// says 402 by default so that clients can tell "top up" from "fix your request".
+    pub runway_insufficient_credits_status: u16,
 }
 
 impl Default for ApiConfig {
@@ -19,6 +29,9 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: 24 * 1024 * 1024,
             max_monthly_credit_spend: 1_000_000,
+            idempotency_ttl_ms: 24 * 3600 * 1000,
+            max_active_tasks: None,
+            runway_insufficient_credits_status: 402,
         }
     }
 }
@@ -30,4 +43,7 @@ pub struct AppState {
     pub engine: EngineHandle,
     pub media: LocalMedia,
     pub config: Arc<ApiConfig>,
+    /// API key lookups (cached), rate limits and last-used bookkeeping.
+    pub keys: Arc<Keys>,
+    pub admin: Arc<AdminAuth>,
 }

@@ -2,11 +2,13 @@
 //! environment variables (nested keys with `__`, e.g. `REELAY_ENGINE__WORKERS`), then flags.
 //! Loaded once at start and validated; an error names the setting at fault.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use reelay_core::Price;
 use reelay_engine::EngineConfig;
 use reelay_upstream::ChannelConfig;
 use serde::Deserialize;
@@ -28,6 +30,10 @@ const ENV_KEYS: &[&str] = &[
     "default_account_credits",
     "log",
     "engine",
+    "idempotency_ttl_seconds",
+    "limits",
+    "runway",
+    "prices",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,7 +47,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Base of the URLs reelay hands out (media); default `http://<listen>`.
     pub public_url: Option<String>,
-    /// Admin API token (the admin API arrives with the credits work).
+    /// Admin API token; when unset, one is generated on first start, printed once, and only its
+    /// hash kept in the data dir.
     pub admin_token: Option<String>,
     /// Run the built-in `sandbox` channel (the simulator, in process).
     pub sandbox: bool,
@@ -61,6 +68,57 @@ pub struct Config {
     pub log: String,
     pub engine: EngineConfig,
     pub channels: Vec<ChannelConfig>,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl_seconds: u64,
+    pub limits: Limits,
+    pub runway: RunwayDialect,
+    /// Price overrides: `model` or `endpoint/model` → a price in the catalog's format.
+    #[serde(default)]
+    pub prices: BTreeMap<String, Price>,
+}
+
+/// Per-key request rates and per-account task caps.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Requests per second one API key may make (0 = unlimited).
+    pub requests_per_second: u32,
+    /// Requests a key may make at once after being idle.
+    pub burst: u32,
+    /// Live (unfinished) tasks per account unless the account sets its own cap; none = no cap.
+    pub max_active_tasks: Option<i64>,
+    /// How long an API key lookup is cached: a key revoked elsewhere stops working within this.
+    pub key_cache_seconds: u64,
+    /// How often last-used times of API keys are written.
+    pub key_touch_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            requests_per_second: 50,
+            burst: 100,
+            max_active_tasks: None,
+            key_cache_seconds: 5,
+            key_touch_seconds: 30,
+        }
+    }
+}
+
+/// Settings of the Runway official dialect.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunwayDialect {
+    /// Status of "not enough credits": 402 (default) or 400 (what Runway itself answers).
+    pub insufficient_credits_status: u16,
+}
+
+impl Default for RunwayDialect {
+    fn default() -> Self {
+        RunwayDialect {
+            insufficient_credits_status: 402,
+        }
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -76,6 +134,9 @@ struct Defaults {
     log: &'static str,
     engine: serde_json::Value,
     channels: Vec<serde_json::Value>,
+    idempotency_ttl_seconds: u64,
+    limits: Limits,
+    runway: RunwayDialect,
 }
 
 fn defaults() -> Defaults {
@@ -91,6 +152,9 @@ fn defaults() -> Defaults {
         log: "info",
         engine: serde_json::json!({}),
         channels: vec![],
+        idempotency_ttl_seconds: 24 * 3600,
+        limits: Limits::default(),
+        runway: RunwayDialect::default(),
     }
 }
 
@@ -157,6 +221,31 @@ impl Config {
                     "invalid configuration: public_url must start with http:// or https://".into(),
                 );
             }
+        }
+        if !matches!(self.runway.insufficient_credits_status, 400 | 402) {
+            return Err(
+                "invalid configuration: runway.insufficient_credits_status must be 400 or 402"
+                    .into(),
+            );
+        }
+        if self.idempotency_ttl_seconds == 0 {
+            return Err("invalid configuration: idempotency_ttl_seconds must be positive".into());
+        }
+        if self.limits.max_active_tasks.is_some_and(|n| n < 1) {
+            return Err("invalid configuration: limits.max_active_tasks must be at least 1".into());
+        }
+        if self.limits.key_touch_seconds == 0 {
+            return Err("invalid configuration: limits.key_touch_seconds must be positive".into());
+        }
+        if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err("invalid configuration: admin_token must be at least 16 characters".into());
+        }
+        // Overrides must name catalog models; checked against the built-in catalog here and
+        // against a catalog_file when it is loaded.
+        if self.catalog_file.is_none() {
+            reelay_core::Catalog::builtin()
+                .override_prices(&self.prices)
+                .map_err(|e| format!("invalid configuration: prices: {e}"))?;
         }
         if self.max_body_bytes < 1024 {
             return Err("invalid configuration: max_body_bytes must be at least 1024".into());

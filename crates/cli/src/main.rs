@@ -146,6 +146,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("Created account `default`. Its API key, shown only this once:");
                 println!("  {key}");
             }
+            if let Some(token) = &server.generated_admin_token {
+                println!("Generated an admin token (for /admin/v1 and admin tools), shown only this once:");
+                println!("  {token}");
+                println!("Set admin_token / REELAY_ADMIN_TOKEN to choose your own.");
+            }
             println!(
                 "reelay listening on http://{} (data in {})",
                 server.addr,

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use reelay_api::{ApiConfig, AppState};
+use std::time::Duration;
+
+use reelay_api::admin::AdminAuth;
+use reelay_api::{ApiConfig, AppState, Keys, KeysConfig};
 use reelay_core::Catalog;
 use reelay_engine::{Channel, Channels, Engine, EngineHandle};
 use reelay_media::LocalMedia;
@@ -20,6 +23,8 @@ pub struct Server {
     pub addr: std::net::SocketAddr,
     pub base_url: String,
     pub first_key: Option<String>,
+    /// The admin token generated on first start when none is configured (printed once).
+    pub generated_admin_token: Option<String>,
     pub store: Arc<dyn Store>,
     pub engine: EngineHandle,
     pub sandbox: Option<SimHandle>,
@@ -59,15 +64,41 @@ pub async fn bootstrap(
     Ok(Some((account.id, key)))
 }
 
+/// The admin token: from configuration, else the hash kept in the data dir, else a new token
+/// (returned to be printed once; only its hash is written).
+fn admin_auth(config: &Config) -> anyhow::Result<(AdminAuth, Option<String>)> {
+    if let Some(token) = &config.admin_token {
+        return Ok((AdminAuth::from_token(token), None));
+    }
+    let path = config.data_dir.join("admin_token.sha256");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let hash: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow::anyhow!("{} is not a SHA-256 hex digest", path.display()))?;
+        return Ok((AdminAuth::from_hash(hash), None));
+    }
+    let token = format!("radm_{}", hex::encode(rand::random::<[u8; 32]>()));
+    let digest = reelay_store::hash_api_key(&token);
+    std::fs::write(&path, format!("{digest}\n"))
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok((AdminAuth::from_token(&token), Some(token)))
+}
+
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     let store = open_store(&config).await?;
     let first = bootstrap(store.as_ref(), config.default_account_credits).await?;
 
-    let catalog = Arc::new(match &config.catalog_file {
+    let (admin, generated_admin_token) = admin_auth(&config)?;
+    let mut catalog = match &config.catalog_file {
         Some(path) => Catalog::from_json(&std::fs::read_to_string(path)?)
             .map_err(|e| anyhow::anyhow!("catalog_file {}: {e}", path.display()))?,
         None => Catalog::builtin(),
-    });
+    };
+    catalog
+        .override_prices(&config.prices)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: prices: {e}"))?;
+    let catalog = Arc::new(catalog);
 
     let listener = TcpListener::bind(config.listen_addr().map_err(anyhow::Error::msg)?).await?;
     let addr = listener.local_addr()?;
@@ -121,11 +152,24 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         media,
         config: Arc::new(ApiConfig {
             max_body_bytes: config.max_body_bytes,
+            idempotency_ttl_ms: (config.idempotency_ttl_seconds as i64).saturating_mul(1000),
+            max_active_tasks: config.limits.max_active_tasks,
+            runway_insufficient_credits_status: config.runway.insufficient_credits_status,
             ..ApiConfig::default()
         }),
+        keys: Arc::new(Keys::new(KeysConfig {
+            cache_ttl: Duration::from_secs(config.limits.key_cache_seconds),
+            rate_per_second: config.limits.requests_per_second,
+            burst: config.limits.burst,
+            touch_interval: Duration::from_secs(config.limits.key_touch_seconds),
+        })),
+        admin: Arc::new(admin),
     };
+    let upkeep = tokio::spawn(reelay_api::upkeep(state.clone()));
+    let keys = state.keys.clone();
     let app = reelay_api::router(state);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let flush_store = store.clone();
     let join = tokio::spawn(async move {
         let shutdown = async move {
             let _ = rx.wait_for(|v| *v).await;
@@ -136,11 +180,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         {
             tracing::error!(error = %e, "http server stopped");
         }
+        upkeep.abort();
+        if let Err(e) = keys.flush_touches(flush_store.as_ref()).await {
+            tracing::warn!(error = %e, "could not record API key last-used times");
+        }
     });
     Ok(Server {
         addr,
         base_url,
         first_key: first.map(|(_, k)| k),
+        generated_admin_token,
         store,
         engine,
         sandbox,

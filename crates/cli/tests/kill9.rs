@@ -127,6 +127,9 @@ backoff_max_ms = 500
 throttle_recheck_ms = 100
 idle_wakeup_ms = 500
 
+[limits]
+requests_per_second = 0
+
 [[channels]]
 name = "sim"
 kind = "sandbox"

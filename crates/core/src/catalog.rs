@@ -188,7 +188,7 @@ pub enum FieldSpec {
 /// What a task costs in credits. The parts add up; `per_second` is multiplied by the requested
 /// duration (`default_seconds` when absent, `max_seconds` for `"auto"`, which is billed at the
 /// maximum up front as Runway does), `per_image` by `outputCount` (default 1).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     #[serde(default)]
@@ -295,6 +295,34 @@ impl Catalog {
         Ok(Catalog { endpoints })
     }
 
+    /// Replaces prices from configuration. A key is `model` (that model on every endpoint that
+    /// serves it) or `endpoint/model`; a key that names nothing is an error, so a typo in the
+    /// configuration cannot silently leave the old price in place.
+    pub fn override_prices(&mut self, prices: &BTreeMap<String, Price>) -> Result<(), CoreError> {
+        for (key, price) in prices {
+            let (endpoint, model) = match key.split_once('/') {
+                Some((e, m)) => (Some(e), m),
+                None => (None, key.as_str()),
+            };
+            let mut hits = 0;
+            for ep in self.endpoints.values_mut() {
+                if endpoint.is_some_and(|e| e != ep.name) {
+                    continue;
+                }
+                if let Some(spec) = ep.models.get_mut(model) {
+                    spec.price = price.clone();
+                    hits += 1;
+                }
+            }
+            if hits == 0 {
+                return Err(CoreError::Catalog(format!(
+                    "price override {key:?} names no model of the catalog"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn endpoint(&self, name: &str) -> Option<&EndpointSpec> {
         self.endpoints.get(name)
     }
@@ -398,6 +426,34 @@ fn expand_lists(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn price_overrides_apply_by_model_or_endpoint_and_reject_unknown_names() {
+        let mut c = Catalog::builtin();
+        let flat = |n| Price {
+            flat: Some(n),
+            ..Price::default()
+        };
+        let mut o = BTreeMap::new();
+        o.insert("gen4_turbo".to_string(), flat(7));
+        o.insert("text_to_image/gen4_image".to_string(), flat(9));
+        c.override_prices(&o).unwrap();
+        let body = serde_json::Map::new();
+        let m = &c.endpoint("image_to_video").unwrap().models["gen4_turbo"];
+        assert_eq!(m.price.credits_for(&body), 7);
+        assert_eq!(
+            c.endpoint("text_to_image").unwrap().models["gen4_image"]
+                .price
+                .credits_for(&body),
+            9
+        );
+        let mut bad = BTreeMap::new();
+        bad.insert("gen9_ultra".to_string(), flat(1));
+        assert!(c.override_prices(&bad).is_err());
+        let mut bad = BTreeMap::new();
+        bad.insert("image_to_video/gen4_image".to_string(), flat(1));
+        assert!(c.override_prices(&bad).is_err());
+    }
 
     #[test]
     fn builtin_catalog_loads_and_prices_every_model() {

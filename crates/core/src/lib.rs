@@ -8,7 +8,7 @@ pub mod spec;
 pub mod state;
 pub mod validate;
 
-pub use catalog::{Catalog, EndpointSpec, ModelSpec, GENERATION_ENDPOINTS};
+pub use catalog::{Catalog, EndpointSpec, ModelSpec, Price, GENERATION_ENDPOINTS};
 pub use error::CoreError;
 pub use spec::{Operation, TaskSpec};
 pub use state::TaskState;

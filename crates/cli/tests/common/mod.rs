@@ -39,8 +39,13 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.engine.throttle_recheck_ms = 100;
     c.engine.idle_wakeup_ms = 500;
     c.log = "warn".into();
+    // Rate limits are tested on their own; other tests must not trip them.
+    c.limits.requests_per_second = 0;
+    c.admin_token = Some(ADMIN_TOKEN.into());
     c
 }
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// A channel pointing at an external simulator.
 pub fn sim_channel(name: &str, sim: &SimHandle) -> ChannelConfig {

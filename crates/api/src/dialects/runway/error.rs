@@ -4,6 +4,7 @@ use axum::Json;
 use reelay_core::{CoreError, Issue};
 use serde_json::json;
 
+use crate::accept::AcceptError;
 use crate::auth::AuthError;
 
 pub const DOC_URL: &str = "https://docs.dev.runwayml.com/api";
@@ -27,6 +28,35 @@ pub enum RunwayError {
     PayloadTooLarge,
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    #[error("insufficient credits")]
+    InsufficientCredits { status: StatusCode },
+    #[error("idempotency key reused with another request")]
+    IdempotencyMismatch,
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+}
+
+impl RunwayError {
+    pub fn from_accept(e: AcceptError, insufficient_status: u16) -> RunwayError {
+        match e {
+            AcceptError::BadIdempotencyKey => RunwayError::BadRequest(e.to_string()),
+            AcceptError::IdempotencyMismatch => RunwayError::IdempotencyMismatch,
+            AcceptError::InsufficientCredits { .. } => RunwayError::InsufficientCredits {
+                status: StatusCode::from_u16(insufficient_status)
+                    .unwrap_or(StatusCode::PAYMENT_REQUIRED),
+            },
+            AcceptError::TooManyActive { limit } => RunwayError::TooManyRequests {
+                message: format!(
+                    "You have reached the limit of {limit} concurrent tasks. Wait for one to finish."
+                ),
+                retry_after_secs: 5,
+            },
+            AcceptError::Store(s) => s.into(),
+        }
+    }
 }
 
 impl From<CoreError> for RunwayError {
@@ -53,6 +83,11 @@ impl From<AuthError> for RunwayError {
                     .into(),
             ),
             AuthError::Invalid => RunwayError::Unauthorized("Invalid API key.".into()),
+            AuthError::RateLimited { retry_after_secs } => RunwayError::TooManyRequests {
+                message: "Too many requests. Slow down and retry after the Retry-After delay."
+                    .into(),
+                retry_after_secs,
+            },
             AuthError::Store(s) => s.into(),
         }
     }
@@ -93,11 +128,30 @@ impl IntoResponse for RunwayError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "The service is temporarily unavailable. Retry shortly.", "docUrl": DOC_URL}),
             ),
+            RunwayError::InsufficientCredits { status } => (
+                *status,
+                json!({"error": "You do not have enough credits to run this task.", "docUrl": DOC_URL}),
+            ),
+            RunwayError::IdempotencyMismatch => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": "This Idempotency-Key was already used with a different request body.", "docUrl": DOC_URL}),
+            ),
+            RunwayError::TooManyRequests { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": message, "docUrl": DOC_URL}),
+            ),
+        };
+        let retry_after = match &self {
+            RunwayError::Unavailable(_) => Some(1),
+            RunwayError::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
         };
         let mut resp = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = retry_after {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         resp
     }

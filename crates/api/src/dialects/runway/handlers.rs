@@ -1,14 +1,16 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use reelay_core::TaskSpec;
-use reelay_store::{now_ms, CancelOutcome, NewTask};
+use reelay_store::{now_ms, CancelOutcome};
 use serde_json::{json, Value};
 
 use super::view::task_json;
 use super::RunwayError;
+use crate::accept;
 use crate::auth::{authenticate, bearer};
 use crate::{AppState, Principal};
 
@@ -38,7 +40,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     endpoint: &'static str,
-) -> Result<Json<Value>, RunwayError> {
+) -> Result<Response, RunwayError> {
     let principal = preamble(&state, &headers).await?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -47,24 +49,33 @@ pub async fn create(
             RunwayError::BadRequest(format!("Could not read the request body: {e}"))
         }
     })?;
+    let insufficient = state.config.runway_insufficient_credits_status;
+    let idempotency_key =
+        accept::idempotency_key(&headers).map_err(|e| RunwayError::from_accept(e, insufficient))?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| RunwayError::BadRequest(format!("Invalid JSON in request body: {e}")))?;
     let spec = TaskSpec::parse(&state.catalog, endpoint, &value)?;
-    let price = spec.price;
-    let task = state
-        .store
-        .insert_task(NewTask {
-            id: reelay_core::new_task_id().to_string(),
-            account_id: principal.account.id.clone(),
-            key_id: Some(principal.key_id.clone()),
-            dialect: "runway".into(),
+    let accepted = accept::accept(
+        &state,
+        accept::Request {
+            principal: &principal,
+            dialect: "runway",
+            route: endpoint,
+            body: &value,
+            idempotency_key,
             spec,
-        })
-        .await?;
-    state.engine.notify();
-    Ok(Json(
-        json!({"id": task.id, "estimatedCost": {"credits": price}}),
-    ))
+        },
+        |id, price| (200, json!({"id": id, "estimatedCost": {"credits": price}})),
+    )
+    .await
+    .map_err(|e| RunwayError::from_accept(e, insufficient))?;
+    let status = StatusCode::from_u16(accepted.status).unwrap_or(StatusCode::OK);
+    let mut resp = (status, Json(accepted.body)).into_response();
+    if accepted.replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }
 
 pub async fn get_task(

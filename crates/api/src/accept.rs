@@ -1,0 +1,204 @@
+//! The accept path every dialect's create endpoints share: price for the account, honour an
+//! `Idempotency-Key`, and insert the task with its credit hold in one transaction.
+
+use axum::http::HeaderMap;
+use reelay_core::TaskSpec;
+use reelay_store::{AcceptOutcome, Acceptance, IdempotencyRecord, NewTask};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{AppState, Principal};
+
+/// Longest `Idempotency-Key` accepted (Stripe's limit).
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters")]
+    BadIdempotencyKey,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyMismatch,
+    #[error("insufficient credits: {available} available, {price} needed")]
+    InsufficientCredits { available: i64, price: i64 },
+    #[error("too many active tasks (limit {limit})")]
+    TooManyActive { limit: i64 },
+    #[error(transparent)]
+    Store(#[from] reelay_store::StoreError),
+}
+
+/// What a create answers: fresh or replayed, the status and JSON body to send.
+#[derive(Debug)]
+pub struct Accepted {
+    pub task_id: String,
+    pub status: u16,
+    pub body: Value,
+    pub replayed: bool,
+}
+
+/// The `Idempotency-Key` header, validated; `None` when absent.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AcceptError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let s = v.to_str().map_err(|_| AcceptError::BadIdempotencyKey)?;
+    if s.is_empty() || s.len() > MAX_IDEMPOTENCY_KEY || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AcceptError::BadIdempotencyKey);
+    }
+    Ok(Some(s.to_string()))
+}
+
+/// What makes two requests "the same": dialect, route and the body as parsed JSON (so key
+/// order and whitespace do not matter; `serde_json::Value` maps are sorted).
+pub fn request_hash(dialect: &str, route: &str, body: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(dialect.as_bytes());
+    h.update([0]);
+    h.update(route.as_bytes());
+    h.update([0]);
+    h.update(body.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The request a dialect hands to [`accept`].
+pub struct Request<'a> {
+    pub principal: &'a Principal,
+    pub dialect: &'static str,
+    /// The route as the client called it (part of the idempotency identity).
+    pub route: &'a str,
+    pub body: &'a Value,
+    pub idempotency_key: Option<String>,
+    pub spec: TaskSpec,
+}
+
+/// Prices the task for the account (catalog price × the account's multiplier, rounded up),
+/// then accepts it. `render(task_id, price)` builds the success answer before the insert, so
+/// the answer a retry replays is stored in the same transaction as the task.
+pub async fn accept(
+    state: &AppState,
+    req: Request<'_>,
+    render: impl FnOnce(&str, i64) -> (u16, Value),
+) -> Result<Accepted, AcceptError> {
+    let Request {
+        principal,
+        dialect,
+        route,
+        body,
+        idempotency_key,
+        mut spec,
+    } = req;
+    let account = &principal.account;
+    spec.price = account_price(spec.price, account.price_multiplier);
+    let task_id = reelay_core::new_task_id().to_string();
+    let (status, answer) = render(&task_id, spec.price);
+    let idempotency = idempotency_key.map(|key| IdempotencyRecord {
+        key,
+        request_hash: request_hash(dialect, route, body),
+        response_status: status,
+        response_body: answer.to_string(),
+        ttl_ms: state.config.idempotency_ttl_ms,
+    });
+    let outcome = state
+        .store
+        .accept_task(
+            NewTask {
+                id: task_id,
+                account_id: account.id.clone(),
+                key_id: Some(principal.key_id.clone()),
+                dialect: dialect.into(),
+                spec,
+            },
+            Acceptance {
+                idempotency,
+                max_active_tasks: state.config.max_active_tasks,
+            },
+        )
+        .await?;
+    match outcome {
+        AcceptOutcome::Created(task) => {
+            state.engine.notify();
+            Ok(Accepted {
+                task_id: task.id,
+                status,
+                body: answer,
+                replayed: false,
+            })
+        }
+        AcceptOutcome::Replayed {
+            task_id,
+            status,
+            body,
+        } => Ok(Accepted {
+            task_id,
+            status,
+            body: serde_json::from_str(&body).map_err(|e| {
+                reelay_store::StoreError::Corrupt(format!("stored idempotent answer: {e}"))
+            })?,
+            replayed: true,
+        }),
+        AcceptOutcome::IdempotencyMismatch => Err(AcceptError::IdempotencyMismatch),
+        AcceptOutcome::InsufficientCredits { available, price } => {
+            Err(AcceptError::InsufficientCredits { available, price })
+        }
+        AcceptOutcome::TooManyActive { limit } => Err(AcceptError::TooManyActive { limit }),
+    }
+}
+
+/// A price for an account: multiplied and rounded up, so a discount never reaches zero by
+/// rounding down a cheap task and a markup is never lost to truncation.
+pub fn account_price(price: i64, multiplier: f64) -> i64 {
+    if (multiplier - 1.0).abs() < f64::EPSILON {
+        return price;
+    }
+    // Round away float noise first: 100 × 1.1 is 110.00000000000001, which must stay 110.
+    let exact = ((price as f64) * multiplier * 1e6).round() / 1e6;
+    exact.ceil().max(0.0) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_hash_ignores_key_order_and_whitespace() {
+        let a: Value = serde_json::from_str(r#"{"a":1,"b":{"c":2,"d":3}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{ "b": {"d":3, "c":2}, "a": 1 }"#).unwrap();
+        assert_eq!(
+            request_hash("runway", "/x", &a),
+            request_hash("runway", "/x", &b)
+        );
+        assert_ne!(
+            request_hash("runway", "/x", &a),
+            request_hash("runway", "/y", &a)
+        );
+        let c: Value = serde_json::from_str(r#"{"a":2,"b":{"c":2,"d":3}}"#).unwrap();
+        assert_ne!(
+            request_hash("runway", "/x", &a),
+            request_hash("runway", "/x", &c)
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_are_validated() {
+        let mut h = HeaderMap::new();
+        assert!(idempotency_key(&h).unwrap().is_none());
+        h.insert("idempotency-key", "abc-123".parse().unwrap());
+        assert_eq!(idempotency_key(&h).unwrap().as_deref(), Some("abc-123"));
+        h.insert("idempotency-key", "x".repeat(256).parse().unwrap());
+        assert!(idempotency_key(&h).is_err());
+        h.insert("idempotency-key", "x".repeat(255).parse().unwrap());
+        assert!(idempotency_key(&h).is_ok());
+        h.insert("idempotency-key", "has space".parse().unwrap());
+        assert!(idempotency_key(&h).is_err());
+    }
+
+    #[test]
+    fn multiplier_rounds_up() {
+        assert_eq!(account_price(25, 1.0), 25);
+        assert_eq!(account_price(25, 0.5), 13);
+        assert_eq!(account_price(1, 0.01), 1);
+        assert_eq!(account_price(10, 1.15), 12);
+        assert_eq!(account_price(0, 3.0), 0);
+        assert_eq!(account_price(100, 1.1), 110);
+        assert_eq!(account_price(3, 0.7), 3);
+    }
+}
