@@ -1,11 +1,22 @@
-//! The admin HTTP API under `/admin/v1/`, guarded by the admin token.
+//! The admin HTTP API under `/admin/v1/`, guarded by the admin token. The rules about inputs
+//! live in [`ops`], shared with the `reelay` admin subcommands; [`handlers`] only translate
+//! HTTP to those calls and [`AdminError`] back to HTTP.
 
+mod error;
+mod handlers;
+pub mod ops;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::routing::{delete, get, post};
 use axum::Router;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
+
+pub use error::AdminError;
 
 /// The admin token, kept only as its SHA-256 hash.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +53,38 @@ impl AdminAuth {
     }
 }
 
+/// Proof that the request carries the admin token. Every admin handler takes one as its first
+/// argument, so a request without the token is refused before anything else is read.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, AdminError> {
+        if state.admin.verify(&parts.headers) {
+            Ok(Admin)
+        } else {
+            Err(AdminError::Unauthorized)
+        }
+    }
+}
+
 pub fn routes() -> Router<AppState> {
+    use handlers as h;
     Router::new()
+        .route("/accounts", post(h::create_account).get(h::list_accounts))
+        .route(
+            "/accounts/{id}",
+            get(h::get_account).patch(h::update_account),
+        )
+        .route("/accounts/{id}/topup", post(h::topup))
+        .route("/accounts/{id}/adjust", post(h::adjust))
+        .route("/accounts/{id}/ledger", get(h::ledger))
+        .route("/accounts/{id}/keys", post(h::create_key).get(h::list_keys))
+        .route("/keys/{key_id}", delete(h::revoke_key))
+        .route("/ledger/verify", get(h::verify_ledger))
+        .route("/tasks/{id}", get(h::task))
+        // Both set here so that the outer router's Runway-shaped answers do not apply.
+        .fallback(h::not_found)
+        .method_not_allowed_fallback(h::method_not_allowed)
 }

@@ -1,0 +1,158 @@
+//! Thin HTTP handlers: extract, call [`ops`], answer. Every handler takes [`Admin`] first, so
+//! the token is checked before the path, the query or the body is even looked at.
+
+use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use reelay_store::{Account, ApiKey, LedgerEntry};
+use serde::{Deserialize, Serialize};
+
+use super::ops::{self, AccountChange, Adjustment, NewAccount, Topup};
+use super::{Admin, AdminError};
+use crate::AppState;
+
+type Result<T, E = AdminError> = std::result::Result<T, E>;
+
+/// `Json` whose rejection (bad JSON, missing field, wrong type) is an [`AdminError`], so it is
+/// answered in the admin shape, never as axum's plain text.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(AdminError))]
+pub struct Body<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AdminError))]
+pub struct Query<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AdminError))]
+pub struct Path<T>(pub T);
+
+/// A list answer: `{"data": [...]}`.
+#[derive(Serialize)]
+pub struct List<T> {
+    data: Vec<T>,
+}
+
+fn list<T>(data: Vec<T>) -> Json<List<T>> {
+    Json(List { data })
+}
+
+pub async fn create_account(
+    _: Admin,
+    State(state): State<AppState>,
+    Body(new): Body<NewAccount>,
+) -> Result<impl IntoResponse> {
+    let created = ops::create_account(state.store.as_ref(), new).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub async fn list_accounts(_: Admin, State(state): State<AppState>) -> Result<Json<List<Account>>> {
+    Ok(list(ops::list_accounts(state.store.as_ref()).await?))
+}
+
+pub async fn get_account(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Account>> {
+    Ok(Json(ops::get_account(state.store.as_ref(), &id).await?))
+}
+
+pub async fn update_account(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(change): Body<AccountChange>,
+) -> Result<Json<Account>> {
+    let account = ops::update_account(state.store.as_ref(), &id, change).await?;
+    // Cached key lookups carry the account's multiplier and cap: forget them.
+    state.keys.invalidate();
+    Ok(Json(account))
+}
+
+pub async fn topup(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(topup): Body<Topup>,
+) -> Result<Json<Account>> {
+    Ok(Json(ops::topup(state.store.as_ref(), &id, topup).await?))
+}
+
+pub async fn adjust(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(adj): Body<Adjustment>,
+) -> Result<Json<Account>> {
+    Ok(Json(ops::adjust(state.store.as_ref(), &id, adj).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    limit: Option<i64>,
+}
+
+pub async fn ledger(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LedgerQuery>,
+) -> Result<Json<List<LedgerEntry>>> {
+    Ok(list(ops::ledger(state.store.as_ref(), &id, q.limit).await?))
+}
+
+pub async fn create_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let created = ops::create_key(state.store.as_ref(), &id).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub async fn list_keys(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<List<ApiKey>>> {
+    Ok(list(ops::list_keys(state.store.as_ref(), &id).await?))
+}
+
+pub async fn revoke_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(key_id): Path<String>,
+) -> Result<StatusCode> {
+    ops::revoke_key(state.store.as_ref(), &key_id).await?;
+    // Without this the revoked key would keep working here until its cache entry expires.
+    state.keys.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn verify_ledger(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<ops::LedgerReport>> {
+    Ok(Json(ops::verify_ledger(state.store.as_ref()).await?))
+}
+
+pub async fn task(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ops::TaskDetail>> {
+    Ok(Json(ops::task(state.store.as_ref(), &id).await?))
+}
+
+/// Unknown route under `/admin/v1`: still behind the token, so the API's shape is not
+/// discoverable without it.
+pub async fn not_found(_: Admin) -> AdminError {
+    AdminError::NotFound("no such admin route".into())
+}
+
+pub async fn method_not_allowed(_: Admin) -> AdminError {
+    AdminError::MethodNotAllowed
+}

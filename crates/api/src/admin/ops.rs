@@ -1,0 +1,452 @@
+//! Admin operations over a [`Store`], with every rule about their inputs. The HTTP handlers and
+//! the `reelay` subcommands both call these, so an amount the API refuses the CLI refuses too,
+//! with the same message.
+
+use std::str::FromStr;
+
+use reelay_store::{
+    Account, ApiKey, LedgerEntry, LedgerKind, LedgerViolation, Store, StoreError, Task, TaskEvent,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use super::AdminError;
+
+/// Largest amount one top-up or adjustment may move (and largest initial balance): far above
+/// any real purchase, far below where sums of amounts could overflow an `i64`. A larger number
+/// is a typo or an attack, not a top-up.
+pub const MAX_CREDITS: i64 = 1_000_000_000_000_000;
+/// A multiplier beyond this is a typo (1000 instead of 1.000).
+pub const MAX_PRICE_MULTIPLIER: f64 = 1000.0;
+pub const MAX_ACTIVE_TASKS_LIMIT: i64 = 1_000_000;
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_REASON_CHARS: usize = 500;
+pub const DEFAULT_LEDGER_LIMIT: i64 = 100;
+pub const MAX_LEDGER_LIMIT: i64 = 1000;
+
+/// A whole number of credits within ±[`MAX_CREDITS`]. Parsed the same way from JSON and from a
+/// command-line argument; whether it must be positive depends on the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Value")]
+pub struct Credits(i64);
+
+impl Credits {
+    pub fn new(n: i64) -> Result<Credits, String> {
+        if n.checked_abs().is_some_and(|a| a <= MAX_CREDITS) {
+            Ok(Credits(n))
+        } else {
+            Err(out_of_range(n))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+fn out_of_range(n: impl std::fmt::Display) -> String {
+    format!("amount {n} is out of range: at most {MAX_CREDITS} credits at once")
+}
+
+fn not_whole(s: impl std::fmt::Display) -> String {
+    format!("amount must be a whole number of credits, got {s}")
+}
+
+impl FromStr for Credits {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Credits, String> {
+        use std::num::IntErrorKind::{NegOverflow, PosOverflow};
+        match s.trim().parse::<i64>() {
+            Ok(n) => Credits::new(n),
+            Err(e) if matches!(e.kind(), PosOverflow | NegOverflow) => Err(out_of_range(s)),
+            Err(_) => Err(not_whole(s)),
+        }
+    }
+}
+
+impl TryFrom<Value> for Credits {
+    type Error = String;
+
+    fn try_from(v: Value) -> Result<Credits, String> {
+        let Value::Number(n) = &v else {
+            return Err(format!("amount must be a JSON integer, got {v}"));
+        };
+        if let Some(i) = n.as_i64() {
+            return Credits::new(i);
+        }
+        // Not an i64: either beyond it, or written with a fraction or exponent.
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() > MAX_CREDITS as f64 => Err(out_of_range(n)),
+            _ if n.is_u64() => Err(out_of_range(n)),
+            _ => Err(not_whole(n)),
+        }
+    }
+}
+
+/// `POST /accounts`, `reelay account create`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    pub name: String,
+    #[serde(default)]
+    pub credits: Option<Credits>,
+    #[serde(default)]
+    pub price_multiplier: Option<f64>,
+    #[serde(default)]
+    pub max_active_tasks: Option<i64>,
+}
+
+/// `PATCH /accounts/{id}`, `reelay account set`. In `max_active_tasks`, absent leaves the cap
+/// as it is and `null` clears it (back to the configured default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountChange {
+    #[serde(default)]
+    pub price_multiplier: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_active_tasks: Option<Option<i64>>,
+}
+
+/// Tells an absent field (`None`, via `default`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topup {
+    pub amount: Credits,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adjustment {
+    pub amount: Credits,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountCreated {
+    pub account_id: String,
+    /// Shown only in this answer; only its hash is stored.
+    pub api_key: String,
+    pub account: Account,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyCreated {
+    pub key_id: String,
+    pub account_id: String,
+    /// Shown only in this answer; only its hash is stored.
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerReport {
+    pub ok: bool,
+    pub violations: Vec<LedgerViolation>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskDetail {
+    pub task: Task,
+    pub events: Vec<TaskEvent>,
+}
+
+fn check_name(name: &str) -> Result<&str, AdminError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(AdminError::invalid(format!(
+            "name must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name)
+}
+
+fn check_multiplier(m: f64) -> Result<f64, AdminError> {
+    // NaN fails both comparisons, so it is refused too.
+    if m > 0.0 && m <= MAX_PRICE_MULTIPLIER {
+        Ok(m)
+    } else {
+        Err(AdminError::invalid(format!(
+            "price_multiplier must be a number above 0 and at most {MAX_PRICE_MULTIPLIER}, got {m}"
+        )))
+    }
+}
+
+fn check_cap(cap: i64) -> Result<i64, AdminError> {
+    if (1..=MAX_ACTIVE_TASKS_LIMIT).contains(&cap) {
+        Ok(cap)
+    } else {
+        Err(AdminError::invalid(format!(
+            "max_active_tasks must be between 1 and {MAX_ACTIVE_TASKS_LIMIT}, got {cap}"
+        )))
+    }
+}
+
+fn check_reason(reason: &str) -> Result<&str, AdminError> {
+    let reason = reason.trim();
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(AdminError::invalid(format!(
+            "reason must be at most {MAX_REASON_CHARS} characters"
+        )));
+    }
+    Ok(reason)
+}
+
+/// The ledger limit of `GET .../ledger?limit=N` and `reelay ledger show --limit N`.
+pub fn check_ledger_limit(limit: Option<i64>) -> Result<i64, AdminError> {
+    let limit = limit.unwrap_or(DEFAULT_LEDGER_LIMIT);
+    if (1..=MAX_LEDGER_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(AdminError::invalid(format!(
+            "limit must be between 1 and {MAX_LEDGER_LIMIT}, got {limit}"
+        )))
+    }
+}
+
+fn no_account(id: &str) -> AdminError {
+    AdminError::NotFound(format!("no account {id}"))
+}
+
+pub async fn get_account(store: &dyn Store, id: &str) -> Result<Account, AdminError> {
+    store.get_account(id).await?.ok_or_else(|| no_account(id))
+}
+
+pub async fn list_accounts(store: &dyn Store) -> Result<Vec<Account>, AdminError> {
+    Ok(store.list_accounts().await?)
+}
+
+/// Creates the account with its first API key. Everything is checked before the first write.
+pub async fn create_account(
+    store: &dyn Store,
+    new: NewAccount,
+) -> Result<AccountCreated, AdminError> {
+    let name = check_name(&new.name)?;
+    let credits = new.credits.map_or(0, Credits::get);
+    if credits < 0 {
+        return Err(AdminError::invalid(format!(
+            "credits must not be negative, got {credits}"
+        )));
+    }
+    let multiplier = new.price_multiplier.map(check_multiplier).transpose()?;
+    let cap = new.max_active_tasks.map(check_cap).transpose()?;
+
+    let mut account = store.create_account(name, credits).await?;
+    if multiplier.is_some() || cap.is_some() {
+        account = store
+            .set_account_limits(&account.id, multiplier, cap.map(Some))
+            .await?
+            .ok_or_else(|| no_account(&account.id))?;
+    }
+    let key = create_key(store, &account.id).await?;
+    Ok(AccountCreated {
+        account_id: account.id.clone(),
+        api_key: key.api_key,
+        account,
+    })
+}
+
+/// Changes an account's price multiplier and/or live-task cap. The caller running an API
+/// server should drop its cached key lookups, which carry the account.
+pub async fn update_account(
+    store: &dyn Store,
+    id: &str,
+    change: AccountChange,
+) -> Result<Account, AdminError> {
+    if change.price_multiplier.is_none() && change.max_active_tasks.is_none() {
+        return Err(AdminError::invalid(
+            "nothing to change: give price_multiplier and/or max_active_tasks",
+        ));
+    }
+    let multiplier = change.price_multiplier.map(check_multiplier).transpose()?;
+    let cap = match change.max_active_tasks {
+        Some(Some(cap)) => Some(Some(check_cap(cap)?)),
+        other => other,
+    };
+    store
+        .set_account_limits(id, multiplier, cap)
+        .await?
+        .ok_or_else(|| no_account(id))
+}
+
+pub async fn topup(store: &dyn Store, id: &str, topup: Topup) -> Result<Account, AdminError> {
+    let amount = topup.amount.get();
+    if amount <= 0 {
+        return Err(AdminError::invalid(format!(
+            "top-up amount must be positive, got {amount} (use an adjustment to take credits away)"
+        )));
+    }
+    let reason = check_reason(topup.reason.as_deref().unwrap_or(""))?;
+    let reason = if reason.is_empty() { "top-up" } else { reason };
+    // A top-up only adds, so the store refuses it only for an unknown account.
+    store
+        .credit(id, LedgerKind::Topup, amount, reason)
+        .await?
+        .ok_or_else(|| no_account(id))
+}
+
+pub async fn adjust(store: &dyn Store, id: &str, adj: Adjustment) -> Result<Account, AdminError> {
+    let amount = adj.amount.get();
+    if amount == 0 {
+        return Err(AdminError::invalid("adjustment amount must not be zero"));
+    }
+    let reason = check_reason(&adj.reason)?;
+    if reason.is_empty() {
+        return Err(AdminError::invalid(
+            "an adjustment needs a reason (it is kept in the ledger)",
+        ));
+    }
+    if let Some(account) = store.credit(id, LedgerKind::Adjust, amount, reason).await? {
+        return Ok(account);
+    }
+    // Refused: unknown account, or the balance would go negative. Tell which.
+    let account = get_account(store, id).await?;
+    Err(AdminError::InsufficientBalance(format!(
+        "adjustment of {amount} would make the balance of {id} negative ({} available)",
+        account.credits_available
+    )))
+}
+
+/// Ledger entries of an account, newest first.
+pub async fn ledger(
+    store: &dyn Store,
+    id: &str,
+    limit: Option<i64>,
+) -> Result<Vec<LedgerEntry>, AdminError> {
+    let limit = check_ledger_limit(limit)?;
+    get_account(store, id).await?;
+    let mut entries = store.ledger(id, limit).await?;
+    // The store answers the newest `limit` entries oldest first.
+    entries.sort_by_key(|e| std::cmp::Reverse(e.seq));
+    Ok(entries)
+}
+
+pub async fn create_key(store: &dyn Store, account_id: &str) -> Result<KeyCreated, AdminError> {
+    let api_key = reelay_store::generate_api_key();
+    let hash = reelay_store::hash_api_key(&api_key);
+    let key_id = store
+        .create_api_key(account_id, &hash, &api_key[..12])
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => no_account(account_id),
+            other => other.into(),
+        })?;
+    Ok(KeyCreated {
+        key_id,
+        account_id: account_id.to_string(),
+        api_key,
+    })
+}
+
+pub async fn list_keys(store: &dyn Store, account_id: &str) -> Result<Vec<ApiKey>, AdminError> {
+    get_account(store, account_id).await?;
+    Ok(store.list_api_keys(account_id).await?)
+}
+
+/// Revokes a live key. The caller running an API server should drop its cached key lookups.
+pub async fn revoke_key(store: &dyn Store, key_id: &str) -> Result<(), AdminError> {
+    if store.revoke_api_key(key_id).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(format!(
+            "no live key {key_id} (unknown or already revoked)"
+        )))
+    }
+}
+
+pub async fn verify_ledger(store: &dyn Store) -> Result<LedgerReport, AdminError> {
+    let violations = store.verify_ledger().await?;
+    Ok(LedgerReport {
+        ok: violations.is_empty(),
+        violations,
+    })
+}
+
+pub async fn task(store: &dyn Store, id: &str) -> Result<TaskDetail, AdminError> {
+    let task = store
+        .get_task_by_id(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no task {id}")))?;
+    let events = store.task_events(id).await?;
+    Ok(TaskDetail { task, events })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn from_json(v: Value) -> Result<Credits, String> {
+        Credits::try_from(v)
+    }
+
+    #[test]
+    fn credits_from_json_and_text_agree() {
+        for (text, v) in [("10", json!(10)), ("-5", json!(-5)), ("0", json!(0))] {
+            assert_eq!(text.parse::<Credits>(), from_json(v));
+        }
+        assert_eq!(
+            from_json(json!(MAX_CREDITS)).map(Credits::get),
+            Ok(MAX_CREDITS)
+        );
+        assert_eq!(
+            from_json(json!(-MAX_CREDITS)).map(Credits::get),
+            Ok(-MAX_CREDITS)
+        );
+    }
+
+    #[test]
+    fn credits_refuse_fractions_strings_and_huge_numbers() {
+        let whole = |r: Result<Credits, String>| r.unwrap_err().contains("whole number");
+        let range = |r: Result<Credits, String>| r.unwrap_err().contains("out of range");
+        assert!(whole(from_json(json!(1.5))));
+        assert!(whole("1.5".parse()));
+        assert!(whole("ten".parse()));
+        assert!(from_json(json!("10")).unwrap_err().contains("JSON integer"));
+        assert!(from_json(Value::Null).is_err());
+        assert!(range(from_json(json!(MAX_CREDITS + 1))));
+        assert!(range(from_json(json!(u64::MAX))));
+        assert!(range(from_json(json!(1e20))));
+        assert!(range(from_json(json!(i64::MIN))));
+        assert!(range("99999999999999999999".parse()));
+        assert!(range("-1000000000000001".parse()));
+    }
+
+    #[test]
+    fn credits_deserialize_inside_a_body() {
+        let t: Topup = serde_json::from_value(json!({"amount": 7})).unwrap();
+        assert_eq!(t.amount.get(), 7);
+        let err = serde_json::from_value::<Topup>(json!({"amount": 7.5})).unwrap_err();
+        assert!(err.to_string().contains("whole number"), "{err}");
+        assert!(serde_json::from_value::<Topup>(json!({"amount": 7, "x": 1})).is_err());
+    }
+
+    #[test]
+    fn account_change_tells_absent_from_null() {
+        let c: AccountChange = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(c.max_active_tasks, None);
+        let c: AccountChange = serde_json::from_value(json!({"max_active_tasks": null})).unwrap();
+        assert_eq!(c.max_active_tasks, Some(None));
+        let c: AccountChange = serde_json::from_value(json!({"max_active_tasks": 3})).unwrap();
+        assert_eq!(c.max_active_tasks, Some(Some(3)));
+    }
+
+    #[test]
+    fn limits_and_multipliers() {
+        assert_eq!(check_ledger_limit(None).unwrap(), DEFAULT_LEDGER_LIMIT);
+        assert!(check_ledger_limit(Some(0)).is_err());
+        assert!(check_ledger_limit(Some(MAX_LEDGER_LIMIT + 1)).is_err());
+        assert!(check_multiplier(0.0).is_err());
+        assert!(check_multiplier(-1.0).is_err());
+        assert!(check_multiplier(f64::NAN).is_err());
+        assert!(check_multiplier(f64::INFINITY).is_err());
+        assert!(check_multiplier(2.0).is_ok());
+        assert!(check_cap(0).is_err());
+        assert!(check_cap(1).is_ok());
+    }
+}
