@@ -1,62 +1,214 @@
-//! Admin subcommands that work on the data dir or the configured database directly.
+//! Admin subcommands that work on the data dir or the configured database directly. The
+//! checks and the operations are `reelay_api::admin::ops`, the same code the admin HTTP API
+//! calls; this module only opens the store and prints.
 
-use serde_json::json;
+use reelay_api::admin::ops::{self, AccountChange, Adjustment, Credits, NewAccount, Topup};
+use reelay_store::{Account, ApiKey, LedgerEntry};
+use serde::Serialize;
 
 use crate::config::Config;
 use crate::serve::open_store;
 
-pub async fn account_create(
-    config: &Config,
-    name: &str,
-    credits: i64,
-    as_json: bool,
-) -> anyhow::Result<()> {
-    if credits < 0 {
-        anyhow::bail!("--credits must not be negative");
-    }
-    let store = open_store(config).await?;
-    let account = store.create_account(name, credits).await?;
-    let key = reelay_store::generate_api_key();
-    store
-        .create_api_key(&account.id, &reelay_store::hash_api_key(&key), &key[..12])
-        .await?;
+/// Prints `value` as one line of JSON, or else the human form.
+fn emit<T: Serialize>(as_json: bool, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
     if as_json {
-        println!("{}", json!({"account_id": account.id, "api_key": key}));
+        println!("{}", serde_json::to_string(value)?);
     } else {
-        println!(
-            "account {} ({name}) created with {credits} credits",
-            account.id
-        );
-        println!("API key (shown only this once): {key}");
+        human(value);
     }
     Ok(())
 }
 
+fn cap_text(cap: Option<i64>) -> String {
+    cap.map_or_else(|| "default".to_string(), |c| c.to_string())
+}
+
+fn account_line(a: &Account) -> String {
+    format!(
+        "{}  {}  available={} held={} price_multiplier={} max_active_tasks={}",
+        a.id,
+        a.name,
+        a.credits_available,
+        a.credits_held,
+        a.price_multiplier,
+        cap_text(a.max_active_tasks)
+    )
+}
+
+pub struct AccountOptions {
+    pub name: String,
+    pub credits: Credits,
+    pub price_multiplier: Option<f64>,
+    pub max_active_tasks: Option<i64>,
+}
+
+pub async fn account_create(
+    config: &Config,
+    opts: AccountOptions,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let new = NewAccount {
+        name: opts.name,
+        credits: Some(opts.credits),
+        price_multiplier: opts.price_multiplier,
+        max_active_tasks: opts.max_active_tasks,
+    };
+    let created = ops::create_account(store.as_ref(), new).await?;
+    emit(as_json, &created, |c| {
+        println!(
+            "account {} ({}) created with {} credits",
+            c.account_id, c.account.name, c.account.credits_available
+        );
+        println!("API key (shown only this once): {}", c.api_key);
+    })
+}
+
+pub async fn account_list(config: &Config, as_json: bool) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let accounts = ops::list_accounts(store.as_ref()).await?;
+    emit(as_json, &serde_json::json!({ "data": accounts }), |_| {
+        for a in &accounts {
+            println!("{}", account_line(a));
+        }
+    })
+}
+
+pub async fn account_show(config: &Config, id: &str, as_json: bool) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let account = ops::get_account(store.as_ref(), id).await?;
+    emit(as_json, &account, |a| println!("{}", account_line(a)))
+}
+
+/// Changes the multiplier and/or cap. A running server sees the change when its cached key
+/// lookups expire (`limits.key_cache_seconds`), not at once as through the admin API.
+pub async fn account_set(
+    config: &Config,
+    id: &str,
+    change: AccountChange,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let account = ops::update_account(store.as_ref(), id, change).await?;
+    emit(as_json, &account, |a| println!("{}", account_line(a)))
+}
+
+pub async fn topup(
+    config: &Config,
+    account_id: &str,
+    amount: Credits,
+    reason: Option<String>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let account = ops::topup(store.as_ref(), account_id, Topup { amount, reason }).await?;
+    emit(as_json, &account, |a| println!("{}", account_line(a)))
+}
+
+pub async fn adjust(
+    config: &Config,
+    account_id: &str,
+    amount: Credits,
+    reason: String,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let account = ops::adjust(store.as_ref(), account_id, Adjustment { amount, reason }).await?;
+    emit(as_json, &account, |a| println!("{}", account_line(a)))
+}
+
 pub async fn key_create(config: &Config, account_id: &str, as_json: bool) -> anyhow::Result<()> {
     let store = open_store(config).await?;
-    let key = reelay_store::generate_api_key();
-    store
-        .create_api_key(account_id, &reelay_store::hash_api_key(&key), &key[..12])
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if as_json {
-        println!("{}", json!({"account_id": account_id, "api_key": key}));
+    let created = ops::create_key(store.as_ref(), account_id).await?;
+    emit(as_json, &created, |c| {
+        println!(
+            "API key {} for {} (shown only this once): {}",
+            c.key_id, c.account_id, c.api_key
+        );
+    })
+}
+
+fn key_line(k: &ApiKey) -> String {
+    let state = if k.revoked_at.is_some() {
+        "revoked"
     } else {
-        println!("API key for {account_id} (shown only this once): {key}");
+        "live"
+    };
+    format!("{}  {}...  {state}", k.id, k.prefix)
+}
+
+pub async fn key_list(config: &Config, account_id: &str, as_json: bool) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let keys = ops::list_keys(store.as_ref(), account_id).await?;
+    emit(as_json, &serde_json::json!({ "data": keys }), |_| {
+        for k in &keys {
+            println!("{}", key_line(k));
+        }
+    })
+}
+
+/// Revokes a key. A running server stops accepting it when its cached lookup expires
+/// (seconds); the admin API's revoke takes effect on that instance at once.
+pub async fn key_revoke(config: &Config, key_id: &str) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    ops::revoke_key(store.as_ref(), key_id).await?;
+    println!("key {key_id} revoked");
+    Ok(())
+}
+
+fn entry_line(e: &LedgerEntry) -> String {
+    format!(
+        "{}  {}  {:<7} {:>12}  {}  {}",
+        e.seq,
+        e.created_at,
+        e.kind.as_str(),
+        e.amount,
+        e.task_id.as_deref().unwrap_or("-"),
+        e.reason
+    )
+}
+
+pub async fn ledger_show(
+    config: &Config,
+    account_id: &str,
+    limit: Option<i64>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let entries = ops::ledger(store.as_ref(), account_id, limit).await?;
+    emit(as_json, &serde_json::json!({ "data": entries }), |_| {
+        for e in &entries {
+            println!("{}", entry_line(e));
+        }
+    })
+}
+
+/// Exits non-zero when the ledger is inconsistent, so scripts and cron jobs can alert on it.
+pub async fn ledger_verify(config: &Config, as_json: bool) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let report = ops::verify_ledger(store.as_ref()).await?;
+    emit(as_json, &report, |r| {
+        if r.ok {
+            println!("ledger OK");
+        }
+        for v in &r.violations {
+            println!(
+                "account {} task {}: {}",
+                v.account_id,
+                v.task_id.as_deref().unwrap_or("-"),
+                v.problem
+            );
+        }
+    })?;
+    if !report.ok {
+        anyhow::bail!("the ledger has {} violation(s)", report.violations.len());
     }
     Ok(())
 }
 
 pub async fn task_show(config: &Config, id: &str) -> anyhow::Result<()> {
     let store = open_store(config).await?;
-    let task = store
-        .get_task_by_id(id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no task {id}"))?;
-    let events = store.task_events(id).await?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({"task": task, "events": events}))?
-    );
+    let detail = ops::task(store.as_ref(), id).await?;
+    println!("{}", serde_json::to_string_pretty(&detail)?);
     Ok(())
 }

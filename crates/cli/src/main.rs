@@ -2,7 +2,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use reelay::admin;
 use reelay::config::{Config, Overrides};
+use reelay_api::admin::ops::{AccountChange, Credits};
 
 #[derive(Parser)]
 #[command(
@@ -68,10 +70,42 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Add credits to an account.
+    #[command(allow_negative_numbers = true)]
+    Topup {
+        #[arg(long)]
+        account: String,
+        /// Whole credits, positive.
+        #[arg(long)]
+        amount: Credits,
+        /// Kept in the ledger (default "top-up").
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Correct an account's balance up or down (`--amount=-5`), with a reason for the ledger.
+    #[command(allow_negative_numbers = true)]
+    Adjust {
+        #[arg(long)]
+        account: String,
+        /// Whole credits, non-zero; negative takes credits away (never below zero).
+        #[arg(long)]
+        amount: Credits,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// API keys.
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// The credit ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
     },
     /// Tasks.
     Task {
@@ -83,11 +117,43 @@ enum Command {
 #[derive(Subcommand)]
 enum AccountCommand {
     /// Create an account and its first API key (printed once).
+    #[command(allow_negative_numbers = true)]
     Create {
         #[arg(long)]
         name: String,
-        #[arg(long, default_value_t = 0)]
-        credits: i64,
+        #[arg(long, default_value = "0")]
+        credits: Credits,
+        /// Prices for this account are multiplied by this.
+        #[arg(long)]
+        price_multiplier: Option<f64>,
+        /// Live tasks this account may have at once (default: the configured limit).
+        #[arg(long)]
+        max_active_tasks: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts with their balances.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one account.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an account's price multiplier or live-task cap.
+    #[command(allow_negative_numbers = true)]
+    Set {
+        id: String,
+        #[arg(long)]
+        price_multiplier: Option<f64>,
+        #[arg(long, conflicts_with = "no_max_active_tasks")]
+        max_active_tasks: Option<i64>,
+        /// Back to the configured default cap.
+        #[arg(long)]
+        no_max_active_tasks: bool,
         #[arg(long)]
         json: bool,
     },
@@ -99,6 +165,34 @@ enum KeyCommand {
     Create {
         #[arg(long)]
         account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an account's keys (prefixes only; secrets are never stored).
+    List {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key.
+    Revoke { key_id: String },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// An account's ledger entries, newest first.
+    Show {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        limit: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every balance against the ledger and every finished task's hold; exits 1 and
+    /// prints each violation when there are any.
+    Verify {
         #[arg(long)]
         json: bool,
     },
@@ -203,22 +297,86 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Command::Account {
-            command:
-                AccountCommand::Create {
-                    name,
-                    credits,
+        Command::Account { command } => account(&load()?, command).await?,
+        Command::Topup {
+            account,
+            amount,
+            reason,
+            json,
+        } => admin::topup(&load()?, &account, amount, reason, json).await?,
+        Command::Adjust {
+            account,
+            amount,
+            reason,
+            json,
+        } => admin::adjust(&load()?, &account, amount, reason, json).await?,
+        Command::Key { command } => {
+            let config = load()?;
+            match command {
+                KeyCommand::Create { account, json } => {
+                    admin::key_create(&config, &account, json).await?
+                }
+                KeyCommand::List { account, json } => {
+                    admin::key_list(&config, &account, json).await?
+                }
+                KeyCommand::Revoke { key_id } => admin::key_revoke(&config, &key_id).await?,
+            }
+        }
+        Command::Ledger { command } => {
+            let config = load()?;
+            match command {
+                LedgerCommand::Show {
+                    account,
+                    limit,
                     json,
-                },
-        } => reelay::admin::account_create(&load()?, &name, credits, json).await?,
-        Command::Key {
-            command: KeyCommand::Create { account, json },
-        } => reelay::admin::key_create(&load()?, &account, json).await?,
+                } => admin::ledger_show(&config, &account, limit, json).await?,
+                LedgerCommand::Verify { json } => admin::ledger_verify(&config, json).await?,
+            }
+        }
         Command::Task {
             command: TaskCommand::Show { id },
-        } => reelay::admin::task_show(&load()?, &id).await?,
+        } => admin::task_show(&load()?, &id).await?,
     }
     Ok(())
+}
+
+async fn account(config: &Config, command: AccountCommand) -> anyhow::Result<()> {
+    match command {
+        AccountCommand::Create {
+            name,
+            credits,
+            price_multiplier,
+            max_active_tasks,
+            json,
+        } => {
+            let opts = admin::AccountOptions {
+                name,
+                credits,
+                price_multiplier,
+                max_active_tasks,
+            };
+            admin::account_create(config, opts, json).await
+        }
+        AccountCommand::List { json } => admin::account_list(config, json).await,
+        AccountCommand::Show { id, json } => admin::account_show(config, &id, json).await,
+        AccountCommand::Set {
+            id,
+            price_multiplier,
+            max_active_tasks,
+            no_max_active_tasks,
+            json,
+        } => {
+            let change = AccountChange {
+                price_multiplier,
+                max_active_tasks: if no_max_active_tasks {
+                    Some(None)
+                } else {
+                    max_active_tasks.map(Some)
+                },
+            };
+            admin::account_set(config, &id, change, json).await
+        }
+    }
 }
 
 async fn wait_forever() {
