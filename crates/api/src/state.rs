@@ -22,6 +22,9 @@ pub struct ApiConfig {
     /// Status the Runway dialect answers when credits are short. Runway itself says 400; reelay
     /// says 402 by default so that clients can tell "top up" from "fix your request".
     pub runway_insufficient_credits_status: u16,
+    /// Refund a client's cancel even after the upstream took the job (default: capture, as
+    /// Runway does).
+    pub refund_cancel_after_submit: bool,
 }
 
 impl Default for ApiConfig {
@@ -32,6 +35,7 @@ impl Default for ApiConfig {
             idempotency_ttl_ms: 24 * 3600 * 1000,
             max_active_tasks: None,
             runway_insufficient_credits_status: 402,
+            refund_cancel_after_submit: false,
         }
     }
 }

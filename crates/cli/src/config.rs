@@ -31,6 +31,7 @@ const ENV_KEYS: &[&str] = &[
     "log",
     "engine",
     "idempotency_ttl_seconds",
+    "refund_cancel_after_submit",
     "limits",
     "runway",
     "prices",
@@ -70,6 +71,8 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl_seconds: u64,
+    /// Refund a client's cancel even after the upstream accepted the job (default: charge it).
+    pub refund_cancel_after_submit: bool,
     pub limits: Limits,
     pub runway: RunwayDialect,
     /// Price overrides: `model` or `endpoint/model` → a price in the catalog's format.
@@ -135,6 +138,7 @@ struct Defaults {
     engine: serde_json::Value,
     channels: Vec<serde_json::Value>,
     idempotency_ttl_seconds: u64,
+    refund_cancel_after_submit: bool,
     limits: Limits,
     runway: RunwayDialect,
 }
@@ -153,6 +157,7 @@ fn defaults() -> Defaults {
         engine: serde_json::json!({}),
         channels: vec![],
         idempotency_ttl_seconds: 24 * 3600,
+        refund_cancel_after_submit: false,
         limits: Limits::default(),
         runway: RunwayDialect::default(),
     }

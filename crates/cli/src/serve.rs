@@ -155,6 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             idempotency_ttl_ms: (config.idempotency_ttl_seconds as i64).saturating_mul(1000),
             max_active_tasks: config.limits.max_active_tasks,
             runway_insufficient_credits_status: config.runway.insufficient_credits_status,
+            refund_cancel_after_submit: config.refund_cancel_after_submit,
             ..ApiConfig::default()
         }),
         keys: Arc::new(Keys::new(KeysConfig {

@@ -112,6 +112,14 @@ pub trait Store: Send + Sync + 'static {
     /// Tasks per model this account created since `since_ms` (Runway's `dailyGenerations`).
     async fn usage_by_model(&self, account_id: &str, since_ms: i64) -> Result<Vec<(String, i64)>>;
 
-    /// Client cancel (`DELETE`): cancels a live task or deletes a finished one.
-    async fn cancel_or_delete(&self, account_id: &str, id: &str) -> Result<CancelOutcome>;
+    /// Client cancel (`DELETE`): cancels a live task or deletes a finished one. A cancel before
+    /// the upstream took the job refunds the hold; after it, the hold is captured (the upstream
+    /// charges us whether or not it stops, and Runway itself refunds nothing once a task runs)
+    /// unless `refund_after_upstream` says the operator refunds those too.
+    async fn cancel_or_delete(
+        &self,
+        account_id: &str,
+        id: &str,
+        refund_after_upstream: bool,
+    ) -> Result<CancelOutcome>;
 }

@@ -528,7 +528,7 @@ async fn cancel_or_delete_semantics() {
     // A queued task is cancelled, then gone for the client; the event is recorded.
     let q = insert(s, &a.id).await;
     assert_eq!(
-        s.cancel_or_delete(&a.id, &q.id).await.unwrap(),
+        s.cancel_or_delete(&a.id, &q.id, false).await.unwrap(),
         CancelOutcome::Cancelled
     );
     assert!(
@@ -555,7 +555,7 @@ async fn cancel_or_delete_semantics() {
     );
     // Cancelling twice: the task is gone.
     assert_eq!(
-        s.cancel_or_delete(&a.id, &q.id).await.unwrap(),
+        s.cancel_or_delete(&a.id, &q.id, false).await.unwrap(),
         CancelOutcome::NotFound
     );
     assert_eq!(events(s, &q.id).await.len(), 2);
@@ -570,7 +570,7 @@ async fn cancel_or_delete_semantics() {
     let f = insert(s, &a.id).await;
     drive(s, &f.id, &[Failed]).await;
     assert_eq!(
-        s.cancel_or_delete(&a.id, &f.id).await.unwrap(),
+        s.cancel_or_delete(&a.id, &f.id, false).await.unwrap(),
         CancelOutcome::Deleted
     );
     assert!(s.get_task(&a.id, &f.id).await.unwrap().is_none());
@@ -579,7 +579,7 @@ async fn cancel_or_delete_semantics() {
     assert!(ft.deleted);
     assert_eq!(events(s, &f.id).await.len(), 2);
     assert_eq!(
-        s.cancel_or_delete(&a.id, &f.id).await.unwrap(),
+        s.cancel_or_delete(&a.id, &f.id, false).await.unwrap(),
         CancelOutcome::NotFound
     );
 
@@ -587,7 +587,7 @@ async fn cancel_or_delete_semantics() {
     let x = insert(s, &a.id).await;
     assert!(s.get_task(&b.id, &x.id).await.unwrap().is_none());
     assert_eq!(
-        s.cancel_or_delete(&b.id, &x.id).await.unwrap(),
+        s.cancel_or_delete(&b.id, &x.id, false).await.unwrap(),
         CancelOutcome::NotFound
     );
     let xt = s
@@ -601,7 +601,9 @@ async fn cancel_or_delete_semantics() {
 
     // Unknown id.
     assert_eq!(
-        s.cancel_or_delete(&a.id, "no-such-task").await.unwrap(),
+        s.cancel_or_delete(&a.id, "no-such-task", false)
+            .await
+            .unwrap(),
         CancelOutcome::NotFound
     );
 
@@ -629,7 +631,7 @@ async fn cancel_or_delete_semantics() {
     .unwrap()
     .unwrap();
     assert_eq!(
-        s.cancel_or_delete(&a.id, &r.id).await.unwrap(),
+        s.cancel_or_delete(&a.id, &r.id, false).await.unwrap(),
         CancelOutcome::Cancelled
     );
     let after = now_ms();
@@ -670,7 +672,7 @@ async fn cancel_or_delete_semantics() {
     let sb = insert(s, &a.id).await;
     drive(s, &sb.id, &[Submitting]).await;
     assert_eq!(
-        s.cancel_or_delete(&a.id, &sb.id).await.unwrap(),
+        s.cancel_or_delete(&a.id, &sb.id, false).await.unwrap(),
         CancelOutcome::Cancelled
     );
     let sbt = get(s, &sb.id).await;
@@ -981,7 +983,7 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
         }
         drive(&s, &ids[0], &[Submitting, Running]).await;
         drive(&s, &ids[1], &[Failed]).await;
-        s.cancel_or_delete(&acct.id, &ids[3]).await.unwrap();
+        s.cancel_or_delete(&acct.id, &ids[3], false).await.unwrap();
         // A worker claims task 2 and "crashes" holding a lease that is already over.
         let claimed = s
             .claim_due("crashed", now + 1_000_000, now + 1_000, 100)

@@ -181,10 +181,15 @@ impl TestApp {
 
     /// A second account with its own key.
     pub async fn other_account(&self) -> String {
+        self.new_account("other", 1000).await.1
+    }
+
+    /// An account with `credits` and one key: (account id, key).
+    pub async fn new_account(&self, name: &str, credits: i64) -> (String, String) {
         let account = self
             .server
             .store
-            .create_account("other", 1000)
+            .create_account(name, credits)
             .await
             .unwrap();
         let key = reelay_store::generate_api_key();
@@ -193,7 +198,26 @@ impl TestApp {
             .create_api_key(&account.id, &reelay_store::hash_api_key(&key), &key[..12])
             .await
             .unwrap();
-        key
+        (account.id, key)
+    }
+
+    /// POST with a given key and extra headers.
+    pub async fn post_as(
+        &self,
+        key: &str,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self.authed(reqwest::Method::POST, path, key).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn account(&self, id: &str) -> reelay_store::Account {
+        self.server.store.get_account(id).await.unwrap().unwrap()
     }
 }
 

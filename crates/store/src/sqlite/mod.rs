@@ -50,6 +50,12 @@ impl SqliteStore {
         Ok(SqliteStore { write, read })
     }
 
+    /// Closes every connection (waits for those in use to be returned).
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
     async fn begin(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -739,7 +745,12 @@ impl Store for SqliteStore {
         .rows_affected())
     }
 
-    async fn cancel_or_delete(&self, account_id: &str, id: &str) -> Result<CancelOutcome> {
+    async fn cancel_or_delete(
+        &self,
+        account_id: &str,
+        id: &str,
+        refund_after_upstream: bool,
+    ) -> Result<CancelOutcome> {
         let now = now_ms();
         let mut tx = self.begin().await?;
         let row = sqlx::query(
@@ -789,8 +800,9 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             // Once the upstream has the job, it charges us whether or not it stops: the
-            // cancel is charged. Before that, nothing was spent: it is refunded.
-            let kind = if upstream_id.is_some() {
+            // cancel is charged (unless the operator chose to refund). Before that, nothing
+            // was spent: it is refunded.
+            let kind = if upstream_id.is_some() && !refund_after_upstream {
                 LedgerKind::Capture
             } else {
                 LedgerKind::Refund

@@ -101,7 +101,11 @@ pub async fn delete_task(
     let principal = preamble(&state, &headers).await?;
     match state
         .store
-        .cancel_or_delete(&principal.account.id, &id)
+        .cancel_or_delete(
+            &principal.account.id,
+            &id,
+            state.config.refund_cancel_after_submit,
+        )
         .await?
     {
         CancelOutcome::NotFound => Err(RunwayError::TaskNotFound),
