@@ -293,6 +293,9 @@ async fn kill9_and_restart(kill_at: KillAt) {
         state_histogram(&data_dir, &ids).await
     );
 
+    // A crash leaves the ledger consistent at that very moment, not only after recovery.
+    ledger_verify(&config, &data_dir);
+
     let second = tokio::task::block_in_place(|| {
         Reelay::start(&config, &data_dir, dir.path().join("second.log"))
     });
@@ -321,6 +324,25 @@ async fn kill9_and_restart(kill_at: KillAt) {
         "{kill_at:?}: {stats:?}"
     );
     drop(second);
+    ledger_verify(&config, &data_dir);
+}
+
+/// `reelay ledger verify` on the data dir must exit 0.
+fn ledger_verify(config: &Path, data_dir: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_reelay"))
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["ledger", "verify"])
+        .output()
+        .expect("run reelay ledger verify");
+    assert!(
+        out.status.success(),
+        "reelay ledger verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
