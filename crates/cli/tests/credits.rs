@@ -484,3 +484,68 @@ async fn one_account_never_sees_anothers_balance() {
         assert_eq!(v["creditBalance"], credits);
     }
 }
+
+#[tokio::test]
+async fn organization_usage_reports_net_credits_per_day_and_model() {
+    let app = TestApp::spawn_with(|c| c.sandbox_run_seconds = 30.0).await;
+    let (account, key) = app.new_account("usage", 10_000).await;
+    let post = |path: &'static str, body: Value| {
+        let app = &app;
+        let key = key.clone();
+        async move { body_of(app.post_as(&key, path, &body, &[]).await).await }
+    };
+    let (_, a) = post(I2V, gen4_turbo("kept")).await;
+    let (_, b) = post(I2V, gen4_turbo("refunded")).await;
+    let price = a["estimatedCost"]["credits"].as_i64().unwrap();
+    // Cancelled before any upstream took it (the engine may be quick: then it is charged).
+    app.authed(
+        reqwest::Method::DELETE,
+        &format!("/v1/tasks/{}", b["id"].as_str().unwrap()),
+        &key,
+    )
+    .send()
+    .await
+    .unwrap();
+    let charged_b = 10_000 - price - app.account(&account).await.credits_available;
+
+    let (status, v) = post("/v1/organization/usage", json!({})).await;
+    assert_eq!(status, 200, "{v}");
+    let today = chrono_today();
+    assert_eq!(v["models"], json!(["gen4_turbo"]));
+    assert_eq!(
+        v["results"],
+        json!([{"date": today, "usedCredits": [{"model": "gen4_turbo", "amount": price + charged_b}]}])
+    );
+    // An empty body is fine too; bad dates and ranges are 400s in Runway's shape.
+    let resp = app
+        .authed(reqwest::Method::POST, "/v1/organization/usage", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    for bad in [
+        json!({"startDate": "yesterday"}),
+        json!({"startDate": "2026-01-10", "beforeDate": "2026-01-01"}),
+        json!({"startDate": "2026-01-01", "beforeDate": "2026-06-01"}),
+        json!({"start": "2026-01-01"}),
+    ] {
+        let (status, v) = post("/v1/organization/usage", bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+        assert!(v["issues"].is_array(), "{v}");
+    }
+    // A range in the past has no usage.
+    let (_, v) = post(
+        "/v1/organization/usage",
+        json!({"startDate": "2020-01-01", "beforeDate": "2020-02-01"}),
+    )
+    .await;
+    assert_eq!(v, json!({"models": [], "results": []}));
+}
+
+async fn body_of(resp: reqwest::Response) -> (u16, Value) {
+    body(resp).await
+}
+
+fn chrono_today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}

@@ -112,6 +112,15 @@ pub trait Store: Send + Sync + 'static {
     /// Tasks per model this account created since `since_ms` (Runway's `dailyGenerations`).
     async fn usage_by_model(&self, account_id: &str, since_ms: i64) -> Result<Vec<(String, i64)>>;
 
+    /// Net credits charged per UTC day and model in `[start_ms, before_ms)`: holds minus
+    /// refunds, by the time of each ledger entry (Runway's `/v1/organization/usage`).
+    async fn credit_usage(
+        &self,
+        account_id: &str,
+        start_ms: i64,
+        before_ms: i64,
+    ) -> Result<Vec<CreditUsage>>;
+
     /// Client cancel (`DELETE`): cancels a live task or deletes a finished one. A cancel before
     /// the upstream took the job refunds the hold; after it, the hold is captured (the upstream
     /// charges us whether or not it stops, and Runway itself refunds nothing once a task runs)

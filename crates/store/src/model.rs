@@ -109,6 +109,15 @@ pub enum AcceptOutcome {
     },
 }
 
+/// Net credits one model used on one UTC day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreditUsage {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub model: String,
+    pub amount: i64,
+}
+
 /// One finding of `verify_ledger`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LedgerViolation {

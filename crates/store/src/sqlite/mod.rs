@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::{
-    now_ms, AcceptOutcome, Acceptance, Account, ApiKey, CancelOutcome, LedgerEntry, LedgerKind,
-    LedgerViolation, NewTask, Result, Store, StoreError, Task, TaskEvent, TaskUpdate,
+    now_ms, AcceptOutcome, Acceptance, Account, ApiKey, CancelOutcome, CreditUsage, LedgerEntry,
+    LedgerKind, LedgerViolation, NewTask, Result, Store, StoreError, Task, TaskEvent, TaskUpdate,
 };
 use rows::{account_from_row, key_from_row, ledger_from_row, task_from_row, TASK_COLUMNS};
 
@@ -531,6 +531,36 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("model")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    async fn credit_usage(
+        &self,
+        account_id: &str,
+        start_ms: i64,
+        before_ms: i64,
+    ) -> Result<Vec<CreditUsage>> {
+        let rows = sqlx::query(
+            "SELECT strftime('%Y-%m-%d', l.created_at / 1000, 'unixepoch') AS day, t.model AS model,
+                    SUM(CASE l.kind WHEN 'hold' THEN l.amount ELSE -l.amount END) AS amount
+             FROM ledger_entries l JOIN tasks t ON t.id = l.task_id
+             WHERE l.account_id = ? AND l.kind IN ('hold', 'refund')
+               AND l.created_at >= ? AND l.created_at < ?
+             GROUP BY day, t.model ORDER BY day, t.model",
+        )
+        .bind(account_id)
+        .bind(start_ms)
+        .bind(before_ms)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CreditUsage {
+                    date: r.try_get("day")?,
+                    model: r.try_get("model")?,
+                    amount: r.try_get("amount")?,
+                })
+            })
             .collect()
     }
 

@@ -151,3 +151,109 @@ pub async fn organization(
         "usage": {"models": usage},
     })))
 }
+
+/// `POST /v1/organization/usage`: net credits per day and model, from the ledger.
+pub async fn organization_usage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, RunwayError> {
+    let principal = preamble(&state, &headers).await?;
+    let body =
+        body.map_err(|e| RunwayError::BadRequest(format!("Could not read the request body: {e}")))?;
+    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| RunwayError::BadRequest(format!("Invalid JSON in request body: {e}")))?
+    };
+    let (start, before) = usage_range(&value, chrono::Utc::now().date_naive())?;
+    let ms = |d: chrono::NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc()
+            .timestamp_millis()
+    };
+    let rows = state
+        .store
+        .credit_usage(&principal.account.id, ms(start), ms(before))
+        .await?;
+    let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
+    models.sort_unstable();
+    models.dedup();
+    let mut results: Vec<Value> = Vec::new();
+    for r in &rows {
+        let item = json!({"model": r.model, "amount": r.amount});
+        match results.last_mut() {
+            Some(day) if day["date"] == r.date.as_str() => day["usedCredits"]
+                .as_array_mut()
+                .expect("built here")
+                .push(item),
+            _ => results.push(json!({"date": r.date, "usedCredits": [item]})),
+        }
+    }
+    Ok(Json(json!({"models": models, "results": results})))
+}
+
+/// `startDate` (default 30 days ago) and `beforeDate` (exclusive, default start + 30 days, at
+/// most start + 90 days), as Runway documents them.
+fn usage_range(
+    body: &Value,
+    today: chrono::NaiveDate,
+) -> Result<(chrono::NaiveDate, chrono::NaiveDate), RunwayError> {
+    use reelay_core::Issue;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| RunwayError::BadRequest("The request body must be a JSON object.".into()))?;
+    let mut issues = Vec::new();
+    for key in obj.keys() {
+        if key != "startDate" && key != "beforeDate" {
+            issues.push(Issue::new(
+                "unrecognized_keys",
+                vec![],
+                format!("Unrecognized key: \"{key}\""),
+            ));
+        }
+    }
+    let date = |field: &str, issues: &mut Vec<Issue>| -> Option<chrono::NaiveDate> {
+        let v = obj.get(field)?;
+        match v
+            .as_str()
+            .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        {
+            Some(d) => Some(d),
+            None => {
+                issues.push(Issue::custom(
+                    vec![json!(field)],
+                    "Expected a date as YYYY-MM-DD",
+                ));
+                None
+            }
+        }
+    };
+    let start = date("startDate", &mut issues);
+    let before = date("beforeDate", &mut issues);
+    if !issues.is_empty() {
+        return Err(RunwayError::Validation(issues));
+    }
+    // With no dates at all, the window ends after today: "the last 30 days" includes today.
+    let default_before = match start {
+        None => today + chrono::Days::new(1),
+        Some(s) => s + chrono::Days::new(30),
+    };
+    let start = start.unwrap_or(today - chrono::Days::new(30));
+    let before = before.unwrap_or(default_before);
+    if before <= start {
+        return Err(RunwayError::Validation(vec![Issue::custom(
+            vec![json!("beforeDate")],
+            "beforeDate must be after startDate",
+        )]));
+    }
+    if before > start + chrono::Days::new(90) {
+        return Err(RunwayError::Validation(vec![Issue::custom(
+            vec![json!("beforeDate")],
+            "The range may span at most 90 days",
+        )]));
+    }
+    Ok((start, before))
+}

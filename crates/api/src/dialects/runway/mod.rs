@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         get(handlers::get_task).delete(handlers::delete_task),
     )
     .route("/v1/organization", get(handlers::organization))
+    .route("/v1/organization/usage", post(handlers::organization_usage))
 }
 
 pub async fn not_found() -> RunwayError {
