@@ -1,12 +1,14 @@
 //! Thin HTTP handlers: extract, call [`ops`], answer. Every handler takes [`Admin`] first, so
 //! the token is checked before the path, the query or the body is even looked at.
 
-use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use reelay_store::{Account, ApiKey, LedgerEntry};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::ops::{self, AccountChange, Adjustment, NewAccount, Topup};
 use super::{Admin, AdminError};
@@ -14,11 +16,25 @@ use crate::AppState;
 
 type Result<T, E = AdminError> = std::result::Result<T, E>;
 
-/// `Json` whose rejection (bad JSON, missing field, wrong type) is an [`AdminError`], so it is
-/// answered in the admin shape, never as axum's plain text.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(AdminError))]
+/// A JSON object body. Every rejection (bad JSON, not an object, missing field, wrong type) is
+/// an [`AdminError`], answered in the admin shape, never as axum's plain text.
 pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self> {
+        // Content type, size and syntax first.
+        let Json(value) = Json::<Value>::from_request(req, state).await?;
+        // serde would read `[5]` as a struct with its fields in order; nobody means that.
+        if !value.is_object() {
+            return Err(AdminError::invalid("the body must be a JSON object"));
+        }
+        // Through `Json` again (bodies here are tiny) for its messages that name the field.
+        let Json(body) = Json::<T>::from_bytes(value.to_string().as_bytes())?;
+        Ok(Body(body))
+    }
+}
 
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(AdminError))]

@@ -9,7 +9,7 @@ pub mod ops;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -84,6 +84,7 @@ pub fn routes() -> Router<AppState> {
         .route("/keys/{key_id}", delete(h::revoke_key))
         .route("/ledger/verify", get(h::verify_ledger))
         .route("/tasks/{id}", get(h::task))
+        .route("/", any(h::not_found))
         // Both set here so that the outer router's Runway-shaped answers do not apply.
         .fallback(h::not_found)
         .method_not_allowed_fallback(h::method_not_allowed)
