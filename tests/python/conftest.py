@@ -51,6 +51,16 @@ class Reelay:
         # Keep draining stdout so the child never blocks on a full pipe.
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
+    def cli(self, *args: str) -> str:
+        """Runs a `reelay` admin command against this server's data dir; returns stdout."""
+        out = subprocess.run(
+            [reelay_binary(), "--data-dir", self.dir.name, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout
+
     def stop(self):
         self.proc.terminate()
         try:

@@ -1,6 +1,7 @@
 """The official `runwayml` SDK, unchanged but for its base URL, against reelay."""
 
 import base64
+import json
 
 import httpx
 import pytest
@@ -74,3 +75,32 @@ def test_cancel_and_organization(client):
     org = client.organization.retrieve()
     assert org.credit_balance >= 0
     assert "gen4_turbo" in org.tier.models
+
+
+def test_short_credits_reach_the_sdk_as_402_and_nothing_is_charged(reelay):
+    made = json.loads(reelay.cli("account", "create", "--name", "poor", "--credits", "3", "--json"))
+    poor = RunwayML(api_key=made["api_key"], base_url=reelay.base_url, max_retries=2)
+    with pytest.raises(runwayml.APIStatusError) as err:
+        poor.image_to_video.create(
+            model="gen4_turbo", prompt_image=PNG, prompt_text="x", ratio="1280:720", duration=5
+        )
+    assert err.value.status_code == 402
+    assert err.value.body["error"] == "You do not have enough credits to run this task."
+    assert poor.organization.retrieve().credit_balance == 3
+
+
+def test_idempotency_key_through_the_sdk(client):
+    def create(prompt):
+        return client.image_to_video.create(
+            model="gen4_turbo",
+            prompt_image=PNG,
+            prompt_text=prompt,
+            ratio="1280:720",
+            duration=5,
+            extra_headers={"Idempotency-Key": "sdk-order-42"},
+        )
+
+    first = create("same")
+    assert create("same").id == first.id
+    with pytest.raises(runwayml.UnprocessableEntityError):
+        create("another prompt")
