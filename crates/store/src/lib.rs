@@ -7,6 +7,7 @@
 mod error;
 mod keys;
 mod model;
+mod secrets;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use keys::{generate_api_key, hash_api_key};
 pub use model::*;
+pub use secrets::{generate_key, generate_webhook_secret, SecretBox};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -120,6 +122,38 @@ pub trait Store: Send + Sync + 'static {
         start_ms: i64,
         before_ms: i64,
     ) -> Result<Vec<CreditUsage>>;
+
+    // --- webhooks
+    /// The account's signing secrets (opened), creating the first one if it has none.
+    async fn webhook_secrets(&self, account_id: &str) -> Result<Option<WebhookSecrets>>;
+    /// A new secret; the old one keeps signing for `grace_ms`. Returns the new secret.
+    async fn rotate_webhook_secret(
+        &self,
+        account_id: &str,
+        grace_ms: i64,
+    ) -> Result<Option<String>>;
+    /// Claims up to `limit` due messages for `owner` until `lease_until`.
+    async fn claim_webhooks(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<WebhookMessage>>;
+    async fn next_webhook_due(&self) -> Result<Option<i64>>;
+    /// Records an attempt and what follows, if `owner` still holds the message's lease.
+    async fn finish_webhook_attempt(
+        &self,
+        owner: &str,
+        attempt: WebhookAttempt,
+        next: WebhookNext,
+    ) -> Result<bool>;
+    async fn webhook_messages(&self, task_id: &str) -> Result<Vec<WebhookMessage>>;
+    async fn webhook_message(&self, id: &str) -> Result<Option<WebhookMessage>>;
+    async fn webhook_attempts(&self, message_id: &str) -> Result<Vec<WebhookAttempt>>;
+    /// Queues messages again with the same ids: the given one (whatever its state), or every
+    /// failed message of the task. Returns how many.
+    async fn redeliver_webhooks(&self, task_id: &str, message_id: Option<&str>) -> Result<u64>;
 
     /// Client cancel (`DELETE`): cancels a live task or deletes a finished one. A cancel before
     /// the upstream took the job refunds the hold; after it, the hold is captured (the upstream

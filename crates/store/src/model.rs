@@ -230,3 +230,76 @@ pub enum CancelOutcome {
     /// The task had finished and is now deleted (no longer visible).
     Deleted,
 }
+
+/// A webhook message in the outbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookMessage {
+    /// `evt_...`: the `webhook-id` header, the same on every attempt and redelivery.
+    pub id: String,
+    pub account_id: String,
+    pub task_id: String,
+    pub seq: i64,
+    pub event_type: String,
+    pub url: String,
+    /// The exact body that is signed and sent.
+    pub payload: String,
+    /// Retry delays in seconds; `None` = the configured default.
+    pub schedule: Option<Vec<u64>>,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookAttempt {
+    pub message_id: String,
+    pub n: i64,
+    pub started_at: i64,
+    pub status: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+/// What happens to a message after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookNext {
+    Delivered,
+    RetryAt(i64),
+    /// Given up (schedule exhausted, or the receiver said 410 Gone).
+    Failed,
+}
+
+/// An account's signing secrets: the current one, and during a rotation the previous one.
+#[derive(Debug, Clone)]
+pub struct WebhookSecrets {
+    pub current: String,
+    pub previous: Option<String>,
+}
+
+/// A callback a dialect wants sent for a transition.
+#[derive(Debug, Clone)]
+pub struct CallbackMessage {
+    pub url: String,
+    pub event_type: String,
+    pub payload: String,
+    pub schedule: Option<Vec<u64>>,
+}
+
+/// Decides, per dialect, which transitions are reported to a task's callback URL and with what
+/// body. The store calls it inside the transaction of the transition, so the message exists
+/// exactly when the transition does.
+pub trait Callbacks: Send + Sync + 'static {
+    fn message(
+        &self,
+        task: &Task,
+        from: Option<TaskState>,
+        to: TaskState,
+        at_ms: i64,
+    ) -> Option<CallbackMessage>;
+}

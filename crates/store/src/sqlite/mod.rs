@@ -5,8 +5,10 @@
 
 mod credits;
 mod rows;
+mod webhooks;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,8 +17,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::{
-    now_ms, AcceptOutcome, Acceptance, Account, ApiKey, CancelOutcome, CreditUsage, LedgerEntry,
-    LedgerKind, LedgerViolation, NewTask, Result, Store, StoreError, Task, TaskEvent, TaskUpdate,
+    now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
+    CancelOutcome, CreditUsage, LedgerEntry, LedgerKind, LedgerViolation, NewTask, Result, Store,
+    StoreError, Task, TaskEvent, TaskUpdate, WebhookAttempt, WebhookMessage, WebhookNext,
+    WebhookSecrets,
 };
 use rows::{account_from_row, key_from_row, ledger_from_row, task_from_row, TASK_COLUMNS};
 
@@ -26,6 +30,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    callbacks: Option<Arc<dyn Callbacks>>,
+    secrets: SecretBox,
 }
 
 impl SqliteStore {
@@ -47,7 +53,42 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore {
+            write,
+            read,
+            callbacks: None,
+            secrets: SecretBox::ephemeral(),
+        })
+    }
+
+    /// The dialects' callback rules, consulted in every transition's transaction.
+    pub fn with_callbacks(mut self, callbacks: Arc<dyn Callbacks>) -> SqliteStore {
+        self.callbacks = Some(callbacks);
+        self
+    }
+
+    /// The key sealing secrets at rest. Without one, a key that lives as long as the process
+    /// is used (fine for tests, not for a server: secrets would not open after a restart).
+    pub fn with_secret_key(mut self, key: [u8; 32]) -> SqliteStore {
+        self.secrets = SecretBox::new(key);
+        self
+    }
+
+    /// Writes the callback of a transition, if its dialect reports it (inside `conn`'s tx).
+    async fn callback(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        task: &Task,
+        from: Option<TaskState>,
+        to: TaskState,
+        now: i64,
+    ) -> Result<()> {
+        match &self.callbacks {
+            Some(cb) if task.spec.callback_url.is_some() => {
+                webhooks::enqueue(conn, cb.as_ref(), task, from, to, now).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Closes every connection (waits for those in use to be returned).
@@ -107,10 +148,12 @@ impl Store for SqliteStore {
         let id = format!("acct_{}", uuid::Uuid::now_v7().simple());
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO accounts (id, name, credits_available, created_at) VALUES (?, ?, 0, ?)",
+            "INSERT INTO accounts (id, name, credits_available, webhook_secret, created_at)
+             VALUES (?, ?, 0, ?, ?)",
         )
         .bind(&id)
         .bind(name)
+        .bind(self.secrets.seal(&crate::generate_webhook_secret()))
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
@@ -288,8 +331,11 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        let created = task_from_row(&row)?;
+        self.callback(&mut tx, &created, None, TaskState::Queued, now)
+            .await?;
         tx.commit().await?;
-        task_from_row(&row).map(AcceptOutcome::Created)
+        Ok(AcceptOutcome::Created(created))
     }
 
     async fn get_task(&self, account_id: &str, id: &str) -> Result<Option<Task>> {
@@ -516,8 +562,12 @@ impl Store for SqliteStore {
             }
             insert_event(&mut tx, &u.task_id, Some(state), to, &data, now).await?;
         }
+        let task = task_from_row(&row)?;
+        if let Some(to) = u.to.filter(|to| *to != state) {
+            self.callback(&mut tx, &task, Some(state), to, now).await?;
+        }
         tx.commit().await?;
-        task_from_row(&row).map(Some)
+        Ok(Some(task))
     }
 
     async fn usage_by_model(&self, account_id: &str, since_ms: i64) -> Result<Vec<(String, i64)>> {
@@ -847,10 +897,234 @@ impl Store for SqliteStore {
                 now,
             )
             .await?;
+            let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let task = task_from_row(&row)?;
+            self.callback(&mut tx, &task, Some(state), TaskState::Cancelled, now)
+                .await?;
             CancelOutcome::Cancelled
         };
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    async fn webhook_secrets(&self, account_id: &str) -> Result<Option<WebhookSecrets>> {
+        let row = sqlx::query(
+            "SELECT webhook_secret, webhook_secret_prev, webhook_secret_prev_until FROM accounts WHERE id = ?",
+        )
+        .bind(account_id)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let current: Option<String> = row.try_get("webhook_secret")?;
+        let current = match current {
+            Some(sealed) => self.secrets.open(&sealed)?,
+            // Accounts from before webhooks: give them a secret on first use.
+            None => {
+                let fresh = crate::generate_webhook_secret();
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "UPDATE accounts SET webhook_secret = ? WHERE id = ? AND webhook_secret IS NULL",
+                )
+                .bind(self.secrets.seal(&fresh))
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+                let sealed: String =
+                    sqlx::query("SELECT webhook_secret FROM accounts WHERE id = ?")
+                        .bind(account_id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get(0)?;
+                tx.commit().await?;
+                self.secrets.open(&sealed)?
+            }
+        };
+        let prev_until: Option<i64> = row.try_get("webhook_secret_prev_until")?;
+        let previous = match (
+            row.try_get::<Option<String>, _>("webhook_secret_prev")?,
+            prev_until,
+        ) {
+            (Some(sealed), Some(until)) if until > now_ms() => Some(self.secrets.open(&sealed)?),
+            _ => None,
+        };
+        Ok(Some(WebhookSecrets { current, previous }))
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        account_id: &str,
+        grace_ms: i64,
+    ) -> Result<Option<String>> {
+        let fresh = crate::generate_webhook_secret();
+        let done = sqlx::query(
+            "UPDATE accounts SET webhook_secret_prev = webhook_secret,
+                    webhook_secret_prev_until = ?, webhook_secret = ? WHERE id = ?",
+        )
+        .bind(now_ms() + grace_ms.max(0))
+        .bind(self.secrets.seal(&fresh))
+        .bind(account_id)
+        .execute(&self.write)
+        .await?;
+        Ok((done.rows_affected() == 1).then_some(fresh))
+    }
+
+    async fn claim_webhooks(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<WebhookMessage>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE webhook_messages SET lease_owner = ?, lease_until = ?, next_attempt_at = ?,
+                    updated_at = ?
+             WHERE id IN (SELECT id FROM webhook_messages
+                          WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
+                            AND state = 'pending'
+                          ORDER BY next_attempt_at LIMIT ?)
+             RETURNING {}",
+            webhooks::MESSAGE_COLUMNS
+        ))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(lease_until)
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter().map(webhooks::message_from_row).collect()
+    }
+
+    async fn next_webhook_due(&self) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) FROM webhook_messages WHERE next_attempt_at IS NOT NULL",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn finish_webhook_attempt(
+        &self,
+        owner: &str,
+        a: WebhookAttempt,
+        next: WebhookNext,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let (state, due, delivered_at) = match next {
+            WebhookNext::Delivered => ("delivered", None, Some(now)),
+            WebhookNext::RetryAt(t) => ("pending", Some(t), None),
+            WebhookNext::Failed => ("failed", None, None),
+        };
+        let row = sqlx::query(
+            "UPDATE webhook_messages SET state = ?, next_attempt_at = ?, delivered_at = ?,
+                    attempts = attempts + 1, last_error = ?, lease_owner = NULL,
+                    lease_until = NULL, updated_at = ?
+             WHERE id = ? AND lease_owner = ? AND state = 'pending'
+             RETURNING task_id, attempts",
+        )
+        .bind(state)
+        .bind(due)
+        .bind(delivered_at)
+        .bind(&a.error)
+        .bind(now)
+        .bind(&a.message_id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        let task_id: String = row.try_get("task_id")?;
+        let n: i64 = row.try_get("attempts")?;
+        sqlx::query(
+            "INSERT INTO webhook_attempts (message_id, n, started_at, status, latency_ms, error,
+                                           response_excerpt)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.message_id)
+        .bind(n)
+        .bind(a.started_at)
+        .bind(a.status.map(i64::from))
+        .bind(a.latency_ms)
+        .bind(&a.error)
+        .bind(&a.response_excerpt)
+        .execute(&mut *tx)
+        .await?;
+        if next != WebhookNext::RetryAt(0) && state != "pending" {
+            webhooks::kick(&mut tx, &task_id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn webhook_messages(&self, task_id: &str) -> Result<Vec<WebhookMessage>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM webhook_messages WHERE task_id = ? ORDER BY seq",
+            webhooks::MESSAGE_COLUMNS
+        ))
+        .bind(task_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(webhooks::message_from_row).collect()
+    }
+
+    async fn webhook_message(&self, id: &str) -> Result<Option<WebhookMessage>> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM webhook_messages WHERE id = ?",
+            webhooks::MESSAGE_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(webhooks::message_from_row).transpose()
+    }
+
+    async fn webhook_attempts(&self, message_id: &str) -> Result<Vec<WebhookAttempt>> {
+        let rows = sqlx::query("SELECT * FROM webhook_attempts WHERE message_id = ? ORDER BY n")
+            .bind(message_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(webhooks::attempt_from_row).collect()
+    }
+
+    async fn redeliver_webhooks(&self, task_id: &str, message_id: Option<&str>) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        // Queued again as waiting; `kick` then makes the task's earliest pending message due,
+        // so order per task still holds.
+        let done = match message_id {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE webhook_messages SET state = 'pending', next_attempt_at = NULL,
+                        delivered_at = NULL, updated_at = ?
+                 WHERE id = ? AND task_id = ? AND lease_owner IS NULL
+                   AND state IN ('failed', 'delivered')",
+                )
+                .bind(now)
+                .bind(id)
+                .bind(task_id)
+                .execute(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE webhook_messages SET state = 'pending', next_attempt_at = NULL,
+                        updated_at = ?
+                 WHERE task_id = ? AND state = 'failed'",
+                )
+                .bind(now)
+                .bind(task_id)
+                .execute(&mut *tx)
+                .await?
+            }
+        };
+        webhooks::kick(&mut tx, task_id, now).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 }
 
