@@ -362,11 +362,9 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
             allow_string,
             item_fields,
         } => {
-            if *allow_string {
-                if v.is_string() {
-                    check_media(v, *kind, path, issues);
-                    return;
-                }
+            if *allow_string && v.is_string() {
+                check_media(v, *kind, path, issues);
+                return;
             }
             let Some(items) = v.as_array() else {
                 issues.push(Issue::invalid_type(path, "array", Some(v)));

@@ -80,7 +80,7 @@ pub trait Store: Send + Sync + 'static {
     /// `accept_task` without conditions; insufficient credits are an error.
     async fn insert_task(&self, task: NewTask) -> Result<Task> {
         match self.accept_task(task, Acceptance::default()).await? {
-            AcceptOutcome::Created(t) => Ok(t),
+            AcceptOutcome::Created(t) => Ok(*t),
             AcceptOutcome::InsufficientCredits { available, price } => {
                 Err(StoreError::InsufficientCredits { available, price })
             }

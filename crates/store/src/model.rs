@@ -91,7 +91,7 @@ pub struct Acceptance {
 
 #[derive(Debug, Clone)]
 pub enum AcceptOutcome {
-    Created(Task),
+    Created(Box<Task>),
     /// The same key and request were accepted before: answer as then.
     Replayed {
         task_id: String,

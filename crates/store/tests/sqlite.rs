@@ -872,7 +872,7 @@ async fn api_keys_are_stored_as_hashes_only() {
         "the plaintext key is stored"
     );
     assert!(
-        !contains_bytes(&bytes, key["key_".len()..].as_bytes()),
+        !contains_bytes(&bytes, &key.as_bytes()["key_".len()..]),
         "the key's secret part is stored"
     );
 }

@@ -335,7 +335,7 @@ impl Store for SqliteStore {
         self.callback(&mut tx, &created, None, TaskState::Queued, now)
             .await?;
         tx.commit().await?;
-        Ok(AcceptOutcome::Created(created))
+        Ok(AcceptOutcome::Created(Box::new(created)))
     }
 
     async fn get_task(&self, account_id: &str, id: &str) -> Result<Option<Task>> {
