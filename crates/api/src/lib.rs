@@ -5,6 +5,7 @@
 mod accept;
 pub mod admin;
 mod auth;
+mod callbacks;
 pub mod dialects;
 mod health;
 mod media;
@@ -16,6 +17,7 @@ use tower_http::trace::TraceLayer;
 
 pub use accept::{AcceptError, Accepted};
 pub use auth::{Keys, KeysConfig, Principal};
+pub use callbacks::DialectCallbacks;
 pub use state::{ApiConfig, AppState};
 
 pub fn router(state: AppState) -> Router {

@@ -25,6 +25,8 @@ pub struct ApiConfig {
     /// Refund a client's cancel even after the upstream took the job (default: capture, as
     /// Runway does).
     pub refund_cancel_after_submit: bool,
+    /// How long a rotated-out webhook secret keeps signing, in milliseconds.
+    pub webhook_secret_grace_ms: i64,
 }
 
 impl Default for ApiConfig {
@@ -36,6 +38,7 @@ impl Default for ApiConfig {
             max_active_tasks: None,
             runway_insufficient_credits_status: 402,
             refund_cancel_after_submit: false,
+            webhook_secret_grace_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -50,4 +53,8 @@ pub struct AppState {
     /// API key lookups (cached), rate limits and last-used bookkeeping.
     pub keys: Arc<Keys>,
     pub admin: Arc<AdminAuth>,
+    /// Checks callback URLs on their face at submit time (the SSRF guard).
+    pub outbound: reelay_outbound::Guard,
+    /// Wakes the webhook deliverers (after a redelivery).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }

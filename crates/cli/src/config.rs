@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use reelay_core::Price;
-use reelay_engine::EngineConfig;
+use reelay_engine::{EngineConfig, WebhookConfig};
 use reelay_upstream::ChannelConfig;
 use serde::Deserialize;
 
@@ -21,6 +21,8 @@ const ENV_KEYS: &[&str] = &[
     "database_url",
     "public_url",
     "admin_token",
+    "secret_key",
+    "webhooks",
     "sandbox",
     "sandbox_run_seconds",
     "retention_seconds",
@@ -51,6 +53,8 @@ pub struct Config {
     /// Admin API token; when unset, one is generated on first start, printed once, and only its
     /// hash kept in the data dir.
     pub admin_token: Option<String>,
+    /// Key sealing secrets at rest (64 hex digits); default `<data_dir>/secret.key`.
+    pub secret_key: Option<String>,
     /// Run the built-in `sandbox` channel (the simulator, in process).
     pub sandbox: bool,
     /// How long a sandbox task runs.
@@ -75,6 +79,7 @@ pub struct Config {
     pub refund_cancel_after_submit: bool,
     pub limits: Limits,
     pub runway: RunwayDialect,
+    pub webhooks: WebhookConfig,
     /// Price overrides: `model` or `endpoint/model` → a price in the catalog's format.
     #[serde(default)]
     pub prices: BTreeMap<String, Price>,
@@ -141,6 +146,7 @@ struct Defaults {
     refund_cancel_after_submit: bool,
     limits: Limits,
     runway: RunwayDialect,
+    webhooks: WebhookConfig,
 }
 
 fn defaults() -> Defaults {
@@ -160,6 +166,7 @@ fn defaults() -> Defaults {
         refund_cancel_after_submit: false,
         limits: Limits::default(),
         runway: RunwayDialect::default(),
+        webhooks: WebhookConfig::default(),
     }
 }
 
@@ -233,6 +240,11 @@ impl Config {
                     .into(),
             );
         }
+        self.webhooks
+            .validate()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        reelay_outbound::Guard::new(&self.outbound_allow_cidrs)
+            .map_err(|e| format!("invalid configuration: outbound_allow_cidrs: {e}"))?;
         if self.idempotency_ttl_seconds == 0 {
             return Err("invalid configuration: idempotency_ttl_seconds must be positive".into());
         }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelay_api::admin::AdminAuth;
-use reelay_api::{ApiConfig, AppState, Keys, KeysConfig};
+use reelay_api::{ApiConfig, AppState, DialectCallbacks, Keys, KeysConfig};
 use reelay_core::Catalog;
-use reelay_engine::{Channel, Channels, Engine, EngineHandle};
+use reelay_engine::{Channel, Channels, Deliverer, Engine, EngineHandle};
 use reelay_media::LocalMedia;
 use reelay_sim::{SimConfig, SimHandle};
 use reelay_store::sqlite::SqliteStore;
@@ -41,11 +41,54 @@ impl Server {
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(open_sqlite(config).await?))
+}
+
+async fn open_sqlite(config: &Config) -> anyhow::Result<SqliteStore> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
     })?;
     let store = SqliteStore::open(&config.database_url()).await?;
-    Ok(Arc::new(store))
+    Ok(store.with_secret_key(secret_key(config)?))
+}
+
+/// The key sealing secrets at rest (webhook signing secrets): `secret_key` (64 hex digits)
+/// from configuration or `REELAY_SECRET_KEY`, else `<data_dir>/secret.key`, created on first
+/// start readable by its owner only. Instances sharing a database must share this key.
+fn secret_key(config: &Config) -> anyhow::Result<[u8; 32]> {
+    let parse = |text: &str, source: &str| -> anyhow::Result<[u8; 32]> {
+        hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow::anyhow!("{source} must be 64 hex digits (32 bytes)"))
+    };
+    if let Some(k) = &config.secret_key {
+        return parse(k, "secret_key");
+    }
+    let path = config.data_dir.join("secret.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&text, &path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = reelay_store::generate_key();
+            write_private(&path, &format!("{}\n", hex::encode(key)))?;
+            Ok(key)
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// Creates the `default` account and its key on first start; returns the key to print once.
@@ -86,7 +129,28 @@ fn admin_auth(config: &Config) -> anyhow::Result<(AdminAuth, Option<String>)> {
 }
 
 pub async fn start(config: Config) -> anyhow::Result<Server> {
-    let store = open_store(&config).await?;
+    start_with(config, Extras::default()).await
+}
+
+/// What tests (and embedders) may swap in.
+#[derive(Default)]
+pub struct Extras {
+    /// The resolver of outbound requests made for clients (callbacks); default the system's.
+    pub resolver: Option<Arc<dyn reelay_outbound::Resolver>>,
+}
+
+pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server> {
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    let store: Arc<dyn Store> = Arc::new(
+        open_sqlite(&config)
+            .await?
+            .with_callbacks(Arc::new(DialectCallbacks::new(outbox_wake.clone()))),
+    );
+    let mut guard = reelay_outbound::Guard::new(&config.outbound_allow_cidrs)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
+    if let Some(r) = extras.resolver {
+        guard = guard.with_resolver(r);
+    }
     let first = bootstrap(store.as_ref(), config.default_account_credits).await?;
 
     let (admin, generated_admin_token) = admin_auth(&config)?;
@@ -156,6 +220,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             max_active_tasks: config.limits.max_active_tasks,
             runway_insufficient_credits_status: config.runway.insufficient_credits_status,
             refund_cancel_after_submit: config.refund_cancel_after_submit,
+            webhook_secret_grace_ms: (config.webhooks.secret_grace_seconds as i64)
+                .saturating_mul(1000),
             ..ApiConfig::default()
         }),
         keys: Arc::new(Keys::new(KeysConfig {
@@ -165,11 +231,27 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             touch_interval: Duration::from_secs(config.limits.key_touch_seconds),
         })),
         admin: Arc::new(admin),
+        outbound: guard.clone(),
+        outbox_wake: outbox_wake.clone(),
     };
+    let webhook_client = guard.client(
+        Duration::from_millis(config.webhooks.connect_timeout_ms),
+        Duration::from_millis(config.webhooks.timeout_ms),
+        concat!("reelay-webhooks/", env!("CARGO_PKG_VERSION")),
+    )?;
     let upkeep = tokio::spawn(reelay_api::upkeep(state.clone()));
     let keys = state.keys.clone();
     let app = reelay_api::router(state);
     let (tx, mut rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(
+        Deliverer::new(
+            store.clone(),
+            webhook_client,
+            config.webhooks.clone(),
+            outbox_wake,
+        )
+        .run(rx.clone()),
+    );
     let flush_store = store.clone();
     let join = tokio::spawn(async move {
         let shutdown = async move {

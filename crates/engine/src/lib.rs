@@ -11,7 +11,9 @@ mod backoff;
 mod channels;
 mod config;
 mod dispatcher;
+pub mod signing;
 mod tracker;
+mod webhooks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 
 pub use channels::{Channel, Channels};
 pub use config::{EngineConfig, UnknownOutcomePolicy};
+pub use webhooks::{Deliverer, WebhookConfig};
 
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,

@@ -148,6 +148,8 @@ pub trait Store: Send + Sync + 'static {
         attempt: WebhookAttempt,
         next: WebhookNext,
     ) -> Result<bool>;
+    /// Gives a claimed message back without an attempt (its destination was busy).
+    async fn postpone_webhook(&self, id: &str, owner: &str, at: i64) -> Result<bool>;
     async fn webhook_messages(&self, task_id: &str) -> Result<Vec<WebhookMessage>>;
     async fn webhook_message(&self, id: &str) -> Result<Option<WebhookMessage>>;
     async fn webhook_attempts(&self, message_id: &str) -> Result<Vec<WebhookAttempt>>;

@@ -302,4 +302,7 @@ pub trait Callbacks: Send + Sync + 'static {
         to: TaskState,
         at_ms: i64,
     ) -> Option<CallbackMessage>;
+
+    /// Called after the commit of a transaction that wrote a message (wakes the deliverers).
+    fn committed(&self) {}
 }

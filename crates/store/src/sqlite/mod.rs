@@ -82,12 +82,19 @@ impl SqliteStore {
         from: Option<TaskState>,
         to: TaskState,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         match &self.callbacks {
             Some(cb) if task.spec.callback_url.is_some() => {
                 webhooks::enqueue(conn, cb.as_ref(), task, from, to, now).await
             }
-            _ => Ok(()),
+            _ => Ok(false),
+        }
+    }
+
+    /// After the commit that wrote a message: wake the deliverers.
+    fn committed(&self, enqueued: bool) {
+        if let (true, Some(cb)) = (enqueued, &self.callbacks) {
+            cb.committed();
         }
     }
 
@@ -332,9 +339,11 @@ impl Store for SqliteStore {
             .await?;
         }
         let created = task_from_row(&row)?;
-        self.callback(&mut tx, &created, None, TaskState::Queued, now)
+        let enqueued = self
+            .callback(&mut tx, &created, None, TaskState::Queued, now)
             .await?;
         tx.commit().await?;
+        self.committed(enqueued);
         Ok(AcceptOutcome::Created(Box::new(created)))
     }
 
@@ -563,10 +572,12 @@ impl Store for SqliteStore {
             insert_event(&mut tx, &u.task_id, Some(state), to, &data, now).await?;
         }
         let task = task_from_row(&row)?;
+        let mut enqueued = false;
         if let Some(to) = u.to.filter(|to| *to != state) {
-            self.callback(&mut tx, &task, Some(state), to, now).await?;
+            enqueued = self.callback(&mut tx, &task, Some(state), to, now).await?;
         }
         tx.commit().await?;
+        self.committed(enqueued);
         Ok(Some(task))
     }
 
@@ -847,6 +858,7 @@ impl Store for SqliteStore {
         let state =
             TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
         let upstream_id: Option<String> = row.try_get("upstream_id")?;
+        let mut enqueued = false;
         let outcome = if state.is_terminal() {
             sqlx::query("UPDATE tasks SET deleted = 1, updated_at = ? WHERE id = ?")
                 .bind(now)
@@ -902,11 +914,13 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await?;
             let task = task_from_row(&row)?;
-            self.callback(&mut tx, &task, Some(state), TaskState::Cancelled, now)
+            enqueued = self
+                .callback(&mut tx, &task, Some(state), TaskState::Cancelled, now)
                 .await?;
             CancelOutcome::Cancelled
         };
         tx.commit().await?;
+        self.committed(enqueued);
         Ok(outcome)
     }
 
@@ -1054,11 +1068,27 @@ impl Store for SqliteStore {
         .bind(&a.response_excerpt)
         .execute(&mut *tx)
         .await?;
-        if next != WebhookNext::RetryAt(0) && state != "pending" {
+        if state != "pending" {
+            // Settled: the task's next message may go now.
             webhooks::kick(&mut tx, &task_id, now).await?;
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn postpone_webhook(&self, id: &str, owner: &str, at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE webhook_messages SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
+                    updated_at = ?
+             WHERE id = ? AND lease_owner = ? AND state = 'pending'",
+        )
+        .bind(at)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn webhook_messages(&self, task_id: &str) -> Result<Vec<WebhookMessage>> {

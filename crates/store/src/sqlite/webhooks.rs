@@ -58,9 +58,9 @@ pub async fn enqueue(
     from: Option<TaskState>,
     to: TaskState,
     now: i64,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(msg) = callbacks.message(task, from, to, now) else {
-        return Ok(());
+        return Ok(false);
     };
     let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(
@@ -86,7 +86,8 @@ pub async fn enqueue(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    kick(conn, &task.id, now).await
+    kick(conn, &task.id, now).await?;
+    Ok(true)
 }
 
 /// Makes the task's earliest pending message due, if it is waiting. A message waits (no due

@@ -54,7 +54,8 @@ pub async fn create(
         accept::idempotency_key(&headers).map_err(|e| RunwayError::from_accept(e, insufficient))?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| RunwayError::BadRequest(format!("Invalid JSON in request body: {e}")))?;
-    let spec = TaskSpec::parse(&state.catalog, endpoint, &value)?;
+    let mut spec = TaskSpec::parse(&state.catalog, endpoint, &value)?;
+    spec.callback_url = callback_url(&state, &headers)?;
     let accepted = accept::accept(
         &state,
         accept::Request {
@@ -76,6 +77,23 @@ pub async fn create(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
+}
+
+/// reelay's extension: `X-Reelay-Callback-Url` asks for signed webhooks (see `view::callback`).
+/// A URL refused on its face (scheme, a private address literal) is a 400 now rather than a
+/// failed delivery later.
+fn callback_url(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, RunwayError> {
+    let Some(v) = headers.get("x-reelay-callback-url") else {
+        return Ok(None);
+    };
+    let url = v.to_str().map_err(|_| {
+        RunwayError::BadRequest("X-Reelay-Callback-Url must be a visible ASCII URL.".into())
+    })?;
+    state
+        .outbound
+        .check_url(url)
+        .map_err(|r| RunwayError::BadRequest(format!("X-Reelay-Callback-Url is refused: {r}")))?;
+    Ok(Some(url.to_string()))
 }
 
 pub async fn get_task(

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::RunwayError;
+pub use view::callback;
 
 use crate::AppState;
 

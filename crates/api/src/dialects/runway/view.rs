@@ -80,3 +80,23 @@ mod tests {
         assert_eq!(super::iso_ms(1_724_653_833_796), "2024-08-26T06:30:33.796Z");
     }
 }
+
+/// reelay's extension to Runway's API: a task created with `X-Reelay-Callback-Url` is reported
+/// there as a Standard Webhooks event `{"type", "timestamp", "data": <the task as GET shows
+/// it>}` when it starts running and when it ends.
+pub fn callback(
+    task: &Task,
+    from: Option<TaskState>,
+    to: TaskState,
+    at_ms: i64,
+) -> Option<(String, String)> {
+    let kind = match to {
+        TaskState::Running if from != Some(TaskState::Running) => "task.running",
+        TaskState::Succeeded => "task.succeeded",
+        TaskState::Failed => "task.failed",
+        TaskState::Cancelled => "task.cancelled",
+        _ => return None,
+    };
+    let body = json!({"type": kind, "timestamp": iso_ms(at_ms), "data": task_json(task)});
+    Some((kind.to_string(), body.to_string()))
+}

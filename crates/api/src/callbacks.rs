@@ -1,0 +1,47 @@
+//! Which transitions each dialect reports to a task's callback URL, and with what body. The
+//! store calls this inside the transition's transaction (see `reelay_store::Callbacks`).
+
+use std::sync::Arc;
+
+use reelay_core::TaskState;
+use reelay_store::{CallbackMessage, Callbacks, Task};
+use tokio::sync::Notify;
+
+use crate::dialects;
+
+pub struct DialectCallbacks {
+    wake: Arc<Notify>,
+}
+
+impl DialectCallbacks {
+    /// `wake` is notified after each commit that wrote a message (the deliverers wait on it).
+    pub fn new(wake: Arc<Notify>) -> DialectCallbacks {
+        DialectCallbacks { wake }
+    }
+}
+
+impl Callbacks for DialectCallbacks {
+    fn message(
+        &self,
+        task: &Task,
+        from: Option<TaskState>,
+        to: TaskState,
+        at_ms: i64,
+    ) -> Option<CallbackMessage> {
+        let url = task.spec.callback_url.clone()?;
+        let (event_type, payload) = match task.dialect.as_str() {
+            "runway" => dialects::runway::callback(task, from, to, at_ms)?,
+            _ => return None,
+        };
+        Some(CallbackMessage {
+            url,
+            event_type,
+            payload,
+            schedule: None,
+        })
+    }
+
+    fn committed(&self) {
+        self.wake.notify_one();
+    }
+}
