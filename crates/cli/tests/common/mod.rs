@@ -76,6 +76,11 @@ impl TestApp {
         let mut config = test_config(dir.path());
         f(&mut config);
         let server = reelay::serve::start(config).await.expect("server starts");
+        Self::from_server(server, dir).await
+    }
+
+    /// A server the test started itself (e.g. with `serve::start_with`) in `dir`.
+    pub async fn from_server(server: Server, dir: tempfile::TempDir) -> TestApp {
         let key = server.first_key.clone().expect("first start prints a key");
         TestApp {
             server,
