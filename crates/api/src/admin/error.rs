@@ -17,6 +17,9 @@ pub enum AdminError {
     NotFound(String),
     #[error("{0}")]
     InsufficientBalance(String),
+    /// A redelivery of a message that is still pending.
+    #[error("{0}")]
+    WebhookPending(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("request body is too large")]
@@ -36,6 +39,7 @@ impl AdminError {
             AdminError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AdminError::InsufficientBalance(_) => (StatusCode::CONFLICT, "insufficient_balance"),
+            AdminError::WebhookPending(_) => (StatusCode::CONFLICT, "webhook_pending"),
             AdminError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AdminError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AdminError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),

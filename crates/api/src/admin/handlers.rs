@@ -1,7 +1,8 @@
 //! Thin HTTP handlers: extract, call [`ops`], answer. Every handler takes [`Admin`] first, so
 //! the token is checked before the path, the query or the body is even looked at.
 
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -10,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ops::{self, AccountChange, Adjustment, NewAccount, Topup};
+use super::ops::{self, AccountChange, Adjustment, NewAccount, Redelivery, Rotation, Topup};
 use super::{Admin, AdminError};
 use crate::AppState;
 
@@ -25,7 +26,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self> {
         // Content type, size and syntax first.
-        let Json(value) = Json::<Value>::from_request(req, state).await?;
+        let Json(value) = <Json<Value> as FromRequest<AppState>>::from_request(req, state).await?;
         // serde would read `[5]` as a struct with its fields in order; nobody means that.
         if !value.is_object() {
             return Err(AdminError::invalid("the body must be a JSON object"));
@@ -33,6 +34,33 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         // Through `Json` again (bodies here are tiny) for its messages that name the field.
         let Json(body) = Json::<T>::from_bytes(value.to_string().as_bytes())?;
         Ok(Body(body))
+    }
+}
+
+/// An optional body (`Option<Body<T>>`): none at all, or only whitespace, is `None`; anything
+/// else must be a valid body, as for [`Body`]. (axum's own `Option` would take bad JSON for
+/// no body.)
+impl<T: DeserializeOwned> OptionalFromRequest<AppState> for Body<T> {
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Option<Self>> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AdminError::PayloadTooLarge
+                } else {
+                    AdminError::invalid(r.body_text())
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        <Body<T> as FromRequest<AppState>>::from_request(req, state)
+            .await
+            .map(Some)
     }
 }
 
@@ -161,6 +189,51 @@ pub async fn task(
     Path(id): Path<String>,
 ) -> Result<Json<ops::TaskDetail>> {
     Ok(Json(ops::task(state.store.as_ref(), &id).await?))
+}
+
+pub async fn webhook_secret(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ops::WebhookSecretView>> {
+    Ok(Json(ops::webhook_secret(state.store.as_ref(), &id).await?))
+}
+
+/// The body is optional: no body (or `{}`) rotates with the configured grace period.
+pub async fn rotate_webhook_secret(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Body<Rotation>>,
+) -> Result<Json<ops::RotatedSecret>> {
+    let rotation = body.map(|Body(r)| r).unwrap_or_default();
+    let grace = state.config.webhook_secret_grace_ms;
+    let rotated = ops::rotate_webhook_secret(state.store.as_ref(), &id, rotation, grace).await?;
+    Ok(Json(rotated))
+}
+
+pub async fn task_webhooks(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<List<ops::WebhookDetail>>> {
+    Ok(list(ops::task_webhooks(state.store.as_ref(), &id).await?))
+}
+
+/// The body is optional: no body (or `{}`) redelivers every failed message of the task.
+pub async fn redeliver_webhooks(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Body<Redelivery>>,
+) -> Result<Json<ops::Redelivered>> {
+    let redelivery = body.map(|Body(r)| r).unwrap_or_default();
+    let done = ops::redeliver_webhooks(state.store.as_ref(), &id, redelivery).await?;
+    if done.redelivered > 0 {
+        // The deliverer would otherwise notice at its next idle wake-up.
+        state.outbox_wake.notify_one();
+    }
+    Ok(Json(done))
 }
 
 /// Unknown route under `/admin/v1`: still behind the token, so the API's shape is not

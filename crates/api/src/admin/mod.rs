@@ -81,9 +81,19 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts/{id}/adjust", post(h::adjust))
         .route("/accounts/{id}/ledger", get(h::ledger))
         .route("/accounts/{id}/keys", post(h::create_key).get(h::list_keys))
+        .route("/accounts/{id}/webhook-secret", get(h::webhook_secret))
+        .route(
+            "/accounts/{id}/webhook-secret/rotate",
+            post(h::rotate_webhook_secret),
+        )
         .route("/keys/{key_id}", delete(h::revoke_key))
         .route("/ledger/verify", get(h::verify_ledger))
         .route("/tasks/{id}", get(h::task))
+        .route("/tasks/{id}/webhooks", get(h::task_webhooks))
+        .route(
+            "/tasks/{id}/webhooks/redeliver",
+            post(h::redeliver_webhooks),
+        )
         .route("/", any(h::not_found))
         // Both set here so that the outer router's Runway-shaped answers do not apply.
         .fallback(h::not_found)

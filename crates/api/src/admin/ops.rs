@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use reelay_store::{
     Account, ApiKey, LedgerEntry, LedgerKind, LedgerViolation, Store, StoreError, Task, TaskEvent,
+    WebhookAttempt, WebhookMessage,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -23,6 +24,8 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_REASON_CHARS: usize = 500;
 pub const DEFAULT_LEDGER_LIMIT: i64 = 100;
 pub const MAX_LEDGER_LIMIT: i64 = 1000;
+/// Longest grace period of a rotated-out webhook secret: a week.
+pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
 
 /// A whole number of credits within ±[`MAX_CREDITS`]. Parsed the same way from JSON and from a
 /// command-line argument; whether it must be positive depends on the operation.
@@ -133,6 +136,8 @@ pub struct AccountCreated {
     pub account_id: String,
     /// Shown only in this answer; only its hash is stored.
     pub api_key: String,
+    /// Signs the account's webhooks (`whsec_...`); shown again by the webhook-secret route.
+    pub webhook_secret: String,
     pub account: Account,
 }
 
@@ -244,9 +249,14 @@ pub async fn create_account(
             .ok_or_else(|| no_account(&account.id))?;
     }
     let key = create_key(store, &account.id).await?;
+    let secrets = store
+        .webhook_secrets(&account.id)
+        .await?
+        .ok_or_else(|| no_account(&account.id))?;
     Ok(AccountCreated {
         account_id: account.id.clone(),
         api_key: key.api_key,
+        webhook_secret: secrets.current,
         account,
     })
 }
@@ -368,12 +378,204 @@ pub async fn verify_ledger(store: &dyn Store) -> Result<LedgerReport, AdminError
 }
 
 pub async fn task(store: &dyn Store, id: &str) -> Result<TaskDetail, AdminError> {
-    let task = store
-        .get_task_by_id(id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no task {id}")))?;
+    let task = existing_task(store, id).await?;
     let events = store.task_events(id).await?;
     Ok(TaskDetail { task, events })
+}
+
+/// `GET /accounts/{id}/webhook-secret`, `reelay webhook secret`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookSecretView {
+    pub webhook_secret: String,
+    /// The rotated-out secret while it still signs (both signatures are sent), else `null`.
+    pub previous: Option<String>,
+}
+
+/// `POST /accounts/{id}/webhook-secret/rotate`, `reelay webhook secret --rotate`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// How long the old secret keeps signing; default `webhooks.secret_grace_seconds`.
+    #[serde(default)]
+    pub grace_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RotatedSecret {
+    pub webhook_secret: String,
+    /// Until when (ms since the epoch) the old secret keeps signing next to the new one. With
+    /// a grace of 0 this is the time of the rotation: the old secret signs nothing more.
+    pub previous_valid_until: i64,
+}
+
+/// An outbox message with every attempt made at it, oldest first. The message's fields are
+/// the store's, except that its attempt counter is the list itself (its length).
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookDetail {
+    /// `evt_...`: the `webhook-id` header, the same on every attempt and redelivery.
+    pub id: String,
+    pub account_id: String,
+    pub task_id: String,
+    pub seq: i64,
+    pub event_type: String,
+    pub url: String,
+    /// The exact body that is signed and sent.
+    pub payload: String,
+    pub schedule: Option<Vec<u64>>,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub attempts: Vec<WebhookAttempt>,
+}
+
+impl WebhookDetail {
+    fn new(m: WebhookMessage, attempts: Vec<WebhookAttempt>) -> WebhookDetail {
+        WebhookDetail {
+            id: m.id,
+            account_id: m.account_id,
+            task_id: m.task_id,
+            seq: m.seq,
+            event_type: m.event_type,
+            url: m.url,
+            payload: m.payload,
+            schedule: m.schedule,
+            state: m.state,
+            next_attempt_at: m.next_attempt_at,
+            last_error: m.last_error,
+            created_at: m.created_at,
+            delivered_at: m.delivered_at,
+            attempts,
+        }
+    }
+}
+
+/// `POST /tasks/{id}/webhooks/redeliver`, `reelay webhook redeliver`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redelivery {
+    /// One message (delivered or failed) of the task; absent = every failed message.
+    #[serde(default)]
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Redelivered {
+    pub redelivered: u64,
+}
+
+/// Milliseconds since the epoch as RFC 3339 in UTC, for the commands' text output.
+pub fn time_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// The grace period of a rotation, in milliseconds.
+pub fn check_grace(grace_seconds: Option<i64>, default_ms: i64) -> Result<i64, AdminError> {
+    match grace_seconds {
+        None => Ok(default_ms.max(0)),
+        Some(s) if (0..=MAX_GRACE_SECONDS).contains(&s) => Ok(s * 1000),
+        Some(s) => Err(AdminError::invalid(format!(
+            "grace_seconds must be between 0 and {MAX_GRACE_SECONDS} (a week), got {s}"
+        ))),
+    }
+}
+
+/// The account's webhook signing secrets. An account from before webhooks gets its first
+/// secret here.
+pub async fn webhook_secret(
+    store: &dyn Store,
+    account_id: &str,
+) -> Result<WebhookSecretView, AdminError> {
+    let secrets = store
+        .webhook_secrets(account_id)
+        .await?
+        .ok_or_else(|| no_account(account_id))?;
+    Ok(WebhookSecretView {
+        webhook_secret: secrets.current,
+        previous: secrets.previous,
+    })
+}
+
+/// A new signing secret; the current one keeps signing (next to it) for the grace period.
+/// `default_grace_ms` is the configured `webhooks.secret_grace_seconds`.
+pub async fn rotate_webhook_secret(
+    store: &dyn Store,
+    account_id: &str,
+    rotation: Rotation,
+    default_grace_ms: i64,
+) -> Result<RotatedSecret, AdminError> {
+    let grace_ms = check_grace(rotation.grace_seconds, default_grace_ms)?;
+    // The store adds the grace to its own clock a moment later: this is never past it.
+    let previous_valid_until = reelay_store::now_ms() + grace_ms;
+    let webhook_secret = store
+        .rotate_webhook_secret(account_id, grace_ms)
+        .await?
+        .ok_or_else(|| no_account(account_id))?;
+    Ok(RotatedSecret {
+        webhook_secret,
+        previous_valid_until,
+    })
+}
+
+fn no_task(id: &str) -> AdminError {
+    AdminError::NotFound(format!("no task {id}"))
+}
+
+async fn existing_task(store: &dyn Store, id: &str) -> Result<Task, AdminError> {
+    store.get_task_by_id(id).await?.ok_or_else(|| no_task(id))
+}
+
+/// The task's outbox messages in order, each with its attempts.
+pub async fn task_webhooks(
+    store: &dyn Store,
+    task_id: &str,
+) -> Result<Vec<WebhookDetail>, AdminError> {
+    existing_task(store, task_id).await?;
+    let mut out = Vec::new();
+    for m in store.webhook_messages(task_id).await? {
+        let attempts = store.webhook_attempts(&m.id).await?;
+        out.push(WebhookDetail::new(m, attempts));
+    }
+    Ok(out)
+}
+
+/// Queues messages again with their ids (receivers dedupe on them): the given one, delivered
+/// or failed, or else every failed message of the task. A message still pending is refused
+/// (`webhook_pending`): it is going to be sent anyway. The caller running the deliverer
+/// should wake it.
+pub async fn redeliver_webhooks(
+    store: &dyn Store,
+    task_id: &str,
+    redelivery: Redelivery,
+) -> Result<Redelivered, AdminError> {
+    existing_task(store, task_id).await?;
+    let Some(message_id) = redelivery.message_id else {
+        let redelivered = store.redeliver_webhooks(task_id, None).await?;
+        return Ok(Redelivered { redelivered });
+    };
+    let message_of_task = |m: Option<WebhookMessage>| m.filter(|m| m.task_id == task_id);
+    let no_message =
+        || AdminError::NotFound(format!("no webhook message {message_id} of task {task_id}"));
+    let pending = || {
+        AdminError::WebhookPending(format!(
+            "webhook message {message_id} is pending: it is sent (or retried) without a redelivery"
+        ))
+    };
+    let message =
+        message_of_task(store.webhook_message(&message_id).await?).ok_or_else(no_message)?;
+    if message.state == "pending" {
+        return Err(pending());
+    }
+    let redelivered = store.redeliver_webhooks(task_id, Some(&message_id)).await?;
+    if redelivered == 0 {
+        // Someone queued it between the two reads.
+        return Err(pending());
+    }
+    Ok(Redelivered { redelivered })
 }
 
 #[cfg(test)]
@@ -448,5 +650,20 @@ mod tests {
         assert!(check_multiplier(2.0).is_ok());
         assert!(check_cap(0).is_err());
         assert!(check_cap(1).is_ok());
+    }
+
+    #[test]
+    fn grace_periods() {
+        assert_eq!(check_grace(None, 5_000).unwrap(), 5_000);
+        assert_eq!(check_grace(Some(0), 5_000).unwrap(), 0);
+        assert_eq!(
+            check_grace(Some(MAX_GRACE_SECONDS), 0).unwrap(),
+            MAX_GRACE_SECONDS * 1000
+        );
+        assert!(check_grace(Some(-1), 0).is_err());
+        assert!(check_grace(Some(MAX_GRACE_SECONDS + 1), 0).is_err());
+        assert!(serde_json::from_value::<Rotation>(json!({"grace_seconds": 1.5})).is_err());
+        assert!(serde_json::from_value::<Rotation>(json!({"grace": 1})).is_err());
+        assert!(serde_json::from_value::<Redelivery>(json!({"message_id": 5})).is_err());
     }
 }
