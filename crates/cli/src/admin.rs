@@ -2,7 +2,10 @@
 //! checks and the operations are `reelay_api::admin::ops`, the same code the admin HTTP API
 //! calls; this module only opens the store and prints.
 
-use reelay_api::admin::ops::{self, AccountChange, Adjustment, Credits, NewAccount, Topup};
+use reelay_api::admin::ops::{
+    self, AccountChange, Adjustment, Credits, NewAccount, Redelivery, Rotation, Topup,
+    WebhookDetail,
+};
 use reelay_store::{Account, ApiKey, LedgerEntry};
 use serde::Serialize;
 
@@ -61,6 +64,10 @@ pub async fn account_create(
             c.account_id, c.account.name, c.account.credits_available
         );
         println!("API key (shown only this once): {}", c.api_key);
+        println!(
+            "webhook signing secret (`reelay webhook secret` shows it again): {}",
+            c.webhook_secret
+        );
     })
 }
 
@@ -211,4 +218,84 @@ pub async fn task_show(config: &Config, id: &str) -> anyhow::Result<()> {
     let detail = ops::task(store.as_ref(), id).await?;
     println!("{}", serde_json::to_string_pretty(&detail)?);
     Ok(())
+}
+
+/// Shows the account's webhook signing secret or, with `rotate`, replaces it; the old one
+/// keeps signing for `grace_seconds` (default `webhooks.secret_grace_seconds`).
+pub async fn webhook_secret(
+    config: &Config,
+    account_id: &str,
+    rotate: bool,
+    grace_seconds: Option<i64>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    if !rotate {
+        let view = ops::webhook_secret(store.as_ref(), account_id).await?;
+        return emit(as_json, &view, |v| {
+            println!("{}", v.webhook_secret);
+            if let Some(p) = &v.previous {
+                println!("previous (still signing): {p}");
+            }
+        });
+    }
+    let default_ms = (config.webhooks.secret_grace_seconds as i64).saturating_mul(1000);
+    let rotation = Rotation { grace_seconds };
+    let rotated =
+        ops::rotate_webhook_secret(store.as_ref(), account_id, rotation, default_ms).await?;
+    emit(as_json, &rotated, |r| {
+        println!("{}", r.webhook_secret);
+        println!(
+            "the previous secret keeps signing until {}",
+            ops::time_text(r.previous_valid_until)
+        );
+    })
+}
+
+fn webhook_lines(w: &WebhookDetail) {
+    println!(
+        "{}  #{} {}  {}  attempts={}  {}",
+        w.id,
+        w.seq,
+        w.event_type,
+        w.state,
+        w.attempts.len(),
+        w.url
+    );
+    for a in &w.attempts {
+        println!(
+            "    {}  {}  {}  {}ms  {}",
+            a.n,
+            ops::time_text(a.started_at),
+            a.status.map_or_else(|| "-".to_string(), |s| s.to_string()),
+            a.latency_ms,
+            a.error.as_deref().unwrap_or("ok")
+        );
+    }
+}
+
+pub async fn webhook_list(config: &Config, task_id: &str, as_json: bool) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let messages = ops::task_webhooks(store.as_ref(), task_id).await?;
+    emit(as_json, &serde_json::json!({ "data": messages }), |_| {
+        for w in &messages {
+            webhook_lines(w);
+        }
+    })
+}
+
+/// Queues the task's failed messages (or one message) again with the same ids. A running
+/// server sends them at its next look at the outbox (`webhooks.idle_wakeup_ms`, 5 s by
+/// default); the admin API's redelivery wakes it at once.
+pub async fn webhook_redeliver(
+    config: &Config,
+    task_id: &str,
+    message_id: Option<String>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let done = ops::redeliver_webhooks(store.as_ref(), task_id, Redelivery { message_id }).await?;
+    emit(as_json, &done, |d| {
+        println!("{} webhook message(s) queued for redelivery", d.redelivered)
+    })
 }

@@ -112,6 +112,11 @@ enum Command {
         #[command(subcommand)]
         command: TaskCommand,
     },
+    /// Webhooks: signing secrets, the outbox of a task, redelivery.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +207,41 @@ enum LedgerCommand {
 enum TaskCommand {
     /// Show a task and its events.
     Show { id: String },
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Show an account's webhook signing secret, or rotate it.
+    #[command(allow_negative_numbers = true)]
+    Secret {
+        #[arg(long)]
+        account: String,
+        /// Replace the secret; the old one keeps signing (next to the new) for the grace period.
+        #[arg(long)]
+        rotate: bool,
+        /// Grace period of the old secret, 0 to 604800 (default webhooks.secret_grace_seconds).
+        #[arg(long, requires = "rotate")]
+        grace_seconds: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A task's webhook messages, each with its delivery attempts.
+    List {
+        #[arg(long)]
+        task: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a task's failed messages again (same ids), or one message (delivered or failed).
+    Redeliver {
+        #[arg(long)]
+        task: String,
+        /// One message (`evt_...`) instead of every failed one.
+        #[arg(long)]
+        message: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_tracing(filter: &str) {
@@ -336,6 +376,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Task {
             command: TaskCommand::Show { id },
         } => admin::task_show(&load()?, &id).await?,
+        Command::Webhook { command } => {
+            let config = load()?;
+            match command {
+                WebhookCommand::Secret {
+                    account,
+                    rotate,
+                    grace_seconds,
+                    json,
+                } => admin::webhook_secret(&config, &account, rotate, grace_seconds, json).await?,
+                WebhookCommand::List { task, json } => {
+                    admin::webhook_list(&config, &task, json).await?
+                }
+                WebhookCommand::Redeliver {
+                    task,
+                    message,
+                    json,
+                } => admin::webhook_redeliver(&config, &task, message, json).await?,
+            }
+        }
     }
     Ok(())
 }
