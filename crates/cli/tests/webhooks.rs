@@ -5,84 +5,13 @@
 mod common;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use common::receiver::Receiver;
 use common::{gen4_turbo, TestApp};
 use reelay::config::Config;
 use serde_json::Value;
-
-/// One request the receiver saw.
-#[derive(Debug, Clone)]
-struct Seen {
-    at: Instant,
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// A receiver on 127.0.0.1:0 that fails the first `fail_first` requests (500), sleeping
-/// `delay` before answering each.
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Receiver {
-    async fn start(fail_first: usize, delay: Duration) -> Receiver {
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let count = Arc::new(AtomicUsize::new(0));
-        let s = seen.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let s = s.clone();
-                let count = count.clone();
-                async move {
-                    let h = |k: &str| {
-                        headers
-                            .get(k)
-                            .map(|v| v.to_str().unwrap().to_string())
-                            .unwrap_or_default()
-                    };
-                    s.lock().unwrap().push(Seen {
-                        at: Instant::now(),
-                        id: h("webhook-id"),
-                        timestamp: h("webhook-timestamp"),
-                        signature: h("webhook-signature"),
-                        body: body.to_vec(),
-                    });
-                    tokio::time::sleep(delay).await;
-                    if count.fetch_add(1, Ordering::SeqCst) < fail_first {
-                        (StatusCode::INTERNAL_SERVER_ERROR, "not yet")
-                    } else {
-                        (StatusCode::OK, "ok")
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
 
 fn fast_webhooks(c: &mut Config) {
     c.sandbox_run_seconds = 0.3;

@@ -1,6 +1,9 @@
 //! `TestApp`: the real server on port 0 with a temp data dir, driven over HTTP.
 #![allow(dead_code)]
 
+pub mod process;
+pub mod receiver;
+
 use std::time::{Duration, Instant};
 
 use reelay::config::{Config, Overrides};

@@ -1,0 +1,122 @@
+//! The real `reelay` binary as a child process, for crash tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `reelay serve`. Killed (and reaped) on drop, so a failing test leaves no process
+/// behind; when the test is failing, its log is printed to help.
+pub struct Reelay {
+    child: Option<Child>,
+    pub base_url: String,
+    /// The key printed on first start, if this start printed one.
+    pub first_key: Option<String>,
+    log: PathBuf,
+}
+
+impl Reelay {
+    /// Starts the binary and waits for its "listening" line.
+    pub fn start(config: &Path, data_dir: &Path, log: PathBuf) -> Reelay {
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reelay"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env_remove("REELAY_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("the reelay binary starts");
+        // Read stdout on a thread of its own, to the end, so the pipe never fills.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Nobody listens any more; keep draining.
+                }
+            }
+        });
+        let mut guard = Reelay {
+            child: Some(child),
+            base_url: String::new(),
+            first_key: None,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => panic!("reelay did not print its listening line within 30 s"),
+            };
+            if let Some(key) = line.strip_prefix("  ").filter(|k| k.starts_with("key_")) {
+                guard.first_key = Some(key.trim().to_string());
+            }
+            if let Some(rest) = line.strip_prefix("reelay listening on ") {
+                guard.base_url = rest.split_whitespace().next().unwrap().to_string();
+                return guard;
+            }
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9");
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Reelay {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            eprintln!(
+                "--- {} (last lines) ---\n{}",
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+/// `reelay ledger verify` on the data dir must exit 0.
+pub fn ledger_verify(config: &Path, data_dir: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_reelay"))
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["ledger", "verify"])
+        .output()
+        .expect("run reelay ledger verify");
+    assert!(
+        out.status.success(),
+        "reelay ledger verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
