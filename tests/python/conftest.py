@@ -29,6 +29,8 @@ class Reelay:
         self.dir = tempfile.TemporaryDirectory()
         env = dict(os.environ)
         env["REELAY_SANDBOX_RUN_SECONDS"] = "1"
+        # The tests' webhook receivers listen on loopback.
+        env["REELAY_OUTBOUND_ALLOW_CIDRS"] = "127.0.0.1/32"
         env.setdefault("RUST_LOG", "warn")
         self.proc = subprocess.Popen(
             [reelay_binary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", self.dir.name],
