@@ -132,6 +132,22 @@ async fn every_route_refuses_a_missing_or_wrong_token_and_writes_nothing() {
         (Method::DELETE, format!("/keys/{key_id}"), Value::Null),
         (Method::GET, "/ledger/verify".into(), Value::Null),
         (Method::GET, "/tasks/nope".into(), Value::Null),
+        (
+            Method::GET,
+            format!("/accounts/{id}/webhook-secret"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            format!("/accounts/{id}/webhook-secret/rotate"),
+            json!({"grace_seconds": 0}),
+        ),
+        (Method::GET, "/tasks/nope/webhooks".into(), Value::Null),
+        (
+            Method::POST,
+            "/tasks/nope/webhooks/redeliver".into(),
+            json!({}),
+        ),
         (Method::GET, "/no/such/route".into(), Value::Null),
     ];
     let url = |p: &str| app.url(&format!("/admin/v1{p}"));
@@ -181,6 +197,9 @@ async fn accounts_are_created_listed_shown_and_changed() {
     let id = v["account_id"].as_str().unwrap();
     let key = v["api_key"].as_str().unwrap();
     assert!(key.starts_with("key_"));
+    assert!(v["webhook_secret"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("whsec_")));
     assert_eq!(v["account"]["id"], id);
     assert_eq!(v["account"]["name"], "acme");
     assert_eq!(v["account"]["credits_available"], 500);

@@ -384,3 +384,131 @@ async fn ledger_verify_exits_1_and_names_the_account_of_a_tampered_balance() {
     assert_eq!(report["ok"], false);
     assert_eq!(report["violations"][0]["account_id"], bad.as_str());
 }
+
+/// A `whsec_` secret with a 32-byte key.
+fn assert_secret(v: &Value) -> String {
+    use base64::Engine as _;
+    let s = v.as_str().unwrap_or_else(|| panic!("not a secret: {v}"));
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(s.strip_prefix("whsec_").expect("whsec_ prefix"))
+        .unwrap();
+    assert_eq!(key.len(), 32, "{s}");
+    s.to_string()
+}
+
+#[test]
+fn webhook_secrets_are_shown_and_rotated() {
+    let r = Reelay::new();
+    let created = r.json(&["account", "create", "--name", "acme", "--json"]);
+    let id = created["account_id"].as_str().unwrap().to_string();
+    let first = assert_secret(&created["webhook_secret"]);
+    let show = ["webhook", "secret", "--account", id.as_str(), "--json"];
+    assert_eq!(
+        r.json(&show),
+        serde_json::json!({"webhook_secret": first, "previous": null})
+    );
+    // The text form names the secret once.
+    let text = r.ok(&["account", "create", "--name", "other"]);
+    assert_eq!(text.matches("whsec_").count(), 1, "{text}");
+
+    let rotated = r.json(&["webhook", "secret", "--account", &id, "--rotate", "--json"]);
+    let second = assert_secret(&rotated["webhook_secret"]);
+    assert_ne!(second, first);
+    assert!(
+        rotated["previous_valid_until"].as_i64().is_some(),
+        "{rotated}"
+    );
+    assert_eq!(
+        r.json(&show),
+        serde_json::json!({"webhook_secret": second, "previous": first})
+    );
+    let text = r.ok(&["webhook", "secret", "--account", &id]);
+    assert!(text.contains(&second) && text.contains(&first), "{text}");
+
+    let rotated = r.json(&[
+        "webhook",
+        "secret",
+        "--account",
+        &id,
+        "--rotate",
+        "--grace-seconds",
+        "0",
+        "--json",
+    ]);
+    let third = assert_secret(&rotated["webhook_secret"]);
+    assert_eq!(
+        r.json(&show),
+        serde_json::json!({"webhook_secret": third, "previous": null})
+    );
+
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "webhook",
+                "secret",
+                "--account",
+                &id,
+                "--grace-seconds",
+                "5",
+            ],
+            "--rotate",
+        ),
+        (
+            vec![
+                "webhook",
+                "secret",
+                "--account",
+                &id,
+                "--rotate",
+                "--grace-seconds",
+                "604801",
+            ],
+            "grace_seconds must be between 0 and 604800",
+        ),
+        (
+            vec![
+                "webhook",
+                "secret",
+                "--account",
+                &id,
+                "--rotate",
+                "--grace-seconds",
+                "-1",
+            ],
+            "grace_seconds must be between 0 and 604800",
+        ),
+        (
+            vec!["webhook", "secret", "--account", "acct_nope"],
+            "no account acct_nope",
+        ),
+        (
+            vec!["webhook", "secret", "--account", "acct_nope", "--rotate"],
+            "no account acct_nope",
+        ),
+        (vec!["webhook", "list", "--task", "nope"], "no task nope"),
+        (
+            vec!["webhook", "redeliver", "--task", "nope"],
+            "no task nope",
+        ),
+        (
+            vec![
+                "webhook",
+                "redeliver",
+                "--task",
+                "nope",
+                "--message",
+                "evt_x",
+            ],
+            "no task nope",
+        ),
+    ];
+    for (args, message) in cases {
+        let err = r.fails(&args);
+        assert!(err.contains(message), "reelay {args:?}: {err}");
+    }
+    assert_eq!(
+        r.json(&show)["webhook_secret"],
+        third.as_str(),
+        "a refused command rotated"
+    );
+}
