@@ -69,7 +69,7 @@ impl WebhookConfig {
         if !(0.0..1.0).contains(&self.jitter) {
             return Err("webhooks.jitter must be in [0, 1)".into());
         }
-        if self.schedule_seconds.iter().any(|s| !(*s >= 0.0)) {
+        if self.schedule_seconds.iter().any(|s| s.is_nan() || *s < 0.0) {
             return Err("webhooks.schedule_seconds must be non-negative numbers".into());
         }
         if self.lease_seconds * 1000 < 2 * (self.timeout_ms + self.connect_timeout_ms) {

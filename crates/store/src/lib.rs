@@ -153,8 +153,9 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_messages(&self, task_id: &str) -> Result<Vec<WebhookMessage>>;
     async fn webhook_message(&self, id: &str) -> Result<Option<WebhookMessage>>;
     async fn webhook_attempts(&self, message_id: &str) -> Result<Vec<WebhookAttempt>>;
-    /// Queues messages again with the same ids: the given one (whatever its state), or every
-    /// failed message of the task. Returns how many.
+    /// Queues messages again with the same ids and a fresh retry schedule: the given one
+    /// (delivered or failed; not one still pending), or every failed message of the task.
+    /// Returns how many.
     async fn redeliver_webhooks(&self, task_id: &str, message_id: Option<&str>) -> Result<u64>;
 
     /// Client cancel (`DELETE`): cancels a live task or deletes a finished one. A cancel before

@@ -247,6 +247,7 @@ pub struct WebhookMessage {
     pub schedule: Option<Vec<u64>>,
     /// `pending`, `delivered` or `failed`.
     pub state: String,
+    /// Attempts since the message was (re)queued; its attempt log keeps them all.
     pub attempts: i64,
     pub next_attempt_at: Option<i64>,
     pub last_error: Option<String>,

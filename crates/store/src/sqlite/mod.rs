@@ -1040,7 +1040,7 @@ impl Store for SqliteStore {
                     attempts = attempts + 1, last_error = ?, lease_owner = NULL,
                     lease_until = NULL, updated_at = ?
              WHERE id = ? AND lease_owner = ? AND state = 'pending'
-             RETURNING task_id, attempts",
+             RETURNING task_id",
         )
         .bind(state)
         .bind(due)
@@ -1053,7 +1053,14 @@ impl Store for SqliteStore {
         .await?;
         let Some(row) = row else { return Ok(false) };
         let task_id: String = row.try_get("task_id")?;
-        let n: i64 = row.try_get("attempts")?;
+        // Attempt numbers run on across redeliveries (the message's counter restarts).
+        let n: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(n), 0) + 1 FROM webhook_attempts WHERE message_id = ?",
+        )
+        .bind(&a.message_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
         sqlx::query(
             "INSERT INTO webhook_attempts (message_id, n, started_at, status, latency_ms, error,
                                            response_excerpt)
@@ -1130,7 +1137,7 @@ impl Store for SqliteStore {
             Some(id) => {
                 sqlx::query(
                     "UPDATE webhook_messages SET state = 'pending', next_attempt_at = NULL,
-                        delivered_at = NULL, updated_at = ?
+                        delivered_at = NULL, attempts = 0, updated_at = ?
                  WHERE id = ? AND task_id = ? AND lease_owner IS NULL
                    AND state IN ('failed', 'delivered')",
                 )
@@ -1143,7 +1150,7 @@ impl Store for SqliteStore {
             None => {
                 sqlx::query(
                     "UPDATE webhook_messages SET state = 'pending', next_attempt_at = NULL,
-                        updated_at = ?
+                        attempts = 0, updated_at = ?
                  WHERE task_id = ? AND state = 'failed'",
                 )
                 .bind(now)

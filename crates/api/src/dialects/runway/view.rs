@@ -73,14 +73,6 @@ pub fn task_json(t: &Task) -> Value {
     v
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps_have_milliseconds_and_z() {
-        assert_eq!(super::iso_ms(1_724_653_833_796), "2024-08-26T06:30:33.796Z");
-    }
-}
-
 /// reelay's extension to Runway's API: a task created with `X-Reelay-Callback-Url` is reported
 /// there as a Standard Webhooks event `{"type", "timestamp", "data": <the task as GET shows
 /// it>}` when it starts running and when it ends.
@@ -99,4 +91,12 @@ pub fn callback(
     };
     let body = json!({"type": kind, "timestamp": iso_ms(at_ms), "data": task_json(task)});
     Some((kind.to_string(), body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_have_milliseconds_and_z() {
+        assert_eq!(super::iso_ms(1_724_653_833_796), "2024-08-26T06:30:33.796Z");
+    }
 }
