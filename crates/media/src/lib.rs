@@ -1,9 +1,19 @@
-//! Where archived outputs live. Local disk under the data dir for now; the interface is what
-//! the archiver and the media route need, so an S3-compatible store can slot in behind it.
+//! Where archived outputs live and how derived images are made.
+//!
+//! - [`MediaStore`]: one interface over a local folder (the default, under the data dir) and any
+//!   S3-compatible bucket, through `object_store`: streamed uploads with size and SHA-256,
+//!   ranged reads, deletes, presigned URLs.
+//! - [`Ffmpeg`]: poster (first frame) and last frame of a video.
+//! - [`MediaConfig`]: the `[media]` configuration section.
 
-use std::path::{Component, Path, PathBuf};
+mod config;
+mod frames;
+mod store;
+pub mod types;
 
-use tokio::io::AsyncWriteExt;
+pub use config::{essence, MediaConfig, S3Config, StorageKind};
+pub use frames::{Ffmpeg, FrameError, Frames, FRAME_CONTENT_TYPE, FRAME_EXT};
+pub use store::{check_key, MediaStore, ObjectInfo, Stored, Upload};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -11,93 +21,20 @@ pub enum MediaError {
     InvalidKey(String),
     #[error("media i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("media store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("invalid media configuration: {0}")]
+    Config(String),
 }
 
-#[derive(Debug, Clone)]
-pub struct LocalMedia {
-    root: PathBuf,
-}
-
-/// A file being written; it becomes visible under its key only when `finish` renames it, so a
-/// crash mid-download never leaves a truncated file that looks complete.
-pub struct MediaWriter {
-    file: tokio::fs::File,
-    tmp: PathBuf,
-    dest: PathBuf,
-    pub written: u64,
-}
-
-impl LocalMedia {
-    pub fn new(root: impl Into<PathBuf>) -> LocalMedia {
-        LocalMedia { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The file for a key such as `<task id>/0.mp4`; keys may not climb out of the root.
-    pub fn path(&self, key: &str) -> Result<PathBuf, MediaError> {
-        let rel = Path::new(key);
-        if key.is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(MediaError::InvalidKey(key.to_string()));
-        }
-        Ok(self.root.join(rel))
-    }
-
-    pub async fn writer(&self, key: &str) -> Result<MediaWriter, MediaError> {
-        let dest = self.path(key)?;
-        if let Some(dir) = dest.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let tmp = dest.with_extension(format!("part-{}", std::process::id()));
-        let file = tokio::fs::File::create(&tmp).await?;
-        Ok(MediaWriter {
-            file,
-            tmp,
-            dest,
-            written: 0,
-        })
-    }
-
-    pub async fn exists(&self, key: &str) -> bool {
-        match self.path(key) {
-            Ok(p) => tokio::fs::metadata(p).await.is_ok(),
-            Err(_) => false,
-        }
+impl MediaError {
+    /// The object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            MediaError::Store(object_store::Error::NotFound { .. })
+        )
     }
 }
-
-impl MediaWriter {
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), MediaError> {
-        self.file.write_all(chunk).await?;
-        self.written += chunk.len() as u64;
-        Ok(())
-    }
-
-    pub async fn finish(mut self) -> Result<u64, MediaError> {
-        self.file.flush().await?;
-        self.file.sync_all().await?;
-        tokio::fs::rename(&self.tmp, &self.dest).await?;
-        Ok(self.written)
-    }
-
-    pub async fn abort(self) {
-        drop(self.file);
-        let _ = tokio::fs::remove_file(&self.tmp).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_cannot_escape_the_root() {
-        let m = LocalMedia::new("/tmp/x");
-        assert!(m.path("../etc/passwd").is_err());
-        assert!(m.path("/etc/passwd").is_err());
-        assert!(m.path("").is_err());
-        assert_eq!(m.path("a/0.mp4").unwrap(), PathBuf::from("/tmp/x/a/0.mp4"));
-    }
-}
+mod legacy;
+pub use legacy::{LocalMedia, MediaWriter};
