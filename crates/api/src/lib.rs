@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(media::routes(&state))
         .merge(dialects::runway::routes())
+        .merge(dialects::reverse::router())
         .nest("/admin/v1", admin::routes())
         .fallback(dialects::runway::not_found)
         .method_not_allowed_fallback(dialects::runway::method_not_allowed)

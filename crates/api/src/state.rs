@@ -57,4 +57,5 @@ pub struct AppState {
     pub outbound: reelay_outbound::Guard,
     /// Wakes the webhook deliverers (after a redelivery).
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    pub reverse: Arc<crate::dialects::reverse::ReverseConfig>,
 }

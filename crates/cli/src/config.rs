@@ -36,6 +36,7 @@ const ENV_KEYS: &[&str] = &[
     "refund_cancel_after_submit",
     "limits",
     "runway",
+    "reverse",
     "prices",
 ];
 
@@ -79,6 +80,7 @@ pub struct Config {
     pub refund_cancel_after_submit: bool,
     pub limits: Limits,
     pub runway: RunwayDialect,
+    pub reverse: ReverseDialect,
     pub webhooks: WebhookConfig,
     /// Price overrides: `model` or `endpoint/model` → a price in the catalog's format.
     #[serde(default)]
@@ -111,6 +113,16 @@ impl Default for Limits {
             key_touch_seconds: 30,
         }
     }
+}
+
+/// Settings of the reverse (reseller) dialect.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReverseDialect {
+    /// Refuse creates without `callback_url` (`callback_url_empty`), as CometAPI does.
+    pub require_callback_url: bool,
+    /// A JSON file replacing the built-in model/ratio mapping (`crates/core/catalog/reverse.json`).
+    pub mapping_file: Option<PathBuf>,
 }
 
 /// Settings of the Runway official dialect.
@@ -146,6 +158,7 @@ struct Defaults {
     refund_cancel_after_submit: bool,
     limits: Limits,
     runway: RunwayDialect,
+    reverse: ReverseDialect,
     webhooks: WebhookConfig,
 }
 
@@ -166,6 +179,7 @@ fn defaults() -> Defaults {
         refund_cancel_after_submit: false,
         limits: Limits::default(),
         runway: RunwayDialect::default(),
+        reverse: ReverseDialect::default(),
         webhooks: WebhookConfig::default(),
     }
 }

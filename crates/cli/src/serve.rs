@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelay_api::admin::AdminAuth;
+use reelay_api::dialects::reverse::{Mapping, ReverseConfig};
 use reelay_api::{ApiConfig, AppState, DialectCallbacks, Keys, KeysConfig};
 use reelay_core::Catalog;
 use reelay_engine::{Channel, Channels, Deliverer, Engine, EngineHandle};
@@ -107,6 +108,24 @@ pub async fn bootstrap(
     Ok(Some((account.id, key)))
 }
 
+fn reverse_config(config: &Config, catalog: &Catalog) -> anyhow::Result<ReverseConfig> {
+    let mapping = match &config.reverse.mapping_file {
+        Some(path) => Mapping::from_json(
+            &std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reverse.mapping_file {}: {e}", path.display()))?,
+        )
+        .map_err(|e| anyhow::anyhow!("reverse.mapping_file {}: {e}", path.display()))?,
+        None => Mapping::builtin(),
+    };
+    mapping
+        .check(catalog)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: reverse mapping: {e}"))?;
+    Ok(ReverseConfig {
+        mapping,
+        require_callback_url: config.reverse.require_callback_url,
+    })
+}
+
 /// The admin token: from configuration, else the hash kept in the data dir, else a new token
 /// (returned to be printed once; only its hash is written).
 fn admin_auth(config: &Config) -> anyhow::Result<(AdminAuth, Option<String>)> {
@@ -163,6 +182,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         .override_prices(&config.prices)
         .map_err(|e| anyhow::anyhow!("invalid configuration: prices: {e}"))?;
     let catalog = Arc::new(catalog);
+    let reverse = Arc::new(reverse_config(&config, &catalog)?);
 
     let listener = TcpListener::bind(config.listen_addr().map_err(anyhow::Error::msg)?).await?;
     let addr = listener.local_addr()?;
@@ -233,6 +253,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         admin: Arc::new(admin),
         outbound: guard.clone(),
         outbox_wake: outbox_wake.clone(),
+        reverse,
     };
     let webhook_client = guard.client(
         Duration::from_millis(config.webhooks.connect_timeout_ms),

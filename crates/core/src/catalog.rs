@@ -33,6 +33,9 @@ pub const GENERATION_ENDPOINTS: [&str; 14] = [
 /// The catalog shipped with reelay.
 pub const BUILTIN_JSON: &str = include_str!("../catalog/runway.json");
 
+/// How the reverse dialect's routes, model names and ratio words map onto the catalog.
+pub const REVERSE_MAP_JSON: &str = include_str!("../catalog/reverse.json");
+
 #[derive(Debug, Clone)]
 pub struct Catalog {
     endpoints: BTreeMap<String, EndpointSpec>,

@@ -8,7 +8,9 @@ pub mod spec;
 pub mod state;
 pub mod validate;
 
-pub use catalog::{Catalog, EndpointSpec, ModelSpec, Price, GENERATION_ENDPOINTS};
+pub use catalog::{
+    Catalog, EndpointSpec, ModelSpec, Price, GENERATION_ENDPOINTS, REVERSE_MAP_JSON,
+};
 pub use error::CoreError;
 pub use spec::{Operation, TaskSpec};
 pub use state::TaskState;

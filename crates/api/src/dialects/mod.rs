@@ -1,3 +1,4 @@
 //! One folder per client dialect.
 
+pub mod reverse;
 pub mod runway;
