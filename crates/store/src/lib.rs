@@ -168,4 +168,25 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         refund_after_upstream: bool,
     ) -> Result<CancelOutcome>;
+
+    // --- media archive
+    /// Records archived objects (again: the same task and name replace the row). Written as
+    /// soon as each object is complete, so the sweeper knows every object that exists.
+    async fn record_media(&self, objects: &[MediaObject]) -> Result<()>;
+    /// A task's archived objects.
+    async fn media_objects(&self, task_id: &str) -> Result<Vec<MediaObject>>;
+    /// One object, with the task facts serving it depends on.
+    async fn media_object(&self, task_id: &str, name: &str) -> Result<Option<ServedMedia>>;
+    /// Up to `limit` tasks whose media expired by `now` and are not deleted yet, oldest first.
+    async fn expired_media(&self, now: i64, limit: i64) -> Result<Vec<String>>;
+    /// After the sweeper deleted these objects: forgets them and marks the task's media purged.
+    async fn media_purged(&self, task_id: &str, names: &[String], now: i64) -> Result<()>;
+    /// Brings a task's media expiry forward to `at` (media of a task that will never show them).
+    async fn expire_media(&self, task_id: &str, at: i64) -> Result<()>;
+    /// The account's own media retention (`None` = the configured default).
+    async fn set_account_retention(
+        &self,
+        account_id: &str,
+        seconds: Option<i64>,
+    ) -> Result<Option<Account>>;
 }

@@ -11,6 +11,8 @@ pub struct Account {
     pub price_multiplier: f64,
     /// Live tasks this account may have at once; `None` = the configured default.
     pub max_active_tasks: Option<i64>,
+    /// How long this account's media are kept, in seconds; `None` = the configured default.
+    pub retention_seconds: Option<i64>,
     pub created_at: i64,
 }
 
@@ -163,7 +165,13 @@ pub struct Task {
     pub updated_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// When the task's media expire (retention); `None` until they are archived.
     pub expires_at: Option<i64>,
+    /// Names (in the task's media) of the first video output's poster and last frame.
+    pub poster: Option<String>,
+    pub last_frame: Option<String>,
+    /// When the upstream first reported success and archiving began.
+    pub archive_started_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -200,6 +208,12 @@ pub struct TaskUpdate {
     pub failure: Option<(String, String)>,
     pub outputs: Option<Vec<String>>,
     pub upstream_outputs: Option<Vec<String>>,
+    pub poster: Option<String>,
+    pub last_frame: Option<String>,
+    /// Sets when the task's media expire.
+    pub expires_at: Option<i64>,
+    /// Sets when archiving began, unless it is already set.
+    pub archive_started_at: Option<i64>,
     /// Extra facts recorded on the event of a state change.
     pub event_data: Option<serde_json::Value>,
 }
@@ -306,4 +320,64 @@ pub trait Callbacks: Send + Sync + 'static {
 
     /// Called after the commit of a transaction that wrote a message (wakes the deliverers).
     fn committed(&self) {}
+}
+
+/// What an archived object is to its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Output,
+    Poster,
+    LastFrame,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Output => "output",
+            MediaKind::Poster => "poster",
+            MediaKind::LastFrame => "last_frame",
+        }
+    }
+    pub fn parse(s: &str) -> Option<MediaKind> {
+        [MediaKind::Output, MediaKind::Poster, MediaKind::LastFrame]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One object in the media store, stored under the key `<task_id>/<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaObject {
+    pub task_id: String,
+    /// `0.mp4`, `0.poster.jpg`, ...
+    pub name: String,
+    pub kind: MediaKind,
+    /// The output it is (or was derived from).
+    pub output_index: i64,
+    pub content_type: String,
+    pub size: i64,
+    /// Lowercase hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// The upstream URL an output was copied from.
+    pub source_url: Option<String>,
+    pub created_at: i64,
+}
+
+impl MediaObject {
+    /// The object's key in the media store.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.task_id, self.name)
+    }
+}
+
+/// An object with what serving it depends on.
+#[derive(Debug, Clone)]
+pub struct ServedMedia {
+    pub object: MediaObject,
+    pub account_id: String,
+    /// The task's media expiry.
+    pub expires_at: Option<i64>,
+    /// The task was deleted by its client.
+    pub deleted: bool,
 }

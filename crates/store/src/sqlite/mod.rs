@@ -4,6 +4,7 @@
 //! write lock.
 
 mod credits;
+mod media;
 mod rows;
 mod webhooks;
 
@@ -18,9 +19,9 @@ use sqlx::{Row, SqlitePool};
 
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
-    CancelOutcome, CreditUsage, LedgerEntry, LedgerKind, LedgerViolation, NewTask, Result, Store,
-    StoreError, Task, TaskEvent, TaskUpdate, WebhookAttempt, WebhookMessage, WebhookNext,
-    WebhookSecrets,
+    CancelOutcome, CreditUsage, LedgerEntry, LedgerKind, LedgerViolation, MediaObject, NewTask,
+    Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskUpdate, WebhookAttempt,
+    WebhookMessage, WebhookNext, WebhookSecrets,
 };
 use rows::{account_from_row, key_from_row, ledger_from_row, task_from_row, TASK_COLUMNS};
 
@@ -516,6 +517,7 @@ impl Store for SqliteStore {
             set.push("upstream_outputs = ?".into());
             binds.push(Bind::S(serde_json::to_string(o).unwrap_or_default()));
         }
+        media::update_columns(&u, &mut set, &mut binds);
         // The condition is repeated in the UPDATE itself so it holds on a backend whose
         // transactions do not take the write lock up front.
         let owner_check = if u.lease_owner.is_some() {
@@ -860,7 +862,13 @@ impl Store for SqliteStore {
         let upstream_id: Option<String> = row.try_get("upstream_id")?;
         let mut enqueued = false;
         let outcome = if state.is_terminal() {
-            sqlx::query("UPDATE tasks SET deleted = 1, updated_at = ? WHERE id = ?")
+            // A deleted task's media go with it: the sweeper takes them on its next pass.
+            sqlx::query(
+                "UPDATE tasks SET deleted = 1, updated_at = ?,
+                        expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE MIN(expires_at, ?) END
+                 WHERE id = ?",
+            )
+                .bind(now)
                 .bind(now)
                 .bind(id)
                 .execute(&mut *tx)
@@ -1163,9 +1171,44 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(done.rows_affected())
     }
+
+    async fn record_media(&self, objects: &[MediaObject]) -> Result<()> {
+        media::record(&self.write, objects).await
+    }
+
+    async fn media_objects(&self, task_id: &str) -> Result<Vec<MediaObject>> {
+        media::of_task(&self.read, task_id).await
+    }
+
+    async fn media_object(&self, task_id: &str, name: &str) -> Result<Option<ServedMedia>> {
+        media::served(&self.read, task_id, name).await
+    }
+
+    async fn expired_media(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        media::expired(&self.read, now, limit).await
+    }
+
+    async fn media_purged(&self, task_id: &str, names: &[String], now: i64) -> Result<()> {
+        media::purged(&self.write, task_id, names, now).await
+    }
+
+    async fn expire_media(&self, task_id: &str, at: i64) -> Result<()> {
+        media::expire(&self.write, task_id, at).await
+    }
+
+    async fn set_account_retention(
+        &self,
+        account_id: &str,
+        seconds: Option<i64>,
+    ) -> Result<Option<Account>> {
+        if !media::set_retention(&self.write, account_id, seconds).await? {
+            return Ok(None);
+        }
+        self.get_account(account_id).await
+    }
 }
 
-enum Bind {
+pub(crate) enum Bind {
     I(i64),
     OI(Option<i64>),
     F(f64),

@@ -7,7 +7,8 @@ use crate::{Account, ApiKey, LedgerEntry, LedgerKind, Result, StoreError, Task, 
 pub const TASK_COLUMNS: &str = "id, account_id, key_id, dialect, spec, state, progress, channel, \
     upstream_id, attempts, next_attempt_at, lease_owner, lease_until, cancel_upstream, credits_held, \
     credits_captured, credits_refunded, failure_code, failure_message, outputs, upstream_outputs, \
-    deleted, created_at, updated_at, started_at, finished_at, expires_at";
+    deleted, created_at, updated_at, started_at, finished_at, expires_at, poster, last_frame, \
+    archive_started_at";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -21,6 +22,7 @@ pub fn account_from_row(r: &SqliteRow) -> Result<Account> {
         credits_held: r.try_get("credits_held")?,
         price_multiplier: r.try_get("price_multiplier")?,
         max_active_tasks: r.try_get("max_active_tasks")?,
+        retention_seconds: r.try_get("retention_seconds")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -82,6 +84,9 @@ pub fn task_from_row(r: &SqliteRow) -> Result<Task> {
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
         expires_at: r.try_get("expires_at")?,
+        poster: r.try_get("poster")?,
+        last_frame: r.try_get("last_frame")?,
+        archive_started_at: r.try_get("archive_started_at")?,
     })
 }
 
