@@ -23,6 +23,10 @@ pub struct SimConfig {
     /// Base of the output URLs (e.g. when the router is mounted behind a proxy or a prefix).
     /// Default: the address [`crate::spawn`] bound, or else the request's `Host`.
     pub public_base_url: Option<String>,
+    /// When set, a succeeded task reports this URL as its output (`{task_id}` is replaced by
+    /// the task's id) instead of a signed URL of the sim's own files: lets a test point a
+    /// gateway's archiver at a file server of its own (large, failing or special files).
+    pub output_url: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -36,6 +40,7 @@ impl Default for SimConfig {
             seed: 0,
             failure_rate: 0.0,
             public_base_url: None,
+            output_url: None,
         }
     }
 }

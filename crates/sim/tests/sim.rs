@@ -814,3 +814,21 @@ async fn the_same_seed_gives_the_same_failures() {
     );
     assert_ne!(a, pattern(43).await);
 }
+
+#[tokio::test]
+async fn output_url_override_points_outputs_elsewhere() {
+    let sim = start(SimConfig {
+        output_url: Some("http://files.test/{task_id}/out.mp4".into()),
+        ..quick()
+    })
+    .await;
+    let id = sim
+        .create_ok("image_to_video", &i2v_body("elsewhere"))
+        .await;
+    let t = sim.terminal(&id).await;
+    assert_eq!(t["status"], "SUCCEEDED");
+    assert_eq!(
+        t["output"],
+        json!([format!("http://files.test/{id}/out.mp4")])
+    );
+}

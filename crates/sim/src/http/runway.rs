@@ -262,10 +262,13 @@ fn render(sim: &Sim, headers: &HeaderMap, task: &Task, phase: &Phase) -> Value {
             let exp = unix_now() + sim.inner.config.output_ttl_seconds;
             let task_id = task.id.to_string();
             let sig = sign(&sim.inner.secret, &task_id, name, exp);
-            let url = format!(
-                "{}/_sim/files/{task_id}/{name}?exp={exp}&sig={sig}",
-                sim.public_base(headers)
-            );
+            let url = match &sim.inner.config.output_url {
+                Some(u) => u.replace("{task_id}", &task_id),
+                None => format!(
+                    "{}/_sim/files/{task_id}/{name}?exp={exp}&sig={sig}",
+                    sim.public_base(headers)
+                ),
+            };
             o.insert("status".into(), json!("SUCCEEDED"));
             o.insert("output".into(), json!([url]));
             o.insert("cost".into(), json!({"credits": task.estimated}));
