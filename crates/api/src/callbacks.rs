@@ -8,15 +8,18 @@ use reelay_store::{CallbackMessage, Callbacks, Task};
 use tokio::sync::Notify;
 
 use crate::dialects;
+use crate::media::MediaLinks;
 
 pub struct DialectCallbacks {
     wake: Arc<Notify>,
+    /// Media links in payloads are signed like those the dialects answer with.
+    media: MediaLinks,
 }
 
 impl DialectCallbacks {
     /// `wake` is notified after each commit that wrote a message (the deliverers wait on it).
-    pub fn new(wake: Arc<Notify>) -> DialectCallbacks {
-        DialectCallbacks { wake }
+    pub fn new(wake: Arc<Notify>, media: MediaLinks) -> DialectCallbacks {
+        DialectCallbacks { wake, media }
     }
 }
 
@@ -30,7 +33,7 @@ impl Callbacks for DialectCallbacks {
     ) -> Option<CallbackMessage> {
         let url = task.spec.callback_url.clone()?;
         let (event_type, payload) = match task.dialect.as_str() {
-            "runway" => dialects::runway::callback(task, from, to, at_ms)?,
+            "runway" => dialects::runway::callback(&self.media, task, from, to, at_ms)?,
             "reverse" => dialects::reverse::callback(task, from, to, at_ms)?,
             _ => return None,
         };

@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 pub use accept::{AcceptError, Accepted};
 pub use auth::{Keys, KeysConfig, Principal};
 pub use callbacks::DialectCallbacks;
+pub use media::{task_media, MediaLinks, MediaServing, TaskMedia};
 pub use state::{ApiConfig, AppState};
 
 pub fn router(state: AppState) -> Router {

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use reelay_core::Catalog;
 use reelay_engine::EngineHandle;
-use reelay_media::LocalMedia;
+use reelay_media::MediaStore;
 use reelay_store::Store;
 
 use crate::admin::AdminAuth;
@@ -48,7 +48,11 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub catalog: Arc<Catalog>,
     pub engine: EngineHandle,
-    pub media: LocalMedia,
+    /// Archived media (local folder or S3 bucket).
+    pub media: MediaStore,
+    /// Signs and checks the media links every dialect hands out.
+    pub links: crate::media::MediaLinks,
+    pub media_serving: crate::media::MediaServing,
     pub config: Arc<ApiConfig>,
     /// API key lookups (cached), rate limits and last-used bookkeeping.
     pub keys: Arc<Keys>,

@@ -28,13 +28,14 @@ fn cap_text(cap: Option<i64>) -> String {
 
 fn account_line(a: &Account) -> String {
     format!(
-        "{}  {}  available={} held={} price_multiplier={} max_active_tasks={}",
+        "{}  {}  available={} held={} price_multiplier={} max_active_tasks={} retention_seconds={}",
         a.id,
         a.name,
         a.credits_available,
         a.credits_held,
         a.price_multiplier,
-        cap_text(a.max_active_tasks)
+        cap_text(a.max_active_tasks),
+        cap_text(a.retention_seconds)
     )
 }
 

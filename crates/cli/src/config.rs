@@ -27,6 +27,7 @@ const ENV_KEYS: &[&str] = &[
     "sandbox_run_seconds",
     "retention_seconds",
     "outbound_allow_cidrs",
+    "media",
     "max_body_bytes",
     "catalog_file",
     "default_account_credits",
@@ -39,6 +40,9 @@ const ENV_KEYS: &[&str] = &[
     "reverse",
     "prices",
 ];
+
+/// Longest media retention (and per-account override): ten years.
+pub const MAX_RETENTION_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,8 +64,10 @@ pub struct Config {
     pub sandbox: bool,
     /// How long a sandbox task runs.
     pub sandbox_run_seconds: f64,
-    /// Media retention.
+    /// Media retention (an account may set its own).
     pub retention_seconds: u64,
+    /// Media storage, links, archiving, derived frames and sweeping (`[media]`).
+    pub media: reelay_media::MediaConfig,
     /// CIDRs exempt from the outbound SSRF guard, comma-separated.
     pub outbound_allow_cidrs: String,
     /// Largest request body, bytes.
@@ -148,6 +154,7 @@ struct Defaults {
     sandbox: bool,
     sandbox_run_seconds: f64,
     retention_seconds: u64,
+    media: reelay_media::MediaConfig,
     outbound_allow_cidrs: &'static str,
     max_body_bytes: usize,
     default_account_credits: i64,
@@ -169,6 +176,7 @@ fn defaults() -> Defaults {
         sandbox: true,
         sandbox_run_seconds: 5.0,
         retention_seconds: 14 * 24 * 3600,
+        media: reelay_media::MediaConfig::default(),
         outbound_allow_cidrs: "",
         max_body_bytes: 24 * 1024 * 1024,
         default_account_credits: 100_000,
@@ -259,6 +267,14 @@ impl Config {
             .map_err(|e| format!("invalid configuration: {e}"))?;
         reelay_outbound::Guard::new(&self.outbound_allow_cidrs)
             .map_err(|e| format!("invalid configuration: outbound_allow_cidrs: {e}"))?;
+        if self.retention_seconds == 0 || self.retention_seconds > MAX_RETENTION_SECONDS {
+            return Err(format!(
+                "invalid configuration: retention_seconds must be between 1 and {MAX_RETENTION_SECONDS}"
+            ));
+        }
+        self.media
+            .validate()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
         if self.idempotency_ttl_seconds == 0 {
             return Err("invalid configuration: idempotency_ttl_seconds must be positive".into());
         }
@@ -326,8 +342,12 @@ impl Config {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("reelay.db").display()))
     }
 
+    /// The local media folder: `media.local_dir`, else `<data_dir>/media`.
     pub fn media_dir(&self) -> PathBuf {
-        self.data_dir.join("media")
+        self.media
+            .local_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("media"))
     }
 }
 

@@ -148,7 +148,7 @@ enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change an account's price multiplier or live-task cap.
+    /// Change an account's price multiplier, live-task cap or media retention.
     #[command(allow_negative_numbers = true)]
     Set {
         id: String,
@@ -159,6 +159,12 @@ enum AccountCommand {
         /// Back to the configured default cap.
         #[arg(long)]
         no_max_active_tasks: bool,
+        /// Keep this account's media this long (seconds) instead of `retention_seconds`.
+        #[arg(long, conflicts_with = "no_retention_seconds")]
+        retention_seconds: Option<i64>,
+        /// Back to the configured media retention.
+        #[arg(long)]
+        no_retention_seconds: bool,
         #[arg(long)]
         json: bool,
     },
@@ -423,6 +429,8 @@ async fn account(config: &Config, command: AccountCommand) -> anyhow::Result<()>
             price_multiplier,
             max_active_tasks,
             no_max_active_tasks,
+            retention_seconds,
+            no_retention_seconds,
             json,
         } => {
             let change = AccountChange {
@@ -431,6 +439,11 @@ async fn account(config: &Config, command: AccountCommand) -> anyhow::Result<()>
                     Some(None)
                 } else {
                     max_active_tasks.map(Some)
+                },
+                retention_seconds: if no_retention_seconds {
+                    Some(None)
+                } else {
+                    retention_seconds.map(Some)
                 },
             };
             admin::account_set(config, &id, change, json).await

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use reelay_api::admin::AdminAuth;
 use reelay_api::dialects::reverse::{Mapping, ReverseConfig};
-use reelay_api::{ApiConfig, AppState, DialectCallbacks, Keys, KeysConfig};
+use reelay_api::{
+    ApiConfig, AppState, DialectCallbacks, Keys, KeysConfig, MediaLinks, MediaServing,
+};
 use reelay_core::Catalog;
-use reelay_engine::{Channel, Channels, Deliverer, Engine, EngineHandle};
-use reelay_media::LocalMedia;
+use reelay_engine::{Archive, Channel, Channels, Deliverer, Engine, EngineHandle};
+use reelay_media::{Ffmpeg, MediaStore};
 use reelay_sim::{SimConfig, SimHandle};
 use reelay_store::sqlite::SqliteStore;
 use reelay_store::Store;
@@ -29,6 +31,9 @@ pub struct Server {
     pub store: Arc<dyn Store>,
     pub engine: EngineHandle,
     pub sandbox: Option<SimHandle>,
+    /// Makes the media links the dialects hand out.
+    pub links: MediaLinks,
+    pub media: MediaStore,
     shutdown: tokio::sync::watch::Sender<bool>,
     pub join: tokio::task::JoinHandle<()>,
 }
@@ -147,6 +152,38 @@ fn admin_auth(config: &Config) -> anyhow::Result<(AdminAuth, Option<String>)> {
     Ok((AdminAuth::from_token(&token), Some(token)))
 }
 
+/// The guard of output downloads: the operator's exemptions, plus the address of every channel
+/// configured by IP (the sandbox included, on 127.0.0.1): an upstream the operator pointed
+/// reelay at may serve its outputs from where it answers. Channels named by host get no
+/// exemption (a name can resolve anywhere).
+fn archive_guard(
+    config: &Config,
+    channels: &[ChannelConfig],
+    resolver: Option<Arc<dyn reelay_outbound::Resolver>>,
+) -> anyhow::Result<reelay_outbound::Guard> {
+    let mut allow: Vec<String> = config
+        .outbound_allow_cidrs
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    for ch in channels {
+        let host = reqwest::Url::parse(&ch.base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()));
+        if let Some(ip) = host.and_then(|h| h.parse::<std::net::IpAddr>().ok()) {
+            allow.push(ip.to_string());
+        }
+    }
+    let mut guard = reelay_outbound::Guard::new(&allow.join(","))
+        .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
+    if let Some(r) = resolver {
+        guard = guard.with_resolver(r);
+    }
+    Ok(guard)
+}
+
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     start_with(config, Extras::default()).await
 }
@@ -160,11 +197,25 @@ pub struct Extras {
 
 pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server> {
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
-    let store: Arc<dyn Store> = Arc::new(
-        open_sqlite(&config)
-            .await?
-            .with_callbacks(Arc::new(DialectCallbacks::new(outbox_wake.clone()))),
+    // Bound first: media links, in webhook payloads too, carry the public base URL.
+    let listener = TcpListener::bind(config.listen_addr().map_err(anyhow::Error::msg)?).await?;
+    let addr = listener.local_addr()?;
+    let base_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
+    })?;
+    let links = MediaLinks::new(
+        &base_url,
+        &secret_key(&config)?,
+        Duration::from_secs(config.media.link_ttl_seconds),
     );
+    let store: Arc<dyn Store> = Arc::new(open_sqlite(&config).await?.with_callbacks(Arc::new(
+        DialectCallbacks::new(outbox_wake.clone(), links.clone()),
+    )));
+    let archive_resolver = extras.resolver.clone();
     let mut guard = reelay_outbound::Guard::new(&config.outbound_allow_cidrs)
         .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
     if let Some(r) = extras.resolver {
@@ -184,13 +235,6 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     let catalog = Arc::new(catalog);
     let reverse = Arc::new(reverse_config(&config, &catalog)?);
 
-    let listener = TcpListener::bind(config.listen_addr().map_err(anyhow::Error::msg)?).await?;
-    let addr = listener.local_addr()?;
-    let base_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
-
     let mut channel_configs: Vec<ChannelConfig> = config.channels.clone();
     let sandbox = if config.sandbox {
         let sim = reelay_sim::spawn(
@@ -206,6 +250,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     } else {
         None
     };
+    let archive_guard = archive_guard(&config, &channel_configs, archive_resolver)?;
     let mut channels = Vec::new();
     for cfg in channel_configs {
         let adapter =
@@ -218,22 +263,52 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         );
     }
 
-    let media = LocalMedia::new(config.media_dir());
-    std::fs::create_dir_all(media.root())?;
+    let media = MediaStore::from_config(&config.media, &config.media_dir())
+        .map_err(|e| anyhow::anyhow!("media store: {e}"))?;
+    tracing::info!(store = %media.describe(), "media store");
+    let ffmpeg = match config.media.derive_frames {
+        true => {
+            Ffmpeg::detect(
+                &config.media.ffmpeg,
+                Duration::from_secs(config.media.ffmpeg_timeout_seconds),
+                config.media.ffmpeg_concurrency,
+            )
+            .await
+        }
+        false => None,
+    };
+    let fetcher = archive_guard.client(
+        Duration::from_secs(10),
+        Duration::from_secs(config.engine.download_timeout_seconds),
+        concat!("reelay-archiver/", env!("CARGO_PKG_VERSION")),
+    )?;
     let engine = Engine::new(
         store.clone(),
         Channels::new(channels),
-        media.clone(),
         config.engine.clone(),
-        base_url.clone(),
+        Archive {
+            media: media.clone(),
+            config: config.media.clone(),
+            fetcher,
+            ffmpeg,
+            retention_seconds: config.retention_seconds,
+        },
     )
     .start();
 
+    let (server_links, server_media) = (links.clone(), media.clone());
     let state = AppState {
         store: store.clone(),
         catalog,
         engine: engine.clone(),
         media,
+        links,
+        media_serving: MediaServing {
+            redirect_presign_ttl: config
+                .media
+                .redirect
+                .then(|| Duration::from_secs(config.media.presign_ttl_seconds)),
+        },
         config: Arc::new(ApiConfig {
             max_body_bytes: config.max_body_bytes,
             idempotency_ttl_ms: (config.idempotency_ttl_seconds as i64).saturating_mul(1000),
@@ -297,6 +372,8 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         store,
         engine,
         sandbox,
+        links: server_links,
+        media: server_media,
         shutdown: tx,
         join,
     })

@@ -1,125 +1,301 @@
 //! Copies a succeeded task's outputs into our media store before the upstream's signed URLs
-//! expire, streaming chunk by chunk (memory stays flat whatever the size) under a size cap.
+//! expire, and derives the poster and last frame of every video output.
+//!
+//! Each output is fetched through the SSRF guard (the upstream's output hosts are not ours to
+//! trust either), streamed part by part into the store with its SHA-256 computed on the way
+//! (memory stays flat whatever the size), under a size cap, a whole-download timeout and an
+//! idle timeout, and refused when its content type is not a media type. A transient failure
+//! is retried a few times at once with backoff; if it persists, the tracker tries again on its
+//! next poll (which also fetches fresh upstream URLs) until the archive deadline, after which
+//! the task fails and is refunded (see `docs/media.md`). Each object is recorded in the store
+//! as soon as it is complete, so a later attempt skips it and the sweeper knows it exists.
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use futures::StreamExt;
-use reelay_store::Task;
+use reelay_media::types::{effective_content_type, extension, is_video};
+use reelay_media::{FRAME_CONTENT_TYPE, FRAME_EXT};
+use reelay_store::{now_ms, MediaKind, MediaObject, Task};
 
-use crate::{Engine, EngineError};
+use crate::backoff::backoff_ms;
+use crate::Engine;
+
+/// Why archiving did not complete.
+#[derive(Debug)]
+pub(crate) enum ArchiveError {
+    /// Worth another try later (network, upstream 4xx/5xx, store hiccup).
+    Transient(String),
+    /// Will never work for these outputs (too large, not media, blocked destination).
+    Permanent(String),
+}
+
+impl std::fmt::Display for ArchiveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveError::Transient(m) => write!(f, "{m}"),
+            ArchiveError::Permanent(m) => write!(f, "{m} (permanent)"),
+        }
+    }
+}
+
+/// What the task shows once archived: names of its objects (`0.mp4`, `0.poster.jpg`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Archived {
+    pub outputs: Vec<String>,
+    pub poster: Option<String>,
+    pub last_frame: Option<String>,
+}
+
+fn transient(e: impl std::fmt::Display) -> ArchiveError {
+    ArchiveError::Transient(e.to_string())
+}
+
+type Body = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// The next chunk of a download, or a transient error when none comes within `idle`.
+async fn next_chunk(
+    body: &mut Body,
+    idle: Duration,
+    i: usize,
+) -> Result<Option<Bytes>, ArchiveError> {
+    match tokio::time::timeout(idle, body.next()).await {
+        Err(_) => Err(transient(format!(
+            "reading output {i}: nothing received for {idle:?}"
+        ))),
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(c))) => Ok(Some(c)),
+        Ok(Some(Err(e))) => Err(transient(format!("reading output {i}: {e}"))),
+    }
+}
 
 impl Engine {
-    /// Returns the URLs we serve, one per upstream output, in the same order.
+    /// Archives every output of `task` (skipping those an earlier attempt completed).
     pub(crate) async fn archive(
         &self,
         task: &Task,
-        outputs: &[String],
-    ) -> Result<Vec<String>, EngineError> {
-        let mut ours = Vec::with_capacity(outputs.len());
-        for (i, url) in outputs.iter().enumerate() {
-            let resp = self
-                .http
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| EngineError::Other(format!("fetching output {i}: {e}")))?;
-            if !resp.status().is_success() {
-                return Err(EngineError::Other(format!(
-                    "fetching output {i}: upstream answered {}",
-                    resp.status()
-                )));
-            }
-            let content_type = resp
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            if resp
-                .content_length()
-                .is_some_and(|n| n > self.config.max_output_bytes)
-            {
-                return Err(EngineError::Other(format!(
-                    "output {i} is larger than the cap"
-                )));
-            }
-            let key = format!("{}/{}.{}", task.id, i, extension(&content_type, url));
-            let mut writer = self.media.writer(&key).await?;
-            let mut body = resp.bytes_stream();
-            while let Some(chunk) = body.next().await {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) => {
-                        writer.abort().await;
-                        return Err(EngineError::Other(format!("reading output {i}: {e}")));
-                    }
-                };
-                if writer.written + chunk.len() as u64 > self.config.max_output_bytes {
-                    writer.abort().await;
-                    return Err(EngineError::Other(format!(
-                        "output {i} is larger than the cap"
-                    )));
+        urls: &[String],
+    ) -> Result<Archived, ArchiveError> {
+        let done = self
+            .store
+            .media_objects(&task.id)
+            .await
+            .map_err(transient)?;
+        let find = |kind: MediaKind, i: usize| {
+            done.iter()
+                .find(|o| o.kind == kind && o.output_index == i as i64)
+                .cloned()
+        };
+        let mut archived = Archived::default();
+        let mut videos = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            let object = match find(MediaKind::Output, i) {
+                Some(o) => o,
+                None => {
+                    let o = self.fetch_output(task, i, url).await?;
+                    self.store
+                        .record_media(&[o.clone()])
+                        .await
+                        .map_err(transient)?;
+                    o
                 }
-                writer.write(&chunk).await?;
+            };
+            if is_video(&object.content_type) {
+                videos.push(object.clone());
             }
-            writer.finish().await?;
-            ours.push(self.media_url(&key));
+            archived.outputs.push(object.name);
         }
-        Ok(ours)
+        for video in videos {
+            let i = video.output_index as usize;
+            let frames = match (find(MediaKind::Poster, i), find(MediaKind::LastFrame, i)) {
+                (Some(p), Some(l)) => Some((p.name, l.name)),
+                _ => self.derive_frames(&video).await,
+            };
+            if let Some((poster, last)) = frames {
+                if archived.poster.is_none() {
+                    archived.poster = Some(poster);
+                    archived.last_frame = Some(last);
+                }
+            }
+        }
+        Ok(archived)
     }
-}
 
-/// The file extension for an output, from its content type, else from its URL path.
-fn extension(content_type: &str, url: &str) -> &'static str {
-    let ct = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let by_type = match ct.as_str() {
-        "video/mp4" => Some("mp4"),
-        "video/quicktime" => Some("mov"),
-        "video/webm" => Some("webm"),
-        "image/png" => Some("png"),
-        "image/jpeg" => Some("jpg"),
-        "image/webp" => Some("webp"),
-        "image/svg+xml" => Some("svg"),
-        "audio/mpeg" => Some("mp3"),
-        "audio/wav" | "audio/x-wav" => Some("wav"),
-        "audio/flac" => Some("flac"),
-        "application/zip" => Some("zip"),
-        _ => None,
-    };
-    if let Some(e) = by_type {
-        return e;
+    /// One output, with up to `fetch_attempts` tries.
+    async fn fetch_output(
+        &self,
+        task: &Task,
+        i: usize,
+        url: &str,
+    ) -> Result<MediaObject, ArchiveError> {
+        let attempts = self.archive.config.fetch_attempts.max(1);
+        let mut n = 0;
+        loop {
+            match self.fetch_once(task, i, url).await {
+                Err(ArchiveError::Transient(m)) if n + 1 < attempts => {
+                    let wait = backoff_ms(n as i64, self.config.backoff_base_ms, 10_000);
+                    tracing::info!(task = %task.id, output = i, error = %m, wait_ms = wait, "output download failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    n += 1;
+                }
+                other => return other,
+            }
+        }
     }
-    let path = url.split(['?', '#']).next().unwrap_or("");
-    match path
-        .rsplit('.')
-        .next()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("mp4") => "mp4",
-        Some("mov") => "mov",
-        Some("png") => "png",
-        Some("jpg") | Some("jpeg") => "jpg",
-        Some("webp") => "webp",
-        Some("mp3") => "mp3",
-        Some("wav") => "wav",
-        Some("zip") => "zip",
-        _ => "bin",
-    }
-}
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn extension_prefers_content_type() {
-        assert_eq!(super::extension("video/mp4", "https://x/y.bin"), "mp4");
-        assert_eq!(
-            super::extension("application/octet-stream", "https://x/out.png?sig=1"),
-            "png"
-        );
-        assert_eq!(super::extension("", "https://x/out"), "bin");
+    async fn fetch_once(
+        &self,
+        task: &Task,
+        i: usize,
+        url: &str,
+    ) -> Result<MediaObject, ArchiveError> {
+        let cap = self.config.max_output_bytes;
+        let idle = Duration::from_secs(self.archive.config.fetch_idle_timeout_seconds);
+        let req = self
+            .archive
+            .fetcher
+            .request(reqwest::Method::GET, url)
+            .map_err(|r| ArchiveError::Permanent(format!("output {i}: URL refused: {r}")))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| match reelay_outbound::refusal_of(&e) {
+                Some(r) if r.code() != "resolve_failed" => {
+                    ArchiveError::Permanent(format!("output {i}: destination refused: {r}"))
+                }
+                _ => transient(format!("fetching output {i}: {e}")),
+            })?;
+        if !resp.status().is_success() {
+            // 403/404 are what an expired signed URL answers: the next poll brings a fresh one.
+            return Err(transient(format!(
+                "fetching output {i}: upstream answered {}",
+                resp.status()
+            )));
+        }
+        if resp.content_length().is_some_and(|n| n > cap) {
+            return Err(ArchiveError::Permanent(format!(
+                "output {i} is larger than the {cap}-byte cap"
+            )));
+        }
+        let declared = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let mut body: Body = Box::pin(resp.bytes_stream());
+        // The first bytes decide the type when the upstream does not say.
+        let first = next_chunk(&mut body, idle, i).await?.unwrap_or_default();
+        let content_type = effective_content_type(&declared, &first);
+        if !self.archive.config.accepts(&content_type) {
+            return Err(ArchiveError::Permanent(format!(
+                "output {i} has content type {content_type:?}, which is not an accepted media type"
+            )));
+        }
+        let name = format!("{i}.{}", extension(&content_type, url));
+        let key = format!("{}/{name}", task.id);
+        let mut upload = self
+            .archive
+            .media
+            .upload(&key, &content_type)
+            .await
+            .map_err(transient)?;
+        let mut chunk = Some(first);
+        while let Some(c) = chunk.take() {
+            if upload.size() + c.len() as u64 > cap {
+                upload.abort().await;
+                return Err(ArchiveError::Permanent(format!(
+                    "output {i} is larger than the {cap}-byte cap"
+                )));
+            }
+            if !c.is_empty() {
+                if let Err(e) = upload.write(c).await {
+                    upload.abort().await;
+                    return Err(transient(format!("storing output {i}: {e}")));
+                }
+            }
+            match next_chunk(&mut body, idle, i).await {
+                Ok(c) => chunk = c,
+                Err(e) => {
+                    upload.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        let stored = upload
+            .finish()
+            .await
+            .map_err(|e| transient(format!("storing output {i}: {e}")))?;
+        tracing::info!(task = %task.id, output = i, bytes = stored.size, %content_type, "output archived");
+        Ok(MediaObject {
+            task_id: task.id.clone(),
+            name,
+            kind: MediaKind::Output,
+            output_index: i as i64,
+            content_type,
+            size: stored.size as i64,
+            sha256: stored.sha256,
+            source_url: Some(url.to_string()),
+            created_at: now_ms(),
+        })
+    }
+
+    /// Poster and last frame of an archived video, as object names; `None` when ffmpeg is not
+    /// there or cannot read the video (the task succeeds without them).
+    async fn derive_frames(&self, video: &MediaObject) -> Option<(String, String)> {
+        let ffmpeg = self.archive.ffmpeg.as_ref()?;
+        let input = match self.archive.media.reader_input(&video.key()).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(task = %video.task_id, error = %e, "cannot read the archived video for its frames");
+                return None;
+            }
+        };
+        let frames = match ffmpeg.frames(&input).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(task = %video.task_id, output = video.output_index, error = %e, "no poster or last frame: ffmpeg could not derive them");
+                return None;
+            }
+        };
+        let i = video.output_index;
+        let mut names = Vec::new();
+        for (kind, label, bytes) in [
+            (MediaKind::Poster, "poster", frames.poster),
+            (MediaKind::LastFrame, "last", frames.last_frame),
+        ] {
+            let name = format!("{i}.{label}.{FRAME_EXT}");
+            let key = format!("{}/{name}", video.task_id);
+            let stored = match self
+                .archive
+                .media
+                .put(&key, FRAME_CONTENT_TYPE, bytes)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(task = %video.task_id, error = %e, "storing a derived frame failed");
+                    return None;
+                }
+            };
+            let object = MediaObject {
+                task_id: video.task_id.clone(),
+                name: name.clone(),
+                kind,
+                output_index: i,
+                content_type: FRAME_CONTENT_TYPE.into(),
+                size: stored.size as i64,
+                sha256: stored.sha256,
+                source_url: None,
+                created_at: now_ms(),
+            };
+            if let Err(e) = self.store.record_media(&[object]).await {
+                tracing::warn!(task = %video.task_id, error = %e, "recording a derived frame failed");
+                return None;
+            }
+            names.push(name);
+        }
+        let last = names.pop()?;
+        Some((names.pop()?, last))
     }
 }

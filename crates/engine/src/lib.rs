@@ -4,7 +4,8 @@
 //! own tokio task, bounded by a semaphore: the dispatcher (`dispatcher.rs`) submits queued
 //! tasks upstream, the tracker (`tracker.rs`) polls submitted ones and the archiver
 //! (`archiver.rs`) copies outputs into our media store. The loop sleeps until the earliest due
-//! time or until new work is announced; it never scans idle tasks.
+//! time or until new work is announced; it never scans idle tasks. Beside it, the sweeper
+//! (`sweeper.rs`) deletes media past their retention.
 
 mod archiver;
 mod backoff;
@@ -12,6 +13,7 @@ mod channels;
 mod config;
 mod dispatcher;
 pub mod signing;
+mod sweeper;
 mod tracker;
 mod webhooks;
 
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelay_core::TaskState;
-use reelay_media::LocalMedia;
+use reelay_media::{Ffmpeg, MediaConfig, MediaStore};
 use reelay_store::{now_ms, Store, Task};
 use tokio::sync::{watch, Notify, Semaphore};
 
@@ -31,15 +33,24 @@ pub use webhooks::{Deliverer, WebhookConfig};
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) channels: Channels,
-    pub(crate) media: LocalMedia,
+    pub(crate) archive: Archive,
     pub(crate) config: EngineConfig,
-    /// Base of the media URLs handed to clients.
-    pub(crate) public_url: String,
     pub(crate) owner: String,
-    pub(crate) http: reqwest::Client,
     wake: Notify,
     alive: AtomicBool,
     shutdown: watch::Sender<bool>,
+}
+
+/// What the archiver and the sweeper work with.
+pub struct Archive {
+    pub media: MediaStore,
+    pub config: MediaConfig,
+    /// Fetches outputs through the SSRF guard.
+    pub fetcher: reelay_outbound::GuardedClient,
+    /// `None` when ffmpeg is not installed: no posters or last frames.
+    pub ffmpeg: Option<Ffmpeg>,
+    /// Media retention unless the account sets its own.
+    pub retention_seconds: u64,
 }
 
 /// What the API holds: a way to announce new work and to ask whether the workers run.
@@ -67,23 +78,15 @@ impl Engine {
     pub fn new(
         store: Arc<dyn Store>,
         channels: Channels,
-        media: LocalMedia,
         config: EngineConfig,
-        public_url: String,
+        archive: Archive,
     ) -> Arc<Engine> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(config.download_timeout_seconds))
-            .build()
-            .expect("an http client with static settings builds");
         Arc::new(Engine {
             store,
             channels,
-            media,
+            archive,
             config,
-            public_url: public_url.trim_end_matches('/').to_string(),
             owner: format!("w-{}", uuid::Uuid::now_v7().simple()),
-            http,
             wake: Notify::new(),
             alive: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
@@ -94,6 +97,8 @@ impl Engine {
     pub fn start(self: &Arc<Engine>) -> EngineHandle {
         let engine = self.clone();
         tokio::spawn(async move { engine.run().await });
+        let engine = self.clone();
+        tokio::spawn(async move { engine.sweep_loop().await });
         EngineHandle(self.clone())
     }
 
@@ -195,10 +200,6 @@ impl Engine {
         u.release_lease = true;
         self.store.update_task(u).await?;
         Ok(())
-    }
-
-    pub(crate) fn media_url(&self, key: &str) -> String {
-        format!("{}/media/{}", self.public_url, key)
     }
 }
 

@@ -7,11 +7,16 @@ use reelay_core::TaskState;
 use reelay_store::{now_ms, Task, TaskUpdate};
 use reelay_upstream::{UpstreamError, UpstreamStatus};
 
+use crate::archiver::ArchiveError;
+
 use crate::{Engine, EngineError};
 
 pub const CODE_TIMEOUT: &str = "TIMEOUT";
 pub const CODE_LOST: &str = "UPSTREAM_LOST";
 pub const CODE_CHANNEL_GONE: &str = "CHANNEL_GONE";
+/// The outputs could not be copied into our media store before the archive deadline (or can
+/// never be: too large, not media, a refused destination). The task is refunded.
+pub const CODE_ARCHIVE_FAILED: &str = "ARCHIVE_FAILED";
 
 impl Engine {
     pub(crate) async fn track(self: &Arc<Engine>, task: Task) -> Result<(), EngineError> {
@@ -27,7 +32,8 @@ impl Engine {
                 )
                 .await;
         };
-        if self.past_deadline(&task) {
+        // Once the upstream succeeded, the archive deadline governs instead (finish_success).
+        if task.archive_started_at.is_none() && self.past_deadline(&task) {
             let _ = ch.upstream.cancel(&upstream_id).await;
             return self
                 .fail(
@@ -63,23 +69,7 @@ impl Engine {
                 )
                 .await
             }
-            UpstreamStatus::Succeeded { outputs } => match self.archive(&task, &outputs).await {
-                Ok(ours) => {
-                    let mut u = TaskUpdate::new(&task.id, &live)
-                        .leased_by(&self.owner)
-                        .to(TaskState::Succeeded);
-                    u.outputs = Some(ours);
-                    u.upstream_outputs = Some(outputs);
-                    u.next_attempt_at = Some(None);
-                    u.release_lease = true;
-                    self.store.update_task(u).await?;
-                    Ok(())
-                }
-                Err(e) => {
-                    tracing::warn!(task = %task.id, error = %e, "archiving outputs failed; will retry");
-                    self.poll_later(&task, None, None).await
-                }
-            },
+            UpstreamStatus::Succeeded { outputs } => self.finish_success(&task, outputs).await,
             UpstreamStatus::Failed { code, message } => {
                 self.fail(&task, code.as_deref().unwrap_or("INTERNAL"), &message)
                     .await
@@ -100,6 +90,115 @@ impl Engine {
             UpstreamStatus::NotFound => {
                 self.fail(&task, CODE_LOST, "The upstream no longer knows this task.")
                     .await
+            }
+        }
+    }
+
+    /// The upstream succeeded: archive the outputs, then (and only then) the task succeeds and
+    /// its hold is captured. Archiving that keeps failing is retried on later polls until the
+    /// archive deadline; after it, or at once for a permanent problem, the task fails with
+    /// `ARCHIVE_FAILED` and is refunded, and whatever was stored is swept.
+    async fn finish_success(
+        self: &Arc<Engine>,
+        task: &Task,
+        outputs: Vec<String>,
+    ) -> Result<(), EngineError> {
+        let live = [TaskState::Running, TaskState::Throttled];
+        let started = task.archive_started_at.unwrap_or_else(now_ms);
+        let result = match self
+            .with_lease_kept(task, self.archive(task, &outputs))
+            .await
+        {
+            Some(r) => r,
+            // The task changed under us (cancelled): it will never show these media.
+            None => {
+                self.store.expire_media(&task.id, now_ms()).await?;
+                return Ok(());
+            }
+        };
+        let now = now_ms();
+        let deadline_ms = (self.archive.config.archive_deadline_seconds * 1000) as i64;
+        match result {
+            Ok(archived) => {
+                let retention = match self.store.get_account(&task.account_id).await? {
+                    Some(a) => a.retention_seconds,
+                    None => None,
+                }
+                .unwrap_or(self.archive.retention_seconds as i64);
+                let mut u = TaskUpdate::new(&task.id, &live)
+                    .leased_by(&self.owner)
+                    .to(TaskState::Succeeded);
+                u.outputs = Some(archived.outputs);
+                u.poster = archived.poster;
+                u.last_frame = archived.last_frame;
+                u.upstream_outputs = Some(outputs);
+                u.archive_started_at = Some(started);
+                u.expires_at = Some(now.saturating_add(retention.saturating_mul(1000)));
+                u.next_attempt_at = Some(None);
+                u.release_lease = true;
+                if self.store.update_task(u).await?.is_none() {
+                    self.store.expire_media(&task.id, now).await?;
+                }
+                Ok(())
+            }
+            Err(e) if matches!(e, ArchiveError::Permanent(_)) || now - started >= deadline_ms => {
+                tracing::warn!(task = %task.id, error = %e, "archiving failed for good; the task fails and is refunded");
+                let mut u = TaskUpdate::new(&task.id, &live)
+                    .leased_by(&self.owner)
+                    .to(TaskState::Failed);
+                u.failure = Some((
+                    CODE_ARCHIVE_FAILED.into(),
+                    format!("The outputs could not be archived: {e}"),
+                ));
+                u.upstream_outputs = Some(outputs);
+                u.archive_started_at = Some(started);
+                u.expires_at = Some(now);
+                u.next_attempt_at = Some(None);
+                u.release_lease = true;
+                self.store.update_task(u).await?;
+                Ok(())
+            }
+            Err(e) => {
+                // Waits grow with the time already spent, so a long outage costs few attempts.
+                let wait = ((now - started) / 2).clamp(
+                    self.config.backoff_base_ms as i64,
+                    self.config.backoff_max_ms as i64,
+                );
+                tracing::warn!(task = %task.id, error = %e, wait_ms = wait, "archiving outputs failed; will retry");
+                let mut u = TaskUpdate::new(&task.id, &live).leased_by(&self.owner);
+                u.archive_started_at = Some(started);
+                u.next_attempt_at = Some(Some(now + wait));
+                u.release_lease = true;
+                self.store.update_task(u).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `work` while extending the task's claim, so a long download is not taken over by
+    /// another worker when the lease would run out. `None` when the claim was lost (the task
+    /// was cancelled or changed); `work` is then dropped, which aborts its upload.
+    async fn with_lease_kept<T>(
+        &self,
+        task: &Task,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        let lease_ms = (self.config.lease_seconds * 1000) as i64;
+        let every = std::time::Duration::from_millis((lease_ms / 3).max(100) as u64);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return Some(out),
+                _ = tokio::time::sleep(every) => {
+                    let mut u = TaskUpdate::new(&task.id, &[TaskState::Running, TaskState::Throttled])
+                        .leased_by(&self.owner);
+                    u.next_attempt_at = Some(Some(now_ms() + lease_ms));
+                    match self.store.update_task(u).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => return None,
+                        Err(e) => tracing::warn!(task = %task.id, error = %e, "could not extend the claim while archiving"),
+                    }
+                }
             }
         }
     }

@@ -109,6 +109,22 @@ pub struct AccountChange {
     pub price_multiplier: Option<f64>,
     #[serde(default, deserialize_with = "present")]
     pub max_active_tasks: Option<Option<i64>>,
+    /// How long the account's media are kept, seconds; `null` = the configured default.
+    #[serde(default, deserialize_with = "present")]
+    pub retention_seconds: Option<Option<i64>>,
+}
+
+/// Longest per-account media retention: ten years.
+pub const MAX_RETENTION_SECONDS: i64 = 10 * 365 * 24 * 3600;
+
+fn check_retention(seconds: i64) -> Result<i64, AdminError> {
+    if (1..=MAX_RETENTION_SECONDS).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(AdminError::invalid(format!(
+            "retention_seconds must be between 1 and {MAX_RETENTION_SECONDS}, got {seconds}"
+        )))
+    }
 }
 
 /// Tells an absent field (`None`, via `default`) from an explicit `null` (`Some(None)`).
@@ -268,20 +284,35 @@ pub async fn update_account(
     id: &str,
     change: AccountChange,
 ) -> Result<Account, AdminError> {
-    if change.price_multiplier.is_none() && change.max_active_tasks.is_none() {
+    if change.price_multiplier.is_none()
+        && change.max_active_tasks.is_none()
+        && change.retention_seconds.is_none()
+    {
         return Err(AdminError::invalid(
-            "nothing to change: give price_multiplier and/or max_active_tasks",
+            "nothing to change: give price_multiplier, max_active_tasks and/or retention_seconds",
         ));
     }
+    let retention = match change.retention_seconds {
+        Some(Some(s)) => Some(Some(check_retention(s)?)),
+        other => other,
+    };
     let multiplier = change.price_multiplier.map(check_multiplier).transpose()?;
     let cap = match change.max_active_tasks {
         Some(Some(cap)) => Some(Some(check_cap(cap)?)),
         other => other,
     };
-    store
+    let mut account = store
         .set_account_limits(id, multiplier, cap)
         .await?
-        .ok_or_else(|| no_account(id))
+        .ok_or_else(|| no_account(id))?;
+    if let Some(seconds) = retention {
+        // Applies to tasks archived from now on; archived media keep the expiry they got.
+        account = store
+            .set_account_retention(id, seconds)
+            .await?
+            .ok_or_else(|| no_account(id))?;
+    }
+    Ok(account)
 }
 
 pub async fn topup(store: &dyn Store, id: &str, topup: Topup) -> Result<Account, AdminError> {

@@ -1,6 +1,7 @@
 //! `TestApp`: the real server on port 0 with a temp data dir, driven over HTTP.
 #![allow(dead_code)]
 
+pub mod files;
 pub mod process;
 pub mod receiver;
 

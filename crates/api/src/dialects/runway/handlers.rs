@@ -108,7 +108,7 @@ pub async fn get_task(
         .get_task(&principal.account.id, &id)
         .await?
         .ok_or(RunwayError::TaskNotFound)?;
-    Ok(Json(task_json(&task)))
+    Ok(Json(task_json(&state.links, &task)))
 }
 
 pub async fn delete_task(

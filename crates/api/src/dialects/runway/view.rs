@@ -4,6 +4,8 @@ use reelay_core::TaskState;
 use reelay_store::Task;
 use serde_json::{json, Value};
 
+use crate::media::{task_media, MediaLinks};
+
 /// Canonical state → Runway `status` (runway-official.md §8.5).
 pub fn status_of(state: TaskState) -> &'static str {
     match state {
@@ -26,6 +28,7 @@ const FAILURE_CODES: &[(&str, &str)] = &[
     ("SAFETY.INPUT", "SAFETY.INPUT.TEXT"),
     ("TIMEOUT", "INTERNAL.TIMEOUT"),
     ("CHANNEL_GONE", "INTERNAL.CHANNEL_GONE"),
+    ("ARCHIVE_FAILED", "INTERNAL.ARCHIVE_FAILED"),
 ];
 
 fn failure_code(code: &str) -> &str {
@@ -43,7 +46,7 @@ pub fn iso_ms(ms: i64) -> String {
         .to_string()
 }
 
-pub fn task_json(t: &Task) -> Value {
+pub fn task_json(links: &MediaLinks, t: &Task) -> Value {
     let status = status_of(t.state);
     let mut v = json!({"id": t.id, "status": status, "createdAt": iso_ms(t.created_at)});
     match t.state {
@@ -55,7 +58,8 @@ pub fn task_json(t: &Task) -> Value {
             v["estimatedCost"] = json!({"credits": t.credits_held});
         }
         TaskState::Succeeded => {
-            v["output"] = json!(t.outputs);
+            // Ours, signed; after retention they answer 404 (Runway has no expiry flag).
+            v["output"] = json!(task_media(links, t).outputs);
             v["cost"] = json!({"credits": t.credits_held - t.credits_refunded});
         }
         TaskState::Failed => {
@@ -77,6 +81,7 @@ pub fn task_json(t: &Task) -> Value {
 /// there as a Standard Webhooks event `{"type", "timestamp", "data": <the task as GET shows
 /// it>}` when it starts running and when it ends.
 pub fn callback(
+    links: &MediaLinks,
     task: &Task,
     from: Option<TaskState>,
     to: TaskState,
@@ -89,7 +94,7 @@ pub fn callback(
         TaskState::Cancelled => "task.cancelled",
         _ => return None,
     };
-    let body = json!({"type": kind, "timestamp": iso_ms(at_ms), "data": task_json(task)});
+    let body = json!({"type": kind, "timestamp": iso_ms(at_ms), "data": task_json(links, task)});
     Some((kind.to_string(), body.to_string()))
 }
 
