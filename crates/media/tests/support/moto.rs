@@ -21,41 +21,54 @@ impl Moto {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let spawned = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    std::env::var("REELAY_REQUIRE_S3_TESTS").as_deref() != Ok("1"),
-                    "REELAY_REQUIRE_S3_TESTS=1 but moto_server cannot be started ({e}); pip install -r tests/python/requirements.txt"
-                );
-                eprintln!(
-                    "\n*** SKIPPED {test}: moto_server is not installed ({e}); pip install 'moto[server]' to run the S3 tests ***\n"
-                );
-                return None;
+        let port_arg = port.to_string();
+        let args = ["-H", "127.0.0.1", "-p", port_arg.as_str()];
+        // The console script, else the module (a fresh pip install may not have its script on
+        // the PATH yet, e.g. behind pyenv shims).
+        let mut candidates = vec![Command::new("moto_server")];
+        candidates[0].args(args);
+        let mut module = Command::new("python3");
+        module.args(["-m", "moto.server"]).args(args);
+        candidates.push(module);
+        let mut why = String::new();
+        for mut cmd in candidates {
+            let child = match cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    why = format!("{:?}: {e}", cmd.get_program());
+                    continue;
+                }
+            };
+            let mut moto = Moto {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+            };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(moto);
+                }
+                if let Ok(Some(status)) = moto.child.try_wait() {
+                    why = format!("{:?} exited with {status}", cmd.get_program());
+                    break;
+                }
+                assert!(Instant::now() < deadline, "moto did not listen within 60 s");
+                std::thread::sleep(Duration::from_millis(100));
             }
-        };
-        let mut moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited with {status} before listening");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
-        Some(moto)
+        assert!(
+            std::env::var("REELAY_REQUIRE_S3_TESTS").as_deref() != Ok("1"),
+            "REELAY_REQUIRE_S3_TESTS=1 but moto cannot be started ({why}); pip install -r tests/python/requirements.txt"
+        );
+        eprintln!(
+            "\n*** SKIPPED {test}: moto is not installed ({why}); pip install 'moto[server]' to run the S3 tests ***\n"
+        );
+        None
     }
 
     /// Creates a bucket (moto accepts unsigned requests).
