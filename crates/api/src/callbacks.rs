@@ -34,7 +34,7 @@ impl Callbacks for DialectCallbacks {
         let url = task.spec.callback_url.clone()?;
         let (event_type, payload) = match task.dialect.as_str() {
             "runway" => dialects::runway::callback(&self.media, task, from, to, at_ms)?,
-            "reverse" => dialects::reverse::callback(task, from, to, at_ms)?,
+            "reverse" => dialects::reverse::callback(&self.media, task, from, to, at_ms)?,
             _ => return None,
         };
         Some(CallbackMessage {

@@ -410,6 +410,36 @@ mod tests {
             assert!(c.sandbox);
             assert_eq!(c.sandbox_run_seconds, 5.0);
             assert_eq!(c.retention_seconds, 1_209_600);
+            assert_eq!(c.media.storage, reelay_media::StorageKind::Local);
+            assert_eq!(c.media_dir(), PathBuf::from("./reelay-data/media"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn media_settings_come_from_file_and_env_and_name_the_bad_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "m.toml",
+                "[media]\nstorage = \"s3\"\nredirect = true\n[media.s3]\npath_style = true\n",
+            )?;
+            let e = Config::load(Some(Path::new("m.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.contains("media.s3.bucket"), "{e}");
+            jail.set_env("REELAY_MEDIA__S3__BUCKET", "clips");
+            jail.set_env("REELAY_MEDIA__S3__ENDPOINT", "http://127.0.0.1:9000");
+            jail.set_env("REELAY_MEDIA__LINK_TTL_SECONDS", "3600");
+            let c = Config::load(Some(Path::new("m.toml")), &Overrides::default()).unwrap();
+            assert_eq!(c.media.storage, reelay_media::StorageKind::S3);
+            assert_eq!(c.media.s3.bucket, "clips");
+            assert!(c.media.s3.path_style && c.media.redirect);
+            assert_eq!(c.media.link_ttl_seconds, 3600);
+
+            jail.create_file("typo.toml", "[media]\nstorag = \"s3\"\n")?;
+            let e = Config::load(Some(Path::new("typo.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.contains("storag"), "{e}");
+            jail.set_env("REELAY_RETENTION_SECONDS", "0");
+            let e = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(e.contains("retention_seconds"), "{e}");
             Ok(())
         });
     }

@@ -225,5 +225,5 @@ async fn feed(
         .get_task(&principal.account.id, id)
         .await?
         .ok_or(ReverseError::TaskNotExist)?;
-    Ok(Json(ok(view::data(&task), started)).into_response())
+    Ok(Json(ok(view::data(&state.links, &task), started)).into_response())
 }

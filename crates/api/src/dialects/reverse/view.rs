@@ -5,6 +5,8 @@ use reelay_core::TaskState;
 use reelay_store::Task;
 use serde_json::{json, Value};
 
+use crate::media::{task_media, MediaLinks};
+
 /// Canonical state → (`status`, `state`) (§10.1).
 pub fn status_of(state: TaskState) -> (&'static str, &'static str) {
     match state {
@@ -28,7 +30,8 @@ fn secs(ms: i64) -> String {
     (ms.div_euclid(1000)).to_string()
 }
 
-pub fn data(t: &Task) -> Value {
+pub fn data(links: &MediaLinks, t: &Task) -> Value {
+    let media = task_media(links, t);
     let (status, state) = status_of(t.state);
     let prompt = t
         .spec
@@ -53,9 +56,10 @@ pub fn data(t: &Task) -> Value {
         "prompt": prompt,
         // reelay does not translate: the prompt that went upstream (decision 13).
         "prompt_en": prompt,
-        "video_url": if succeeded { t.outputs.first().cloned() } else { None },
-        "poster": Value::Null,
-        "last_frame": Value::Null,
+        // Ours, signed; after retention they answer 404 (reverse.md decision 22).
+        "video_url": if succeeded { media.outputs.first().cloned() } else { None },
+        "poster": if succeeded { media.poster } else { None },
+        "last_frame": if succeeded { media.last_frame } else { None },
         "msg": msg,
         "point": t.credits_held.to_string(),
         "refund": if refunded(t) { "1" } else { "0" },
@@ -67,6 +71,7 @@ pub fn data(t: &Task) -> Value {
 /// One callback per transition into `"1"`, `"2"` or `"3"` (§8.2); the body is the feed's
 /// `data` at that moment.
 pub fn callback(
+    links: &MediaLinks,
     task: &Task,
     from: Option<TaskState>,
     to: TaskState,
@@ -82,5 +87,5 @@ pub fn callback(
         "2" => "task.failed",
         _ => "task.succeeded",
     };
-    Some((kind.to_string(), data(task).to_string()))
+    Some((kind.to_string(), data(links, task).to_string()))
 }
