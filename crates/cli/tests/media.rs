@@ -631,3 +631,40 @@ async fn deleting_a_finished_task_deletes_its_media() {
         media_files(&app, &id).is_empty()
     });
 }
+
+#[test]
+fn account_set_changes_the_media_retention_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_reelay"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("REELAY_LOG", "warn")
+            .env_remove("REELAY_CONFIG")
+            .env_remove("REELAY_DATA_DIR")
+            .env_remove("REELAY_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let json = |args: &[&str]| -> Value {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let created = json(&["account", "create", "--name", "keeper", "--json"]);
+    let id = created["account_id"].as_str().unwrap();
+    let a = json(&["account", "set", id, "--retention-seconds", "600", "--json"]);
+    assert_eq!(a["retention_seconds"], 600);
+    let a = json(&["account", "show", id, "--json"]);
+    assert_eq!(a["retention_seconds"], 600);
+    let a = json(&["account", "set", id, "--no-retention-seconds", "--json"]);
+    assert_eq!(a["retention_seconds"], Value::Null);
+    let out = run(&["account", "set", id, "--retention-seconds", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retention_seconds"));
+}
