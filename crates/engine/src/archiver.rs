@@ -94,7 +94,7 @@ impl Engine {
                 None => {
                     let o = self.fetch_output(task, i, url).await?;
                     self.store
-                        .record_media(&[o.clone()])
+                        .record_media(std::slice::from_ref(&o))
                         .await
                         .map_err(transient)?;
                     o
