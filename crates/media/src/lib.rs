@@ -36,5 +36,3 @@ impl MediaError {
         )
     }
 }
-mod legacy;
-pub use legacy::{LocalMedia, MediaWriter};
