@@ -8,18 +8,28 @@ use reelay_store::{CallbackMessage, Callbacks, Task};
 use tokio::sync::Notify;
 
 use crate::dialects;
+use crate::dialects::quickstart::QuickstartConfig;
 use crate::media::MediaLinks;
 
 pub struct DialectCallbacks {
     wake: Arc<Notify>,
     /// Media links in payloads are signed like those the dialects answer with.
     media: MediaLinks,
+    quickstart: Arc<QuickstartConfig>,
 }
 
 impl DialectCallbacks {
     /// `wake` is notified after each commit that wrote a message (the deliverers wait on it).
-    pub fn new(wake: Arc<Notify>, media: MediaLinks) -> DialectCallbacks {
-        DialectCallbacks { wake, media }
+    pub fn new(
+        wake: Arc<Notify>,
+        media: MediaLinks,
+        quickstart: Arc<QuickstartConfig>,
+    ) -> DialectCallbacks {
+        DialectCallbacks {
+            wake,
+            media,
+            quickstart,
+        }
     }
 }
 
@@ -31,6 +41,10 @@ impl Callbacks for DialectCallbacks {
         to: TaskState,
         at_ms: i64,
     ) -> Option<CallbackMessage> {
+        if task.dialect == "quickstart" {
+            // Its own payloads, retry schedule and HMAC subject.
+            return dialects::quickstart::callback(&self.quickstart, &self.media, task, to);
+        }
         let url = task.spec.callback_url.clone()?;
         let (event_type, payload) = match task.dialect.as_str() {
             "runway" => dialects::runway::callback(&self.media, task, from, to, at_ms)?,
@@ -42,6 +56,7 @@ impl Callbacks for DialectCallbacks {
             event_type,
             payload,
             schedule: None,
+            hmac_subject: None,
         })
     }
 

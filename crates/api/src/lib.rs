@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes(&state))
         .merge(dialects::runway::routes())
         .merge(dialects::reverse::router())
+        .merge(dialects::quickstart::router())
         .nest("/admin/v1", admin::routes())
         .fallback(dialects::runway::not_found)
         .method_not_allowed_fallback(dialects::runway::method_not_allowed)

@@ -62,4 +62,7 @@ pub struct AppState {
     /// Wakes the webhook deliverers (after a redelivery).
     pub outbox_wake: Arc<tokio::sync::Notify>,
     pub reverse: Arc<crate::dialects::reverse::ReverseConfig>,
+    pub quickstart: Arc<crate::dialects::quickstart::QuickstartConfig>,
+    /// Fetches media clients name (quick-start references) through the SSRF guard.
+    pub fetch: reelay_outbound::GuardedClient,
 }

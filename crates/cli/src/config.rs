@@ -38,6 +38,7 @@ const ENV_KEYS: &[&str] = &[
     "limits",
     "runway",
     "reverse",
+    "quickstart",
     "prices",
 ];
 
@@ -87,6 +88,7 @@ pub struct Config {
     pub limits: Limits,
     pub runway: RunwayDialect,
     pub reverse: ReverseDialect,
+    pub quickstart: QuickstartDialect,
     pub webhooks: WebhookConfig,
     /// Price overrides: `model` or `endpoint/model` → a price in the catalog's format.
     #[serde(default)]
@@ -131,6 +133,28 @@ pub struct ReverseDialect {
     pub mapping_file: Option<PathBuf>,
 }
 
+/// Settings of the quick-start (kie.ai-style) dialect.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuickstartDialect {
+    /// Delays of the callback retries, seconds (kie.ai: 1, 5 and 15 minutes).
+    pub callback_schedule_seconds: Vec<u64>,
+    /// Zone of `generateTime`: `UTC` or an offset such as `+08:00`.
+    pub time_zone: String,
+    /// A JSON file replacing the built-in mapping (`crates/core/catalog/quickstart.json`).
+    pub mapping_file: Option<PathBuf>,
+}
+
+impl Default for QuickstartDialect {
+    fn default() -> Self {
+        QuickstartDialect {
+            callback_schedule_seconds: vec![60, 300, 900],
+            time_zone: "UTC".into(),
+            mapping_file: None,
+        }
+    }
+}
+
 /// Settings of the Runway official dialect.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -166,6 +190,7 @@ struct Defaults {
     limits: Limits,
     runway: RunwayDialect,
     reverse: ReverseDialect,
+    quickstart: QuickstartDialect,
     webhooks: WebhookConfig,
 }
 
@@ -188,6 +213,7 @@ fn defaults() -> Defaults {
         limits: Limits::default(),
         runway: RunwayDialect::default(),
         reverse: ReverseDialect::default(),
+        quickstart: QuickstartDialect::default(),
         webhooks: WebhookConfig::default(),
     }
 }
@@ -275,6 +301,14 @@ impl Config {
         self.media
             .validate()
             .map_err(|e| format!("invalid configuration: {e}"))?;
+        reelay_api::dialects::quickstart::parse_zone(&self.quickstart.time_zone)
+            .map_err(|e| format!("invalid configuration: quickstart.time_zone: {e}"))?;
+        if self.quickstart.callback_schedule_seconds.len() > 20 {
+            return Err(
+                "invalid configuration: quickstart.callback_schedule_seconds: at most 20 retries"
+                    .into(),
+            );
+        }
         if self.idempotency_ttl_seconds == 0 {
             return Err("invalid configuration: idempotency_ttl_seconds must be positive".into());
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelay_api::admin::AdminAuth;
+use reelay_api::dialects::quickstart::{parse_zone, Mapping as QsMapping, QuickstartConfig};
 use reelay_api::dialects::reverse::{Mapping, ReverseConfig};
 use reelay_api::{
     ApiConfig, AppState, DialectCallbacks, Keys, KeysConfig, MediaLinks, MediaServing,
@@ -113,6 +114,27 @@ pub async fn bootstrap(
     Ok(Some((account.id, key)))
 }
 
+fn quickstart_config(config: &Config, catalog: &Catalog) -> anyhow::Result<QuickstartConfig> {
+    let qs = &config.quickstart;
+    let mapping = match &qs.mapping_file {
+        Some(path) => QsMapping::from_json(
+            &std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("quickstart.mapping_file {}: {e}", path.display()))?,
+        )
+        .map_err(|e| anyhow::anyhow!("quickstart.mapping_file {}: {e}", path.display()))?,
+        None => QsMapping::builtin(),
+    };
+    mapping
+        .check(catalog)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: quickstart mapping: {e}"))?;
+    Ok(QuickstartConfig {
+        mapping,
+        callback_schedule: qs.callback_schedule_seconds.clone(),
+        time_zone: parse_zone(&qs.time_zone)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: quickstart.time_zone: {e}"))?,
+    })
+}
+
 fn reverse_config(config: &Config, catalog: &Catalog) -> anyhow::Result<ReverseConfig> {
     let mapping = match &config.reverse.mapping_file {
         Some(path) => Mapping::from_json(
@@ -212,18 +234,6 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         &secret_key(&config)?,
         Duration::from_secs(config.media.link_ttl_seconds),
     );
-    let store: Arc<dyn Store> = Arc::new(open_sqlite(&config).await?.with_callbacks(Arc::new(
-        DialectCallbacks::new(outbox_wake.clone(), links.clone()),
-    )));
-    let archive_resolver = extras.resolver.clone();
-    let mut guard = reelay_outbound::Guard::new(&config.outbound_allow_cidrs)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
-    if let Some(r) = extras.resolver {
-        guard = guard.with_resolver(r);
-    }
-    let first = bootstrap(store.as_ref(), config.default_account_credits).await?;
-
-    let (admin, generated_admin_token) = admin_auth(&config)?;
     let mut catalog = match &config.catalog_file {
         Some(path) => Catalog::from_json(&std::fs::read_to_string(path)?)
             .map_err(|e| anyhow::anyhow!("catalog_file {}: {e}", path.display()))?,
@@ -234,6 +244,19 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         .map_err(|e| anyhow::anyhow!("invalid configuration: prices: {e}"))?;
     let catalog = Arc::new(catalog);
     let reverse = Arc::new(reverse_config(&config, &catalog)?);
+    let quickstart = Arc::new(quickstart_config(&config, &catalog)?);
+    let store: Arc<dyn Store> = Arc::new(open_sqlite(&config).await?.with_callbacks(Arc::new(
+        DialectCallbacks::new(outbox_wake.clone(), links.clone(), quickstart.clone()),
+    )));
+    let archive_resolver = extras.resolver.clone();
+    let mut guard = reelay_outbound::Guard::new(&config.outbound_allow_cidrs)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
+    if let Some(r) = extras.resolver {
+        guard = guard.with_resolver(r);
+    }
+    let first = bootstrap(store.as_ref(), config.default_account_credits).await?;
+
+    let (admin, generated_admin_token) = admin_auth(&config)?;
 
     let mut channel_configs: Vec<ChannelConfig> = config.channels.clone();
     let sandbox = if config.sandbox {
@@ -329,6 +352,12 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         outbound: guard.clone(),
         outbox_wake: outbox_wake.clone(),
         reverse,
+        quickstart,
+        fetch: guard.client(
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+            concat!("reelay/", env!("CARGO_PKG_VERSION")),
+        )?,
     };
     let webhook_client = guard.client(
         Duration::from_millis(config.webhooks.connect_timeout_ms),

@@ -36,6 +36,9 @@ pub const BUILTIN_JSON: &str = include_str!("../catalog/runway.json");
 /// How the reverse dialect's routes, model names and ratio words map onto the catalog.
 pub const REVERSE_MAP_JSON: &str = include_str!("../catalog/reverse.json");
 
+/// How the quick-start dialect's quality, duration and ratio map onto catalog models.
+pub const QUICKSTART_MAP_JSON: &str = include_str!("../catalog/quickstart.json");
+
 #[derive(Debug, Clone)]
 pub struct Catalog {
     endpoints: BTreeMap<String, EndpointSpec>,

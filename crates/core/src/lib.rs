@@ -9,7 +9,8 @@ pub mod state;
 pub mod validate;
 
 pub use catalog::{
-    Catalog, EndpointSpec, ModelSpec, Price, GENERATION_ENDPOINTS, REVERSE_MAP_JSON,
+    Catalog, EndpointSpec, ModelSpec, Price, GENERATION_ENDPOINTS, QUICKSTART_MAP_JSON,
+    REVERSE_MAP_JSON,
 };
 pub use error::CoreError;
 pub use spec::{Operation, TaskSpec};

@@ -46,6 +46,10 @@ pub struct TaskSpec {
     pub output: Option<OutputKindName>,
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// The creating dialect's own facts about the request that the Runway body cannot carry
+    /// (e.g. the quick-start dialect's `generateParam` and parent task), echoed in its views.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -93,6 +97,7 @@ impl TaskSpec {
                 .map(Into::into)
                 .or(Some(default_output(ep.operation))),
             callback_url: None,
+            params: None,
         })
     }
 }

@@ -38,6 +38,14 @@ pub fn signature_header<'a>(
         .join(" ")
 }
 
+/// kie.ai's optional callback signature (quick-start dialect):
+/// `base64(HMAC-SHA256(key, "{task id}.{timestamp}"))`, the key used as its UTF-8 bytes.
+pub fn kie_signature(key: &str, subject: &str, timestamp: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(format!("{subject}.{timestamp}").as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +95,17 @@ mod tests {
         assert_eq!(
             sign("reelay-raw-secret", id, 1767323045, B_BODY.as_bytes()),
             "v1,Nzmr8VSgEEMA1cUr2qG5vMQM47W6sl8dscLhXOs6J7M="
+        );
+    }
+
+    const KIE_VECTOR: &str = "3SibibNgl/kuChRFF6cpJavUaN6mhQjLyAbK0yrNFZ4=";
+
+    #[test]
+    fn kie_signature_matches_an_independent_computation() {
+        // python3: base64.b64encode(hmac.new(b"k3y", b"ee603959-debb-48d1-98c4-a6d1c717eba6.1767323045", hashlib.sha256).digest())
+        assert_eq!(
+            kie_signature("k3y", "ee603959-debb-48d1-98c4-a6d1c717eba6", 1767323045),
+            KIE_VECTOR
         );
     }
 }

@@ -18,7 +18,7 @@ use reelay_store::{now_ms, Store, WebhookAttempt, WebhookMessage, WebhookNext};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::signing::signature_header;
+use crate::signing::{kie_signature, signature_header};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -327,8 +327,15 @@ async fn send(inner: &Inner, msg: &WebhookMessage) -> Result<reqwest::Response, 
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("webhook-id", &msg.id)
         .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .body(msg.payload.clone());
+        .header("webhook-signature", signature);
+    // kie.ai's own signature, for the dialect that speaks it, when the account set a key.
+    let req = match (&msg.hmac_subject, &secrets.hmac_key) {
+        (Some(subject), Some(key)) => req
+            .header("X-Webhook-Timestamp", ts.to_string())
+            .header("X-Webhook-Signature", kie_signature(key, subject, ts)),
+        _ => req,
+    };
+    let req = req.body(msg.payload.clone());
     req.send().await.map_err(SendError::Http)
 }
 
@@ -409,6 +416,7 @@ mod tests {
             url: "https://example.com/h".into(),
             payload: "{}".into(),
             schedule,
+            hmac_subject: None,
             state: "pending".into(),
             attempts: 0,
             next_attempt_at: None,

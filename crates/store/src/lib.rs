@@ -126,6 +126,8 @@ pub trait Store: Send + Sync + 'static {
     // --- webhooks
     /// The account's signing secrets (opened), creating the first one if it has none.
     async fn webhook_secrets(&self, account_id: &str) -> Result<Option<WebhookSecrets>>;
+    /// Sets or clears the account's kie.ai-style callback HMAC key; false if no such account.
+    async fn set_webhook_hmac_key(&self, account_id: &str, key: Option<&str>) -> Result<bool>;
     /// A new secret; the old one keeps signing for `grace_ms`. Returns the new secret.
     async fn rotate_webhook_secret(
         &self,

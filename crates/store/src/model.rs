@@ -259,6 +259,8 @@ pub struct WebhookMessage {
     pub payload: String,
     /// Retry delays in seconds; `None` = the configured default.
     pub schedule: Option<Vec<u64>>,
+    /// See [`CallbackMessage::hmac_subject`].
+    pub hmac_subject: Option<String>,
     /// `pending`, `delivered` or `failed`.
     pub state: String,
     /// Attempts since the message was (re)queued; its attempt log keeps them all.
@@ -295,6 +297,8 @@ pub enum WebhookNext {
 pub struct WebhookSecrets {
     pub current: String,
     pub previous: Option<String>,
+    /// The account's kie.ai-style HMAC key, when it set one (quick-start dialect callbacks).
+    pub hmac_key: Option<String>,
 }
 
 /// A callback a dialect wants sent for a transition.
@@ -304,6 +308,8 @@ pub struct CallbackMessage {
     pub event_type: String,
     pub payload: String,
     pub schedule: Option<Vec<u64>>,
+    /// The id a kie.ai-style `X-Webhook-Signature` covers, for dialects that send one.
+    pub hmac_subject: Option<String>,
 }
 
 /// Decides, per dialect, which transitions are reported to a task's callback URL and with what

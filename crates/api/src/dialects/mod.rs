@@ -1,4 +1,5 @@
 //! One folder per client dialect.
 
+pub mod quickstart;
 pub mod reverse;
 pub mod runway;

@@ -17,9 +17,18 @@ pub struct Seen {
     pub timestamp: String,
     pub signature: String,
     pub body: Vec<u8>,
+    /// Every header, names lower-case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
@@ -58,6 +67,12 @@ impl Receiver {
                         timestamp: h("webhook-timestamp"),
                         signature: h("webhook-signature"),
                         body: body.to_vec(),
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                            })
+                            .collect(),
                     });
                     tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
                     let failing = f

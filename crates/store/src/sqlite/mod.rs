@@ -934,7 +934,8 @@ impl Store for SqliteStore {
 
     async fn webhook_secrets(&self, account_id: &str) -> Result<Option<WebhookSecrets>> {
         let row = sqlx::query(
-            "SELECT webhook_secret, webhook_secret_prev, webhook_secret_prev_until FROM accounts WHERE id = ?",
+            "SELECT webhook_secret, webhook_secret_prev, webhook_secret_prev_until, webhook_hmac_key
+             FROM accounts WHERE id = ?",
         )
         .bind(account_id)
         .fetch_optional(&self.read)
@@ -972,7 +973,24 @@ impl Store for SqliteStore {
             (Some(sealed), Some(until)) if until > now_ms() => Some(self.secrets.open(&sealed)?),
             _ => None,
         };
-        Ok(Some(WebhookSecrets { current, previous }))
+        let hmac_key = row
+            .try_get::<Option<String>, _>("webhook_hmac_key")?
+            .map(|sealed| self.secrets.open(&sealed))
+            .transpose()?;
+        Ok(Some(WebhookSecrets {
+            current,
+            previous,
+            hmac_key,
+        }))
+    }
+
+    async fn set_webhook_hmac_key(&self, account_id: &str, key: Option<&str>) -> Result<bool> {
+        let done = sqlx::query("UPDATE accounts SET webhook_hmac_key = ? WHERE id = ?")
+            .bind(key.map(|k| self.secrets.seal(k)))
+            .bind(account_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn rotate_webhook_secret(

@@ -8,7 +8,7 @@ use sqlx::{Row, SqliteConnection};
 use crate::{Callbacks, Result, StoreError, Task, WebhookAttempt, WebhookMessage};
 
 pub const MESSAGE_COLUMNS: &str = "id, account_id, task_id, seq, event_type, url, payload, \
-    schedule, state, attempts, next_attempt_at, last_error, created_at, delivered_at";
+    schedule, hmac_subject, state, attempts, next_attempt_at, last_error, created_at, delivered_at";
 
 pub fn message_from_row(r: &SqliteRow) -> Result<WebhookMessage> {
     let schedule: Option<String> = r.try_get("schedule")?;
@@ -28,6 +28,7 @@ pub fn message_from_row(r: &SqliteRow) -> Result<WebhookMessage> {
                     .map_err(|e| StoreError::Corrupt(format!("webhook schedule {s:?}: {e}")))
             })
             .transpose()?,
+        hmac_subject: r.try_get("hmac_subject")?,
         state: r.try_get("state")?,
         attempts: r.try_get("attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
@@ -65,9 +66,9 @@ pub async fn enqueue(
     let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(
         "INSERT INTO webhook_messages (id, account_id, task_id, seq, event_type, url, payload,
-                                       schedule, state, created_at, updated_at)
+                                       schedule, hmac_subject, state, created_at, updated_at)
          VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM webhook_messages WHERE task_id = ?),
-                 ?, ?, ?, ?, 'pending', ?, ?)",
+                 ?, ?, ?, ?, ?, 'pending', ?, ?)",
     )
     .bind(&id)
     .bind(&task.account_id)
@@ -82,6 +83,7 @@ pub async fn enqueue(
             .collect::<Vec<_>>()
             .join(",")
     }))
+    .bind(&msg.hmac_subject)
     .bind(now)
     .bind(now)
     .execute(&mut *conn)

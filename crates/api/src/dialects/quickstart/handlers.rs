@@ -1,0 +1,377 @@
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use reelay_core::{TaskSpec, TaskState};
+use serde_json::{json, Map, Value};
+
+use super::fetch::{fetch, Kind};
+use super::mapping::Mapping;
+use super::request::{self, Body};
+use super::{media_of, view, QsError};
+use crate::accept;
+use crate::auth::{authenticate, bearer};
+use crate::{AppState, Principal};
+
+fn ok(data: Value) -> Value {
+    json!({"code": 200, "msg": "success", "data": data})
+}
+
+fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, QsError> {
+    let body = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            QsError::BadRequest("Bad request: the body is too large".into())
+        } else {
+            QsError::BadRequest(format!("Bad request: {e}"))
+        }
+    })?;
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(QsError::BadRequest(
+            "Bad request: the body must be a JSON object".into(),
+        )),
+        Err(e) => Err(QsError::BadRequest(format!(
+            "Bad request: malformed JSON: {e}"
+        ))),
+    }
+}
+
+async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, QsError> {
+    Ok(authenticate(state, bearer(headers)).await?)
+}
+
+/// `callBackUrl`, refused now when it is refused on its face (scheme, private address).
+fn callback_url(state: &AppState, b: &mut Body) -> Result<Option<String>, QsError> {
+    let Some(url) = b.text("callBackUrl")? else {
+        return Ok(None);
+    };
+    state
+        .outbound
+        .check_url(&url)
+        .map_err(|r| QsError::Validation(format!("callBackUrl is refused: {r}")))?;
+    Ok(Some(url))
+}
+
+/// What a create turns into before the shared accept path.
+struct Create {
+    route: &'static str,
+    endpoint: String,
+    body: Value,
+    callback: Option<String>,
+    params: Value,
+}
+
+async fn submit(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: &Principal,
+    client_body: &Map<String, Value>,
+    c: Create,
+) -> Result<Response, QsError> {
+    let idempotency_key = accept::idempotency_key(headers)?;
+    let mut spec = TaskSpec::parse(&state.catalog, &c.endpoint, &c.body)?;
+    spec.callback_url = c.callback;
+    spec.params = Some(c.params);
+    let accepted = accept::accept(
+        state,
+        accept::Request {
+            principal,
+            dialect: "quickstart",
+            route: c.route,
+            body: &Value::Object(client_body.clone()),
+            idempotency_key,
+            spec,
+        },
+        |id, _price| (200, ok(json!({"taskId": id}))),
+    )
+    .await?;
+    let mut resp = Json(accepted.body).into_response();
+    if accepted.replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+pub async fn generate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, QsError> {
+    let principal = principal(&state, &headers).await?;
+    let obj = object(body)?;
+    let m: &Mapping = &state.quickstart.mapping;
+    let mut b = Body::new(&obj);
+    let prompt = request::prompt(m, &mut b)?;
+    let duration = request::duration(m, &mut b)?;
+    let quality = request::quality(m, &mut b)?;
+    let aspect = b.text("aspectRatio")?;
+    let image_url = b.text("imageUrl")?;
+    let water_mark = b.string("waterMark")?.unwrap_or_default();
+    let callback = callback_url(&state, &mut b)?;
+    let expand = b.bool("expandPrompt")?.unwrap_or(false);
+    b.done()?;
+    request::check_combination(m, duration, &quality)?;
+
+    let (endpoint, runway_body, ratio) = match &image_url {
+        Some(url) => {
+            // The image decides the ratio (decision 6): `aspectRatio` is accepted, not used.
+            if let Some(a) = &aspect {
+                if !m.aspect_ratios.contains(a) {
+                    return Err(QsError::Validation(format!(
+                        "aspectRatio must be one of {}",
+                        m.aspect_ratios.join(", ")
+                    )));
+                }
+            }
+            let target = &m.image[&quality];
+            let image = fetch(&state, "imageUrl", url, Kind::Image, m.max_image_bytes).await?;
+            let (w, h) = image.size.unwrap_or((16, 9));
+            let ratio = Mapping::nearest_ratio(&target.ratios, w, h).to_string();
+            let body = json!({"model": target.model, "promptImage": image.data_uri(),
+                              "promptText": prompt, "ratio": ratio, "duration": duration});
+            ("image_to_video", body, ratio)
+        }
+        None => {
+            let a = aspect.ok_or_else(|| {
+                QsError::Validation("aspectRatio is required without imageUrl".into())
+            })?;
+            let target = m.text[&quality].get(&a).ok_or_else(|| {
+                QsError::Validation(format!(
+                    "aspectRatio must be one of {}",
+                    m.aspect_ratios.join(", ")
+                ))
+            })?;
+            let body = json!({"model": target.model, "promptText": prompt,
+                              "ratio": target.ratio, "duration": duration});
+            ("text_to_video", body, target.ratio.clone())
+        }
+    };
+    let params = json!({
+        "kind": "generate",
+        "parentTaskId": "",
+        "generateParam": {"prompt": prompt, "imageUrl": image_url.unwrap_or_default(),
+                          "expandPrompt": expand},
+        "quality": quality, "duration": duration, "ratio": ratio, "waterMark": water_mark,
+    });
+    submit(
+        &state,
+        &headers,
+        &principal,
+        &obj,
+        Create {
+            route: "runway/generate",
+            endpoint: endpoint.into(),
+            body: runway_body,
+            callback,
+            params,
+        },
+    )
+    .await
+}
+
+pub async fn extend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, QsError> {
+    let principal = principal(&state, &headers).await?;
+    let obj = object(body)?;
+    let m: &Mapping = &state.quickstart.mapping;
+    let mut b = Body::new(&obj);
+    let parent_id = b.required("taskId")?;
+    let prompt = request::prompt(m, &mut b)?;
+    let quality = request::quality(m, &mut b)?;
+    let water_mark = b.string("waterMark")?.unwrap_or_default();
+    let callback = callback_url(&state, &mut b)?;
+    // In kie.ai's example, not its field list; the extension starts from the parent's last
+    // frame whatever this says.
+    let _ = b.text("imageUrl")?;
+    let expand = b.bool("expandPrompt")?.unwrap_or(false);
+    b.done()?;
+
+    // Another account's task and a missing one get the same answer (decision 17).
+    let parent = state
+        .store
+        .get_task(&principal.account.id, &parent_id)
+        .await?
+        .filter(|t| t.dialect == "quickstart" && view::params(t)["kind"] != "aleph")
+        .ok_or_else(|| QsError::NotFound(format!("Task {parent_id} does not exist")))?;
+    if parent.state != TaskState::Succeeded {
+        return Err(QsError::Validation(format!(
+            "Task {parent_id} has not succeeded ({}); only generated videos can be extended",
+            view::state_word(parent.state)
+        )));
+    }
+    let media = media_of(&state.links, &parent);
+    if media.expired {
+        return Err(QsError::Validation(format!(
+            "Task {parent_id} has expired; its video is no longer stored"
+        )));
+    }
+    let frame = super::last_frame(&state, &parent).await?;
+    let target = &m.image[&quality];
+    let parent_ratio = view::params(&parent)["ratio"]
+        .as_str()
+        .unwrap_or("1280:720");
+    let ratio = if target.ratios.iter().any(|r| r == parent_ratio) {
+        parent_ratio.to_string()
+    } else {
+        let (w, h) = parent_ratio
+            .split_once(':')
+            .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+            .unwrap_or((16, 9));
+        Mapping::nearest_ratio(&target.ratios, w, h).to_string()
+    };
+    let duration = m.extend_duration;
+    request::check_combination(m, duration, &quality)?;
+    let runway_body = json!({"model": target.model, "promptImage": frame.data_uri,
+                             "promptText": prompt, "ratio": ratio, "duration": duration});
+    let params = json!({
+        "kind": "extend",
+        "parentTaskId": parent.id,
+        "generateParam": {"prompt": prompt, "imageUrl": frame.url, "expandPrompt": expand},
+        "quality": quality, "duration": duration, "ratio": ratio, "waterMark": water_mark,
+    });
+    submit(
+        &state,
+        &headers,
+        &principal,
+        &obj,
+        Create {
+            route: "runway/extend",
+            endpoint: "image_to_video".into(),
+            body: runway_body,
+            callback,
+            params,
+        },
+    )
+    .await
+}
+
+pub async fn aleph_generate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, QsError> {
+    let principal = principal(&state, &headers).await?;
+    let obj = object(body)?;
+    let m: &Mapping = &state.quickstart.mapping;
+    let mut b = Body::new(&obj);
+    let prompt = request::prompt(m, &mut b)?;
+    let video_url = b.required("videoUrl")?;
+    let callback = callback_url(&state, &mut b)?;
+    let _water_mark = b.string("waterMark")?;
+    // A storage-region switch of kie.ai's; reelay has its own media store (decision 18).
+    let _upload_cn = b.bool("uploadCn")?;
+    let aspect = b.text("aspectRatio")?;
+    let seed = b.int("seed", 0, 4_294_967_295)?;
+    let reference = b.text("referenceImage")?;
+    b.done()?;
+    if let Some(a) = &aspect {
+        if !m.aleph.aspect_ratios.contains(a) {
+            return Err(QsError::Validation(format!(
+                "aspectRatio must be one of {}",
+                m.aleph.aspect_ratios.join(", ")
+            )));
+        }
+    }
+    let video = fetch(
+        &state,
+        "videoUrl",
+        &video_url,
+        Kind::Video,
+        m.aleph.max_video_bytes,
+    )
+    .await?;
+    let mut runway_body = json!({"model": m.aleph.model, "videoUri": video.data_uri(),
+                                 "promptText": prompt});
+    if let Some(a) = &aspect {
+        runway_body["targetAspectRatio"] = json!(a);
+    }
+    if let Some(s) = seed {
+        runway_body["seed"] = json!(s);
+    }
+    if let Some(url) = &reference {
+        // The style reference must be fetchable (451 otherwise); it guides the edit as the
+        // first keyframe.
+        let image = fetch(
+            &state,
+            "referenceImage",
+            url,
+            Kind::Image,
+            m.max_image_bytes,
+        )
+        .await?;
+        runway_body["keyframes"] = json!([{"uri": image.data_uri(), "at": 0}]);
+    }
+    let mut request = obj.clone();
+    request.remove("callBackUrl");
+    let params = json!({"kind": "aleph", "request": request});
+    submit(
+        &state,
+        &headers,
+        &principal,
+        &obj,
+        Create {
+            route: "aleph/generate",
+            endpoint: "video_to_video".into(),
+            body: runway_body,
+            callback,
+            params,
+        },
+    )
+    .await
+}
+
+#[derive(serde::Deserialize)]
+pub struct TaskQuery {
+    #[serde(rename = "taskId")]
+    task_id: Option<String>,
+}
+
+async fn task_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Result<Query<TaskQuery>, QueryRejection>,
+    aleph: bool,
+) -> Result<reelay_store::Task, QsError> {
+    let principal = principal(state, headers).await?;
+    let Query(q) = query.map_err(|e| QsError::BadRequest(format!("Bad request: {e}")))?;
+    let id = q
+        .task_id
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| QsError::Validation("taskId is required".into()))?;
+    state
+        .store
+        .get_task(&principal.account.id, &id)
+        .await?
+        .filter(|t| t.dialect == "quickstart" && (view::params(t)["kind"] == "aleph") == aleph)
+        .ok_or_else(|| QsError::NotFound(format!("Task {id} does not exist")))
+}
+
+pub async fn record_detail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TaskQuery>, QueryRejection>,
+) -> Result<Json<Value>, QsError> {
+    let task = task_for(&state, &headers, query, false).await?;
+    let media = media_of(&state.links, &task);
+    Ok(Json(ok(view::record_detail(
+        &task,
+        &media,
+        state.quickstart.time_zone,
+    ))))
+}
+
+pub async fn aleph_record_info(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TaskQuery>, QueryRejection>,
+) -> Result<Json<Value>, QsError> {
+    let task = task_for(&state, &headers, query, true).await?;
+    let media = media_of(&state.links, &task);
+    Ok(Json(ok(view::aleph_info(&task, &media))))
+}
