@@ -253,6 +253,21 @@ pub async fn webhook_secret(
     })
 }
 
+pub async fn webhook_hmac_key(
+    config: &Config,
+    account_id: &str,
+    key: Option<String>,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let done = ops::set_webhook_hmac_key(store.as_ref(), account_id, ops::HmacKey { key }).await?;
+    if done.hmac_key_set {
+        println!("callbacks of {account_id} now carry X-Webhook-Signature");
+    } else {
+        println!("callbacks of {account_id} no longer carry X-Webhook-Signature");
+    }
+    Ok(())
+}
+
 fn webhook_lines(w: &WebhookDetail) {
     println!(
         "{}  #{} {}  {}  attempts={}  {}",

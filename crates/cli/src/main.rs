@@ -231,6 +231,15 @@ enum WebhookCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set (or clear) the account's kie.ai-style callback HMAC key (quick-start dialect).
+    HmacKey {
+        #[arg(long)]
+        account: String,
+        #[arg(long, conflicts_with = "clear", required_unless_present = "clear")]
+        key: Option<String>,
+        #[arg(long)]
+        clear: bool,
+    },
     /// A task's webhook messages, each with its delivery attempts.
     List {
         #[arg(long)]
@@ -391,6 +400,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     grace_seconds,
                     json,
                 } => admin::webhook_secret(&config, &account, rotate, grace_seconds, json).await?,
+                WebhookCommand::HmacKey {
+                    account,
+                    key,
+                    clear: _,
+                } => admin::webhook_hmac_key(&config, &account, key).await?,
                 WebhookCommand::List { task, json } => {
                     admin::webhook_list(&config, &task, json).await?
                 }

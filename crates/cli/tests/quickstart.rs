@@ -535,12 +535,32 @@ async fn kie_hmac_headers_when_the_account_set_a_key_and_the_dialects_retry_sche
         .unwrap()
         .id
         .clone();
-    assert!(app
-        .server
-        .store
-        .set_webhook_hmac_key(&default, Some("s3cret-k3y"))
-        .await
-        .unwrap());
+    let admin = |body: Value, token: &str| {
+        let app = &app;
+        let url = app.url(&format!("/admin/v1/accounts/{default}/webhook-hmac-key"));
+        let token = token.to_string();
+        async move {
+            let resp = app
+                .client
+                .put(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(
+        admin(json!({"key": "s3cret-k3y-0123456"}), "wrong").await.0,
+        401
+    );
+    assert_eq!(
+        admin(json!({"key": "short"}), common::ADMIN_TOKEN).await.0,
+        400
+    );
+    let (s, v) = admin(json!({"key": "s3cret-k3y-0123456"}), common::ADMIN_TOKEN).await;
+    assert_eq!((s, v["hmac_key_set"].clone()), (200, json!(true)), "{v}");
     let id = task_id(&generate(&app, json!({"prompt": "signed", "duration": 5, "aspectRatio": "16:9", "callBackUrl": rx.url})).await);
     let deadline = Instant::now() + Duration::from_secs(30);
     let seen = loop {
@@ -567,8 +587,126 @@ async fn kie_hmac_headers_when_the_account_set_a_key_and_the_dialects_retry_sche
     for s in &seen {
         let ts = s.header("x-webhook-timestamp").unwrap();
         let expected =
-            reelay_engine::signing::kie_signature("s3cret-k3y", &id, ts.parse().unwrap());
+            reelay_engine::signing::kie_signature("s3cret-k3y-0123456", &id, ts.parse().unwrap());
         assert_eq!(s.header("x-webhook-signature"), Some(expected.as_str()));
         assert!(s.header("webhook-signature").is_some());
     }
+}
+
+#[tokio::test]
+async fn after_retention_expire_flag_turns_1_the_urls_stop_and_extend_refuses() {
+    let app = TestApp::spawn_with(|c| {
+        fast(c);
+        c.retention_seconds = 2;
+        c.media.sweep_interval_ms = 100;
+    })
+    .await;
+    let id = task_id(
+        &generate(
+            &app,
+            json!({"prompt": "brief", "duration": 5, "aspectRatio": "16:9"}),
+        )
+        .await,
+    );
+    let d = wait_state(&app, &id, "success").await;
+    assert_eq!(d["expireFlag"], 0);
+    let video = d["videoInfo"]["videoUrl"].as_str().unwrap().to_string();
+    let poster = d["videoInfo"]["imageUrl"].as_str().unwrap().to_string();
+    assert_eq!(app.client.get(&video).send().await.unwrap().status(), 200);
+    assert_eq!(app.client.get(&poster).send().await.unwrap().status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let expired = loop {
+        let d = detail(&app, &id).await["data"].clone();
+        if d["expireFlag"] == 1 {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "expireFlag never turned 1: {d}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        expired["state"], "success",
+        "expiry keeps the state (§10.1)"
+    );
+    // The media are gone: the URLs handed out before answer 404 once swept.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.client.get(&video).send().await.unwrap().status() != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "media still served after retention"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, v) = call(
+        &app,
+        &app.key,
+        reqwest::Method::POST,
+        "/api/v1/runway/extend",
+        Some(json!({"taskId": id, "prompt": "more", "quality": "720p"})),
+    )
+    .await;
+    assert_eq!(v["code"], 422, "an expired parent cannot be extended: {v}");
+    assert!(v["msg"].as_str().unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn the_hmac_key_command_sets_and_clears_the_key() {
+    let app = TestApp::spawn_with(fast).await;
+    let accounts = app.server.store.list_accounts().await.unwrap();
+    let default = accounts
+        .iter()
+        .find(|a| a.name == "default")
+        .unwrap()
+        .id
+        .clone();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_reelay"))
+            .arg("--data-dir")
+            .arg(app.dir.path())
+            .args(args)
+            .env("REELAY_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "webhook",
+        "hmac-key",
+        "--account",
+        &default,
+        "--key",
+        "0123456789abcdef-key",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = app
+        .server
+        .store
+        .webhook_secrets(&default)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.hmac_key.as_deref(), Some("0123456789abcdef-key"));
+    let out = run(&[
+        "webhook",
+        "hmac-key",
+        "--account",
+        &default,
+        "--key",
+        "short",
+    ]);
+    assert!(!out.status.success());
+    let out = run(&["webhook", "hmac-key", "--account", "acct_nope", "--clear"]);
+    assert!(!out.status.success());
+    let out = run(&["webhook", "hmac-key", "--account", &default, "--clear"]);
+    assert!(out.status.success());
+    let s = app
+        .server
+        .store
+        .webhook_secrets(&default)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.hmac_key, None);
 }

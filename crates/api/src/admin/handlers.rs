@@ -212,6 +212,18 @@ pub async fn rotate_webhook_secret(
     Ok(Json(rotated))
 }
 
+/// `PUT /accounts/{id}/webhook-hmac-key` `{"key": "..." | null}`.
+pub async fn set_webhook_hmac_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(body): Body<ops::HmacKey>,
+) -> Result<Json<ops::HmacKeySet>> {
+    Ok(Json(
+        ops::set_webhook_hmac_key(state.store.as_ref(), &id, body).await?,
+    ))
+}
+
 pub async fn task_webhooks(
     _: Admin,
     State(state): State<AppState>,

@@ -83,6 +83,10 @@ pub fn routes() -> Router<AppState> {
         .route("/accounts/{id}/keys", post(h::create_key).get(h::list_keys))
         .route("/accounts/{id}/webhook-secret", get(h::webhook_secret))
         .route(
+            "/accounts/{id}/webhook-hmac-key",
+            axum::routing::put(h::set_webhook_hmac_key),
+        )
+        .route(
             "/accounts/{id}/webhook-secret/rotate",
             post(h::rotate_webhook_secret),
         )

@@ -552,6 +552,45 @@ pub async fn rotate_webhook_secret(
     })
 }
 
+/// The kie.ai-style callback HMAC key of an account (quick-start dialect): `null` clears it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacKey {
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HmacKeySet {
+    pub account_id: String,
+    pub hmac_key_set: bool,
+}
+
+/// Sets or clears the key kie.ai-style `X-Webhook-Signature` headers are made with. The key is
+/// a shared secret the account chose: 16 to 256 visible ASCII characters.
+pub async fn set_webhook_hmac_key(
+    store: &dyn Store,
+    account_id: &str,
+    body: HmacKey,
+) -> Result<HmacKeySet, AdminError> {
+    if let Some(k) = &body.key {
+        if !(16..=256).contains(&k.len()) || !k.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AdminError::InvalidRequest(
+                "key must be 16 to 256 visible ASCII characters".into(),
+            ));
+        }
+    }
+    if !store
+        .set_webhook_hmac_key(account_id, body.key.as_deref())
+        .await?
+    {
+        return Err(no_account(account_id));
+    }
+    Ok(HmacKeySet {
+        account_id: account_id.into(),
+        hmac_key_set: body.key.is_some(),
+    })
+}
+
 fn no_task(id: &str) -> AdminError {
     AdminError::NotFound(format!("no task {id}"))
 }
