@@ -710,3 +710,70 @@ async fn the_hmac_key_command_sets_and_clears_the_key() {
         .unwrap();
     assert_eq!(s.hmac_key, None);
 }
+
+/// `waterMark` text is drawn into the archived video (and so shows in its poster and frames).
+#[tokio::test]
+async fn watermark_text_is_drawn_into_the_archived_video() {
+    if std::env::var("REELAY_REQUIRE_FFMPEG").is_err()
+        && std::process::Command::new("ffmpeg")
+            .arg("-version")
+            .output()
+            .is_err()
+    {
+        eprintln!("SKIPPED: ffmpeg is not installed (CI sets REELAY_REQUIRE_FFMPEG=1)");
+        return;
+    }
+    let app = TestApp::spawn_with(fast).await;
+    let plain = task_id(
+        &generate(
+            &app,
+            json!({"prompt": "same", "duration": 5, "aspectRatio": "16:9", "waterMark": ""}),
+        )
+        .await,
+    );
+    let marked = task_id(&generate(&app, json!({"prompt": "same", "duration": 5, "aspectRatio": "16:9", "waterMark": "reelay: 'quoted' \\ 100% {x}"})).await);
+    let a = wait_state(&app, &plain, "success").await;
+    let b = wait_state(&app, &marked, "success").await;
+    let objects = |id: String| {
+        let app = &app;
+        async move { app.server.store.media_objects(&id).await.unwrap() }
+    };
+    let video_sha = |objs: &Vec<reelay_store::MediaObject>| {
+        objs.iter()
+            .find(|o| o.kind == reelay_store::MediaKind::Output)
+            .unwrap()
+            .sha256
+            .clone()
+    };
+    let (pa, pb) = (objects(plain.clone()).await, objects(marked.clone()).await);
+    assert_ne!(
+        video_sha(&pa),
+        video_sha(&pb),
+        "the watermarked video is another file"
+    );
+    let fetch = |url: &str| {
+        let app = &app;
+        let url = url.to_string();
+        async move {
+            let r = app.client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap()
+        }
+    };
+    // Both posters exist (ffmpeg read the watermarked file) and differ (the text is drawn).
+    let poster_a = fetch(a["videoInfo"]["imageUrl"].as_str().unwrap()).await;
+    let poster_b = fetch(b["videoInfo"]["imageUrl"].as_str().unwrap()).await;
+    assert!(!poster_b.is_empty());
+    assert_ne!(poster_a, poster_b);
+    let t = app
+        .server
+        .store
+        .get_task_by_id(&marked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.spec.watermark.as_deref(),
+        Some("reelay: 'quoted' \\ 100% {x}")
+    );
+}

@@ -50,6 +50,9 @@ pub struct TaskSpec {
     /// (e.g. the quick-start dialect's `generateParam` and parent task), echoed in its views.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Value>,
+    /// Text drawn at the bottom right of video outputs when they are archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -98,6 +101,7 @@ impl TaskSpec {
                 .or(Some(default_output(ep.operation))),
             callback_url: None,
             params: None,
+            watermark: None,
         })
     }
 }

@@ -92,7 +92,10 @@ impl Engine {
             let object = match find(MediaKind::Output, i) {
                 Some(o) => o,
                 None => {
-                    let o = self.fetch_output(task, i, url).await?;
+                    let mut o = self.fetch_output(task, i, url).await?;
+                    if let (Some(text), true) = (&task.spec.watermark, is_video(&o.content_type)) {
+                        self.watermark(&mut o, text).await?;
+                    }
                     self.store
                         .record_media(std::slice::from_ref(&o))
                         .await
@@ -238,6 +241,53 @@ impl Engine {
             source_url: Some(url.to_string()),
             created_at: now_ms(),
         })
+    }
+
+    /// Draws the task's watermark into an archived video, replacing the object (before it is
+    /// recorded, so a crash in between only means fetching it again). Without ffmpeg the
+    /// video stays as it is, with one warning at start, like the frames.
+    async fn watermark(&self, object: &mut MediaObject, text: &str) -> Result<(), ArchiveError> {
+        let Some(ffmpeg) = self.archive.ffmpeg.as_ref() else {
+            return Ok(());
+        };
+        let key = object.key();
+        let input = self
+            .archive
+            .media
+            .reader_input(&key)
+            .await
+            .map_err(transient)?;
+        let dir = tempfile::tempdir().map_err(transient)?;
+        let ext = object.name.rsplit('.').next().unwrap_or("mp4");
+        let out = dir.path().join(format!("marked.{ext}"));
+        ffmpeg
+            .watermark(&input, text, &out)
+            .await
+            .map_err(|e| transient(format!("watermarking output {}: {e}", object.output_index)))?;
+        // Streamed back in, like a download: memory stays flat whatever the size.
+        let mut file = tokio::fs::File::open(&out).await.map_err(transient)?;
+        let mut upload = self
+            .archive
+            .media
+            .upload(&key, &object.content_type)
+            .await
+            .map_err(transient)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            use tokio::io::AsyncReadExt;
+            let n = file.read(&mut buf).await.map_err(transient)?;
+            if n == 0 {
+                break;
+            }
+            upload
+                .write(Bytes::copy_from_slice(&buf[..n]))
+                .await
+                .map_err(transient)?;
+        }
+        let stored = upload.finish().await.map_err(transient)?;
+        object.size = stored.size as i64;
+        object.sha256 = stored.sha256;
+        Ok(())
     }
 
     /// Poster and last frame of an archived video, as object names; `None` when ffmpeg is not

@@ -121,6 +121,42 @@ impl Ffmpeg {
         })
     }
 
+    /// Draws `text` at the bottom right of the video at `input`, writing `output` (its
+    /// extension picks the container). The text goes through a file (`textfile`, no
+    /// expansion), so nothing a client writes can be read as filter syntax.
+    pub async fn watermark(
+        &self,
+        input: &str,
+        text: &str,
+        output: &std::path::Path,
+    ) -> Result<(), FrameError> {
+        let _permit = self.permits.acquire().await.expect("never closed");
+        let dir = tempfile::tempdir()?;
+        let text_file = dir.path().join("watermark.txt");
+        tokio::fs::write(&text_file, text).await?;
+        let filter = format!(
+            "drawtext=textfile='{}':expansion=none:fontcolor=white@0.85:borderw=2:\
+             bordercolor=black@0.6:fontsize=h/18:x=w-tw-h/30:y=h-th-h/30",
+            path_str(&text_file)
+        );
+        self.run(&[
+            "-i",
+            input,
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a?",
+            "-vf",
+            &filter,
+            "-c:a",
+            "copy",
+            "-movflags",
+            "+faststart",
+            path_str(output),
+        ])
+        .await
+    }
+
     async fn run(&self, args: &[&str]) -> Result<(), FrameError> {
         let child = Command::new(&self.bin)
             .args(["-nostdin", "-hide_banner", "-v", "error", "-y"])

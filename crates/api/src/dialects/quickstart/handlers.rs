@@ -73,6 +73,10 @@ async fn submit(
     let idempotency_key = accept::idempotency_key(headers)?;
     let mut spec = TaskSpec::parse(&state.catalog, &c.endpoint, &c.body)?;
     spec.callback_url = c.callback;
+    spec.watermark = c.params["waterMark"]
+        .as_str()
+        .filter(|w| !w.trim().is_empty())
+        .map(str::to_string);
     spec.params = Some(c.params);
     let accepted = accept::accept(
         state,
@@ -263,7 +267,7 @@ pub async fn aleph_generate(
     let prompt = request::prompt(m, &mut b)?;
     let video_url = b.required("videoUrl")?;
     let callback = callback_url(&state, &mut b)?;
-    let _water_mark = b.string("waterMark")?;
+    let water_mark = b.string("waterMark")?.unwrap_or_default();
     // A storage-region switch of kie.ai's; reelay has its own media store (decision 18).
     let _upload_cn = b.bool("uploadCn")?;
     let aspect = b.text("aspectRatio")?;
@@ -309,7 +313,7 @@ pub async fn aleph_generate(
     }
     let mut request = obj.clone();
     request.remove("callBackUrl");
-    let params = json!({"kind": "aleph", "request": request});
+    let params = json!({"kind": "aleph", "request": request, "waterMark": water_mark});
     submit(
         &state,
         &headers,
