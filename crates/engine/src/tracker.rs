@@ -178,6 +178,10 @@ impl Engine {
     /// Runs `work` while extending the task's claim, so a long download is not taken over by
     /// another worker when the lease would run out. `None` when the claim was lost (the task
     /// was cancelled or changed); `work` is then dropped, which aborts its upload.
+    ///
+    /// The keeper is a future of its own, polled side by side with `work`: were the renewal
+    /// awaited inside a `select!` arm, `work` would not be polled meanwhile, and if it held the
+    /// store's single writer connection at that moment, the renewal would wait for it forever.
     async fn with_lease_kept<T>(
         &self,
         task: &Task,
@@ -185,21 +189,22 @@ impl Engine {
     ) -> Option<T> {
         let lease_ms = (self.config.lease_seconds * 1000) as i64;
         let every = std::time::Duration::from_millis((lease_ms / 3).max(100) as u64);
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return Some(out),
-                _ = tokio::time::sleep(every) => {
-                    let mut u = TaskUpdate::new(&task.id, &[TaskState::Running, TaskState::Throttled])
-                        .leased_by(&self.owner);
-                    u.next_attempt_at = Some(Some(now_ms() + lease_ms));
-                    match self.store.update_task(u).await {
-                        Ok(Some(_)) => {}
-                        Ok(None) => return None,
-                        Err(e) => tracing::warn!(task = %task.id, error = %e, "could not extend the claim while archiving"),
-                    }
+        let keeper = async {
+            loop {
+                tokio::time::sleep(every).await;
+                let mut u = TaskUpdate::new(&task.id, &[TaskState::Running, TaskState::Throttled])
+                    .leased_by(&self.owner);
+                u.next_attempt_at = Some(Some(now_ms() + lease_ms));
+                match self.store.update_task(u).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return,
+                    Err(e) => tracing::warn!(task = %task.id, error = %e, "could not extend the claim while archiving"),
                 }
             }
+        };
+        tokio::select! {
+            out = work => Some(out),
+            () = keeper => None,
         }
     }
 
