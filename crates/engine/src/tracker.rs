@@ -198,7 +198,9 @@ impl Engine {
                 match self.store.update_task(u).await {
                     Ok(Some(_)) => {}
                     Ok(None) => return,
-                    Err(e) => tracing::warn!(task = %task.id, error = %e, "could not extend the claim while archiving"),
+                    Err(e) => {
+                        tracing::warn!(task = %task.id, error = %e, "could not extend the claim while archiving")
+                    }
                 }
             }
         };

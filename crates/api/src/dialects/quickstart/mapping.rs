@@ -99,7 +99,7 @@ impl Mapping {
     }
 
     /// The pixel ratio of `ratios` closest in shape to a `width`×`height` image.
-    pub fn nearest_ratio<'a>(ratios: &'a [String], width: u32, height: u32) -> &'a str {
+    pub fn nearest_ratio(ratios: &[String], width: u32, height: u32) -> &str {
         let want = (width.max(1) as f64 / height.max(1) as f64).ln();
         ratios
             .iter()
