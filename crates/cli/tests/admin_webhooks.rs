@@ -5,14 +5,10 @@
 mod common;
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode as AxumStatus};
-use axum::routing::post;
 use base64::Engine as _;
+use common::receiver::Receiver;
 use common::{gen4_turbo, TestApp, ADMIN_TOKEN};
 use reelay::config::Config;
 use reelay_engine::signing::sign;
@@ -266,75 +262,14 @@ async fn the_webhook_routes_refuse_a_missing_or_wrong_token_and_change_nothing()
     );
 }
 
-/// A receiver on 127.0.0.1:0 answering 500 while `failing`, after `delay_ms`; it records the
-/// `webhook-id` (and the signature) of every request.
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    failing: Arc<AtomicBool>,
-    delay_ms: Arc<AtomicU64>,
-    seen: Arc<Mutex<Vec<Seen>>>,
+/// How many requests `receiver` saw carrying `id`.
+fn times(receiver: &Receiver, id: &str) -> usize {
+    receiver.seen().iter().filter(|s| s.id == id).count()
 }
 
-#[derive(Debug, Clone)]
-struct Seen {
-    id: String,
-    timestamp: i64,
-    signature: String,
-    body: Vec<u8>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let failing = Arc::new(AtomicBool::new(true));
-        let delay_ms = Arc::new(AtomicU64::new(0));
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let (f, d, s) = (failing.clone(), delay_ms.clone(), seen.clone());
-        let app = axum::Router::new().route(
-            "/hook",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let (f, d, s) = (f.clone(), d.clone(), s.clone());
-                async move {
-                    let h = |k: &str| {
-                        headers
-                            .get(k)
-                            .map(|v| v.to_str().unwrap().to_string())
-                            .unwrap_or_default()
-                    };
-                    s.lock().unwrap().push(Seen {
-                        id: h("webhook-id"),
-                        timestamp: h("webhook-timestamp").parse().unwrap_or(0),
-                        signature: h("webhook-signature"),
-                        body: body.to_vec(),
-                    });
-                    tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
-                    if f.load(Ordering::SeqCst) {
-                        (AxumStatus::INTERNAL_SERVER_ERROR, "receiver says no")
-                    } else {
-                        (AxumStatus::OK, "thanks")
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver {
-            url,
-            failing,
-            delay_ms,
-            seen,
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// How many requests carried `id`.
-    fn times(&self, id: &str) -> usize {
-        self.seen().iter().filter(|s| s.id == id).count()
-    }
+/// A receiver failing (500) until told otherwise.
+async fn failing_receiver() -> Receiver {
+    Receiver::start(usize::MAX, Duration::ZERO).await
 }
 
 fn fast_failures(c: &mut Config) {
@@ -406,7 +341,7 @@ async fn redeliver(app: &TestApp, task: &str, body: Option<Value>) -> (StatusCod
 
 #[tokio::test]
 async fn failed_webhooks_are_listed_with_their_attempts_and_redelivered_with_the_same_ids() {
-    let receiver = Receiver::start().await;
+    let receiver = failing_receiver().await;
     let app = TestApp::spawn_with(fast_failures).await;
     let task = task_with_callback(&app, &receiver, "x").await;
 
@@ -437,12 +372,12 @@ async fn failed_webhooks_are_listed_with_their_attempts_and_redelivered_with_the
             assert_eq!(a["n"], n as i64 + 1);
             assert_eq!(a["status"], 500, "{a}");
             assert_eq!(a["error"], "HTTP 500");
-            assert_eq!(a["response_excerpt"], "receiver says no");
+            assert_eq!(a["response_excerpt"], "not yet");
             assert!(a["latency_ms"].as_i64().is_some_and(|l| l >= 0), "{a}");
             assert!(a["started_at"].as_i64().unwrap() >= m["created_at"].as_i64().unwrap());
         }
         assert!(attempts[1]["started_at"].as_i64() >= attempts[0]["started_at"].as_i64());
-        assert_eq!(receiver.times(id), 2);
+        assert_eq!(times(&receiver, id), 2);
     }
     assert_eq!(receiver.seen().len(), 4);
     let event_ids = ids(&failed);
@@ -453,7 +388,7 @@ async fn failed_webhooks_are_listed_with_their_attempts_and_redelivered_with_the
     assert_eq!(status, 200, "{v}");
     let new = v["webhook_secret"].clone();
 
-    receiver.failing.store(false, Ordering::SeqCst);
+    receiver.set_failures(0);
     let (status, v) = redeliver(&app, &task, None).await;
     assert_eq!((status, v), (StatusCode::OK, json!({"redelivered": 2})));
     let delivered = wait_all(&app, &task, "delivered").await;
@@ -464,19 +399,26 @@ async fn failed_webhooks_are_listed_with_their_attempts_and_redelivered_with_the
     );
     for m in &delivered {
         let id = m["id"].as_str().unwrap();
-        assert_eq!(receiver.times(id), 3, "{id} was not sent again");
+        assert_eq!(times(&receiver, id), 3, "{id} was not sent again");
         assert!(m["delivered_at"].as_i64().is_some(), "{m}");
         let attempts = m["attempts"].as_array().unwrap();
         assert_eq!(attempts.len(), 3, "{m:#}");
         assert_eq!(attempts[2]["n"], 3);
         assert_eq!(attempts[2]["status"], 200);
         assert_eq!(attempts[2]["error"], Value::Null);
-        assert_eq!(attempts[2]["response_excerpt"], "thanks");
+        assert_eq!(attempts[2]["response_excerpt"], "ok");
     }
     let last = receiver.seen().last().unwrap().clone();
     let expected = [&new, &old]
         .iter()
-        .map(|s| sign(s.as_str().unwrap(), &last.id, last.timestamp, &last.body))
+        .map(|s| {
+            sign(
+                s.as_str().unwrap(),
+                &last.id,
+                last.timestamp.parse().unwrap(),
+                &last.body,
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ");
     assert_eq!(last.signature, expected);
@@ -487,7 +429,7 @@ async fn failed_webhooks_are_listed_with_their_attempts_and_redelivered_with_the
 
     // One delivered message again, by id. While it is on its way (the receiver is slow now),
     // asking again is refused: it is pending.
-    receiver.delay_ms.store(1_000, Ordering::SeqCst);
+    receiver.set_delay(Duration::from_millis(1_000));
     let first = event_ids[0].clone();
     let (status, v) = redeliver(&app, &task, Some(json!({"message_id": first}))).await;
     assert_eq!((status, v), (StatusCode::OK, json!({"redelivered": 1})));
@@ -499,8 +441,8 @@ async fn failed_webhooks_are_listed_with_their_attempts_and_redelivered_with_the
     );
     let again = wait_all(&app, &task, "delivered").await;
     assert_eq!(ids(&again), event_ids);
-    assert_eq!(receiver.times(&first), 4);
-    assert_eq!(receiver.times(&event_ids[1]), 3, "only the one asked for");
+    assert_eq!(times(&receiver, &first), 4);
+    assert_eq!(times(&receiver, &event_ids[1]), 3, "only the one asked for");
     assert_eq!(again[0]["attempts"].as_array().unwrap().len(), 4);
     assert_eq!(again[0]["attempts"][3]["status"], 200);
     assert!(again[0]["attempts"][3]["latency_ms"].as_i64().unwrap() >= 1_000);
@@ -540,7 +482,7 @@ async fn failed_webhooks_are_listed_with_their_attempts_and_redelivered_with_the
         assert_eq!(error_code(status, &v), "invalid_request");
     }
     assert_eq!(
-        receiver.times(&first),
+        times(&receiver, &first),
         4,
         "a refused redelivery sent something"
     );
@@ -576,7 +518,7 @@ fn reelay_json(app: &TestApp, args: &[&str]) -> Value {
 
 #[tokio::test]
 async fn the_commands_see_the_servers_secrets_and_outbox_and_redeliver_through_it() {
-    let receiver = Receiver::start().await;
+    let receiver = failing_receiver().await;
     let app = TestApp::spawn_with(fast_failures).await;
     let account = default_account_id(&app).await;
 
@@ -602,13 +544,13 @@ async fn the_commands_see_the_servers_secrets_and_outbox_and_redeliver_through_i
         "{text}"
     );
 
-    receiver.failing.store(false, Ordering::SeqCst);
+    receiver.set_failures(0);
     let done = reelay_json(&app, &["webhook", "redeliver", "--task", &task, "--json"]);
     assert_eq!(done, json!({"redelivered": 2}));
     let delivered = wait_all(&app, &task, "delivered").await;
     assert_eq!(ids(&delivered), ids(&failed));
     for id in ids(&failed) {
-        assert_eq!(receiver.times(&id), 3);
+        assert_eq!(times(&receiver, &id), 3);
     }
 
     let first = ids(&failed)[0].clone();
@@ -618,5 +560,5 @@ async fn the_commands_see_the_servers_secrets_and_outbox_and_redeliver_through_i
     );
     assert_eq!(text.trim(), "1 webhook message(s) queued for redelivery");
     wait_all(&app, &task, "delivered").await;
-    assert_eq!(receiver.times(&first), 4, "not sent again");
+    assert_eq!(times(&receiver, &first), 4, "not sent again");
 }
