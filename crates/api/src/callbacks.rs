@@ -41,22 +41,32 @@ impl Callbacks for DialectCallbacks {
         to: TaskState,
         at_ms: i64,
     ) -> Option<CallbackMessage> {
-        if task.dialect == "quickstart" {
-            // Its own payloads, retry schedule and HMAC subject.
-            return dialects::quickstart::callback(&self.quickstart, &self.media, task, to);
-        }
         let url = task.spec.callback_url.clone()?;
-        let (event_type, payload) = match task.dialect.as_str() {
-            "runway" => dialects::runway::callback(&self.media, task, from, to, at_ms)?,
-            "reverse" => dialects::reverse::callback(&self.media, task, from, to, at_ms)?,
+        let m = &self.media;
+        // Each dialect decides its body; the quick-start one also has its own retry schedule
+        // and the id its kie.ai HMAC signature covers.
+        let (event_type, payload, schedule, hmac_subject) = match task.dialect.as_str() {
+            "runway" => {
+                let (t, p) = dialects::runway::callback(m, task, from, to, at_ms)?;
+                (t, p, None, None)
+            }
+            "reverse" => {
+                let (t, p) = dialects::reverse::callback(m, task, from, to, at_ms)?;
+                (t, p, None, None)
+            }
+            "quickstart" => {
+                let (t, p, subject) = dialects::quickstart::callback(m, task, to)?;
+                let schedule = self.quickstart.callback_schedule.clone();
+                (t, p, Some(schedule), Some(subject))
+            }
             _ => return None,
         };
         Some(CallbackMessage {
             url,
             event_type,
             payload,
-            schedule: None,
-            hmac_subject: None,
+            schedule,
+            hmac_subject,
         })
     }
 

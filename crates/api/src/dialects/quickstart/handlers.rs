@@ -123,12 +123,7 @@ pub async fn generate(
         Some(url) => {
             // The image decides the ratio (decision 6): `aspectRatio` is accepted, not used.
             if let Some(a) = &aspect {
-                if !m.aspect_ratios.contains(a) {
-                    return Err(QsError::Validation(format!(
-                        "aspectRatio must be one of {}",
-                        m.aspect_ratios.join(", ")
-                    )));
-                }
+                request::one_of("aspectRatio", a, &m.aspect_ratios)?;
             }
             let target = &m.image[&quality];
             let image = fetch(&state, "imageUrl", url, Kind::Image, m.max_image_bytes).await?;
@@ -142,11 +137,9 @@ pub async fn generate(
             let a = aspect.ok_or_else(|| {
                 QsError::Validation("aspectRatio is required without imageUrl".into())
             })?;
+            request::one_of("aspectRatio", &a, &m.aspect_ratios)?;
             let target = m.text[&quality].get(&a).ok_or_else(|| {
-                QsError::Validation(format!(
-                    "aspectRatio must be one of {}",
-                    m.aspect_ratios.join(", ")
-                ))
+                QsError::Validation(format!("no {quality} mapping for aspectRatio {a}"))
             })?;
             let body = json!({"model": target.model, "promptText": prompt,
                               "ratio": target.ratio, "duration": duration});
@@ -275,12 +268,7 @@ pub async fn aleph_generate(
     let reference = b.text("referenceImage")?;
     b.done()?;
     if let Some(a) = &aspect {
-        if !m.aleph.aspect_ratios.contains(a) {
-            return Err(QsError::Validation(format!(
-                "aspectRatio must be one of {}",
-                m.aleph.aspect_ratios.join(", ")
-            )));
-        }
+        request::one_of("aspectRatio", a, &m.aleph.aspect_ratios)?;
     }
     let video = fetch(
         &state,

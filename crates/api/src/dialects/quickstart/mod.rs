@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::FixedOffset;
 use reelay_core::TaskState;
-use reelay_store::{CallbackMessage, Task};
+use reelay_store::Task;
 
 pub use error::QsError;
 pub use mapping::Mapping;
@@ -76,24 +76,14 @@ pub fn router() -> Router<AppState> {
         .nest("/api/v1/aleph", aleph)
 }
 
-/// The callback of a transition (terminal ones only, §6.1), on this dialect's schedule, with
-/// the task id kie.ai's HMAC signature covers.
+/// The callback of a transition (terminal ones only, §6.1): event type, body, and the task id
+/// kie.ai's HMAC signature covers.
 pub fn callback(
-    config: &QuickstartConfig,
     links: &MediaLinks,
     task: &Task,
     to: TaskState,
-) -> Option<CallbackMessage> {
-    let url = task.spec.callback_url.clone()?;
-    let media = media_of(links, task);
-    let (event_type, payload, subject) = view::callback(task, to, &media)?;
-    Some(CallbackMessage {
-        url,
-        event_type,
-        payload,
-        schedule: Some(config.callback_schedule.clone()),
-        hmac_subject: Some(subject),
-    })
+) -> Option<(String, String, String)> {
+    view::callback(task, to, &media_of(links, task))
 }
 
 /// A task's media as this dialect shows them.

@@ -168,3 +168,15 @@ pub fn check_combination(m: &Mapping, duration: i64, quality: &str) -> Result<()
         None => Ok(()),
     }
 }
+
+/// `value` must be one of `allowed` (an aspect ratio list, say).
+pub fn one_of(field: &str, value: &str, allowed: &[String]) -> Result<(), QsError> {
+    if allowed.iter().any(|a| a == value) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{field} must be one of {}",
+            allowed.join(", ")
+        )))
+    }
+}

@@ -130,6 +130,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    fn required(&mut self, name: &'static str) -> Result<String, ReverseError> {
+        self.string(name)?
+            .ok_or_else(|| bad(format!("{}{name} is required", self.prefix)))
+    }
+
     fn bool(&mut self, name: &'static str) -> Result<bool, ReverseError> {
         match self.get(name) {
             None => Ok(false),
@@ -297,7 +302,7 @@ pub fn generate(
     top.done()?;
 
     let mut body = Map::new();
-    let (route, endpoint) = match &image {
+    let endpoint = match &image {
         Some(img) => {
             let model = model(&m.image, given_model, &m.defaults.model)?;
             let first = if end_frame { "last" } else { "first" };
@@ -322,7 +327,7 @@ pub fn generate(
             if let Some(p) = &prompt {
                 body.insert("promptText".into(), json!(p));
             }
-            ("image", &m.image.endpoint)
+            &m.image.endpoint
         }
         None => {
             if last_image.is_some() || end_frame {
@@ -334,10 +339,9 @@ pub fn generate(
             let model = model(&m.text, given_model, &m.defaults.model)?;
             body.insert("model".into(), json!(model));
             body.insert("promptText".into(), json!(p));
-            ("text", &m.text.endpoint)
+            &m.text.endpoint
         }
     };
-    let _ = route;
     body.insert("ratio".into(), json!(ratio(m, given_ratio, flip)?));
     body.insert("duration".into(), json!(secs));
     if let Some(s) = seed {
@@ -358,13 +362,9 @@ pub fn video2video(
 ) -> Result<Translated, ReverseError> {
     let mut top = Fields::new(obj, "");
     let callback_url = callback(&mut top, require_callback)?;
-    let video = top
-        .string("video")?
-        .ok_or_else(|| bad("video is required"))?;
+    let video = top.required("video")?;
     let model = model(&m.video2video, top.string("model")?, &m.defaults.model)?;
-    let prompt = top
-        .string("prompt")?
-        .ok_or_else(|| bad("prompt is required"))?;
+    let prompt = top.required("prompt")?;
     let empty = Map::new();
     let options = top.object("options")?.unwrap_or(&empty);
     let mut opts = Fields::new(options, "options.");
@@ -399,9 +399,7 @@ pub fn act_one(
 ) -> Result<Translated, ReverseError> {
     let mut top = Fields::new(obj, "");
     let callback_url = callback(&mut top, require_callback)?;
-    let video = top
-        .string("video")?
-        .ok_or_else(|| bad("video is required"))?;
+    let video = top.required("video")?;
     let image = top.string("image")?;
     let character_video = top.string("character_video")?;
     let model = model(&m.act_one, top.string("model")?, "act_one")?;
