@@ -143,15 +143,32 @@ pub async fn accept(
     }
 }
 
+/// The range of an account's price multiplier: a 100× discount or markup at most. Outside it
+/// a multiplier is a typo (1e-9 for 1.0) that would give work away or price it out of reach.
+pub const MIN_PRICE_MULTIPLIER: f64 = 0.01;
+pub const MAX_PRICE_MULTIPLIER: f64 = 100.0;
+
 /// A price for an account: multiplied and rounded up, so a discount never reaches zero by
-/// rounding down a cheap task and a markup is never lost to truncation.
+/// rounding down a cheap task and a markup is never lost to truncation. A priced task costs at
+/// least one credit whatever the multiplier (one stored before the range existed is clamped
+/// into it), and never more than a balance can hold.
 pub fn account_price(price: i64, multiplier: f64) -> i64 {
+    if price <= 0 {
+        return 0;
+    }
+    let price = price.min(reelay_store::MAX_BALANCE);
     if (multiplier - 1.0).abs() < f64::EPSILON {
         return price;
     }
+    let multiplier = if multiplier.is_nan() {
+        1.0
+    } else {
+        multiplier.clamp(MIN_PRICE_MULTIPLIER, MAX_PRICE_MULTIPLIER)
+    };
     // Round away float noise first: 100 × 1.1 is 110.00000000000001, which must stay 110.
     let exact = ((price as f64) * multiplier * 1e6).round() / 1e6;
-    exact.ceil().max(0.0) as i64
+    // `as` saturates; the clamp keeps the result a price some balance can pay.
+    (exact.ceil() as i64).clamp(1, reelay_store::MAX_BALANCE)
 }
 
 #[cfg(test)]
@@ -200,5 +217,12 @@ mod tests {
         assert_eq!(account_price(0, 3.0), 0);
         assert_eq!(account_price(100, 1.1), 110);
         assert_eq!(account_price(3, 0.7), 3);
+        // A priced task is never free, whatever multiplier the account has.
+        assert_eq!(account_price(250, 1e-9), 3);
+        assert_eq!(account_price(250, 5e-324), 3);
+        assert_eq!(account_price(1, 0.0), 1);
+        assert_eq!(account_price(1, f64::NAN), 1);
+        assert_eq!(account_price(i64::MAX, 100.0), reelay_store::MAX_BALANCE);
+        assert_eq!(account_price(-5, 2.0), 0);
     }
 }

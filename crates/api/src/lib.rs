@@ -9,6 +9,7 @@ mod callbacks;
 pub mod dialects;
 mod health;
 mod media;
+pub mod server;
 mod state;
 
 use axum::extract::DefaultBodyLimit;

@@ -36,6 +36,7 @@ const ENV_KEYS: &[&str] = &[
     "idempotency_ttl_seconds",
     "refund_cancel_after_submit",
     "limits",
+    "server",
     "runway",
     "reverse",
     "quickstart",
@@ -86,6 +87,8 @@ pub struct Config {
     /// Refund a client's cancel even after the upstream accepted the job (default: charge it).
     pub refund_cancel_after_submit: bool,
     pub limits: Limits,
+    /// Connection hygiene: head, keep-alive and body deadlines, the connection cap (`[server]`).
+    pub server: reelay_api::server::ServerConfig,
     pub runway: RunwayDialect,
     pub reverse: ReverseDialect,
     pub quickstart: QuickstartDialect,
@@ -188,6 +191,7 @@ struct Defaults {
     idempotency_ttl_seconds: u64,
     refund_cancel_after_submit: bool,
     limits: Limits,
+    server: reelay_api::server::ServerConfig,
     runway: RunwayDialect,
     reverse: ReverseDialect,
     quickstart: QuickstartDialect,
@@ -211,6 +215,7 @@ fn defaults() -> Defaults {
         idempotency_ttl_seconds: 24 * 3600,
         refund_cancel_after_submit: false,
         limits: Limits::default(),
+        server: reelay_api::server::ServerConfig::default(),
         runway: RunwayDialect::default(),
         reverse: ReverseDialect::default(),
         quickstart: QuickstartDialect::default(),
@@ -288,6 +293,7 @@ impl Config {
                     .into(),
             );
         }
+        self.server.validate()?;
         self.webhooks
             .validate()
             .map_err(|e| format!("invalid configuration: {e}"))?;

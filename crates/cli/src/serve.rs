@@ -206,6 +206,23 @@ fn archive_guard(
     Ok(guard)
 }
 
+/// The connection limits in force: the configured cap, lowered to fit the open-file limit
+/// (raised first to its hard limit).
+fn http_limits(config: &reelay_api::server::ServerConfig) -> reelay_api::server::Limits {
+    let fd_limit = reelay_api::server::raise_fd_limit();
+    let cap = reelay_api::server::connection_cap(config.max_connections, fd_limit);
+    if cap < config.max_connections {
+        tracing::warn!(
+            configured = config.max_connections,
+            cap,
+            open_file_limit = fd_limit,
+            "server.max_connections lowered to fit the open-file limit"
+        );
+    }
+    tracing::info!(max_connections = cap, "connection cap");
+    reelay_api::server::Limits::new(config, cap)
+}
+
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     start_with(config, Extras::default()).await
 }
@@ -378,16 +395,12 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         .run(rx.clone()),
     );
     let flush_store = store.clone();
+    let http_limits = http_limits(&config.server);
     let join = tokio::spawn(async move {
         let shutdown = async move {
             let _ = rx.wait_for(|v| *v).await;
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "http server stopped");
-        }
+        reelay_api::server::serve(listener, app, http_limits, shutdown).await;
         upkeep.abort();
         if let Err(e) = keys.flush_touches(flush_store.as_ref()).await {
             tracing::warn!(error = %e, "could not record API key last-used times");

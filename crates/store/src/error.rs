@@ -10,6 +10,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("insufficient credits: {available} available, {price} needed")]
     InsufficientCredits { available: i64, price: i64 },
+    /// The caller asked for something the rules refuse (a bug in the caller, not bad data).
+    #[error("not allowed: {0}")]
+    Invalid(String),
     #[error("not found: {0}")]
     NotFound(String),
 }

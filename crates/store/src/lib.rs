@@ -7,6 +7,7 @@
 mod error;
 mod keys;
 mod model;
+pub mod rules;
 mod secrets;
 pub mod sqlite;
 
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use keys::{generate_api_key, hash_api_key};
 pub use model::*;
+pub use rules::{Credited, MAX_BALANCE};
 pub use secrets::{generate_key, generate_webhook_secret, SecretBox};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -29,21 +31,24 @@ pub trait Store: Send + Sync + 'static {
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> Result<()>;
 
+    /// Rows changed by committed transactions since the store was opened. A diagnostic: the
+    /// hardening tests check with it that a refused or failed request committed nothing.
+    fn committed_writes(&self) -> u64;
+
     // --- accounts and keys
     async fn create_account(&self, name: &str, credits: i64) -> Result<Account>;
     async fn get_account(&self, id: &str) -> Result<Option<Account>>;
     async fn count_accounts(&self) -> Result<i64>;
     async fn list_accounts(&self) -> Result<Vec<Account>>;
     /// A `topup` (positive) or `adjust` (either sign) entry; the balance moves in the same
-    /// transaction and never below zero. `None` when the account does not exist or an
-    /// adjustment would make the balance negative.
+    /// transaction, never below zero and never past [`MAX_BALANCE`] (a refusal writes nothing).
     async fn credit(
         &self,
         account_id: &str,
         kind: LedgerKind,
         amount: i64,
         reason: &str,
-    ) -> Result<Option<Account>>;
+    ) -> Result<Credited>;
     async fn ledger(&self, account_id: &str, limit: i64) -> Result<Vec<LedgerEntry>>;
     /// Recomputes every balance from the ledger and checks held = captured + refunded for
     /// every finished task. Empty means consistent.

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use reelay_core::{Catalog, TaskSpec, TaskState};
 use reelay_store::sqlite::SqliteStore;
 use reelay_store::{
-    AcceptOutcome, Acceptance, CancelOutcome, IdempotencyRecord, LedgerKind, NewTask, Store,
-    TaskUpdate,
+    AcceptOutcome, Acceptance, CancelOutcome, Credited, IdempotencyRecord, LedgerKind, NewTask,
+    Store, TaskUpdate,
 };
 use serde_json::json;
 
@@ -127,7 +127,7 @@ async fn run(ops: Vec<Op>) {
                     .credit(&account, LedgerKind::Topup, *a, "t")
                     .await
                     .unwrap();
-                assert!(r.is_some());
+                assert!(matches!(r, Credited::Done(_)));
                 m.available += a;
             }
             Op::Adjust(a) => {
@@ -136,7 +136,12 @@ async fn run(ops: Vec<Op>) {
                     .await
                     .unwrap();
                 let ok = m.available + a >= 0;
-                assert_eq!(r.is_some(), ok, "adjust {a} with {} available", m.available);
+                assert_eq!(
+                    matches!(r, Credited::Done(_)),
+                    ok,
+                    "adjust {a} with {} available",
+                    m.available
+                );
                 if ok {
                     m.available += a;
                 }

@@ -17,6 +17,9 @@ pub enum AdminError {
     NotFound(String),
     #[error("{0}")]
     InsufficientBalance(String),
+    /// The balance would pass the largest one an account may have.
+    #[error("{0}")]
+    BalanceLimit(String),
     /// A redelivery of a message that is still pending.
     #[error("{0}")]
     WebhookPending(String),
@@ -39,6 +42,13 @@ impl AdminError {
             AdminError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AdminError::InsufficientBalance(_) => (StatusCode::CONFLICT, "insufficient_balance"),
+            AdminError::BalanceLimit(_) => (StatusCode::CONFLICT, "balance_limit"),
+            AdminError::Store(StoreError::Invalid(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
+            AdminError::Store(StoreError::Database(_) | StoreError::Migrate(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
             AdminError::WebhookPending(_) => (StatusCode::CONFLICT, "webhook_pending"),
             AdminError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AdminError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -74,6 +84,7 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let message = match &self {
+            AdminError::Store(StoreError::Invalid(m)) => m.clone(),
             // Database details belong in the log, not in a response.
             AdminError::Store(e) => {
                 tracing::error!(error = %e, "admin API store error");
@@ -81,10 +92,17 @@ impl IntoResponse for AdminError {
             }
             other => other.to_string(),
         };
-        (
+        let mut res = (
             status,
             Json(json!({"error": {"code": code, "message": message}})),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+        }
+        res
     }
 }

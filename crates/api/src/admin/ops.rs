@@ -4,9 +4,10 @@
 
 use std::str::FromStr;
 
+use crate::accept::{MAX_PRICE_MULTIPLIER, MIN_PRICE_MULTIPLIER};
 use reelay_store::{
-    Account, ApiKey, LedgerEntry, LedgerKind, LedgerViolation, Store, StoreError, Task, TaskEvent,
-    WebhookAttempt, WebhookMessage,
+    Account, ApiKey, Credited, LedgerEntry, LedgerKind, LedgerViolation, Store, StoreError, Task,
+    TaskEvent, WebhookAttempt, WebhookMessage, MAX_BALANCE,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -16,9 +17,8 @@ use super::AdminError;
 /// Largest amount one top-up or adjustment may move (and largest initial balance): far above
 /// any real purchase, far below where sums of amounts could overflow an `i64`. A larger number
 /// is a typo or an attack, not a top-up.
-pub const MAX_CREDITS: i64 = 1_000_000_000_000_000;
-/// A multiplier beyond this is a typo (1000 instead of 1.000).
-pub const MAX_PRICE_MULTIPLIER: f64 = 1000.0;
+/// The same number bounds a balance (`reelay_store::MAX_BALANCE`).
+pub const MAX_CREDITS: i64 = MAX_BALANCE;
 pub const MAX_ACTIVE_TASKS_LIMIT: i64 = 1_000_000;
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_REASON_CHARS: usize = 500;
@@ -189,11 +189,11 @@ fn check_name(name: &str) -> Result<&str, AdminError> {
 
 fn check_multiplier(m: f64) -> Result<f64, AdminError> {
     // NaN fails both comparisons, so it is refused too.
-    if m > 0.0 && m <= MAX_PRICE_MULTIPLIER {
+    if (MIN_PRICE_MULTIPLIER..=MAX_PRICE_MULTIPLIER).contains(&m) {
         Ok(m)
     } else {
         Err(AdminError::invalid(format!(
-            "price_multiplier must be a number above 0 and at most {MAX_PRICE_MULTIPLIER}, got {m}"
+            "price_multiplier must be between {MIN_PRICE_MULTIPLIER} and {MAX_PRICE_MULTIPLIER}, got {m}"
         )))
     }
 }
@@ -324,11 +324,11 @@ pub async fn topup(store: &dyn Store, id: &str, topup: Topup) -> Result<Account,
     }
     let reason = check_reason(topup.reason.as_deref().unwrap_or(""))?;
     let reason = if reason.is_empty() { "top-up" } else { reason };
-    // A top-up only adds, so the store refuses it only for an unknown account.
-    store
-        .credit(id, LedgerKind::Topup, amount, reason)
-        .await?
-        .ok_or_else(|| no_account(id))
+    credited(
+        store.credit(id, LedgerKind::Topup, amount, reason).await?,
+        id,
+        amount,
+    )
 }
 
 pub async fn adjust(store: &dyn Store, id: &str, adj: Adjustment) -> Result<Account, AdminError> {
@@ -342,15 +342,26 @@ pub async fn adjust(store: &dyn Store, id: &str, adj: Adjustment) -> Result<Acco
             "an adjustment needs a reason (it is kept in the ledger)",
         ));
     }
-    if let Some(account) = store.credit(id, LedgerKind::Adjust, amount, reason).await? {
-        return Ok(account);
+    credited(
+        store.credit(id, LedgerKind::Adjust, amount, reason).await?,
+        id,
+        amount,
+    )
+}
+
+/// A credit's outcome as the operator's answer; a refusal wrote nothing.
+fn credited(outcome: Credited, id: &str, amount: i64) -> Result<Account, AdminError> {
+    match outcome {
+        Credited::Done(account) => Ok(account),
+        Credited::NoAccount => Err(no_account(id)),
+        Credited::WouldGoNegative { available } => Err(AdminError::InsufficientBalance(format!(
+            "adjustment of {amount} would make the balance of {id} negative ({available} available)"
+        ))),
+        Credited::OverCeiling { balance } => Err(AdminError::BalanceLimit(format!(
+            "{amount} more credits would take the balance of {id} ({balance}) past the largest \
+             balance an account may have ({MAX_BALANCE})"
+        ))),
     }
-    // Refused: unknown account, or the balance would go negative. Tell which.
-    let account = get_account(store, id).await?;
-    Err(AdminError::InsufficientBalance(format!(
-        "adjustment of {amount} would make the balance of {id} negative ({} available)",
-        account.credits_available
-    )))
 }
 
 /// Ledger entries of an account, newest first.
@@ -718,6 +729,11 @@ mod tests {
         assert!(check_multiplier(f64::NAN).is_err());
         assert!(check_multiplier(f64::INFINITY).is_err());
         assert!(check_multiplier(2.0).is_ok());
+        assert!(check_multiplier(MIN_PRICE_MULTIPLIER).is_ok());
+        assert!(check_multiplier(MAX_PRICE_MULTIPLIER).is_ok());
+        assert!(check_multiplier(1e-9).is_err());
+        assert!(check_multiplier(5e-324).is_err());
+        assert!(check_multiplier(100.5).is_err());
         assert!(check_cap(0).is_err());
         assert!(check_cap(1).is_ok());
     }

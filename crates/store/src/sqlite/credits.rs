@@ -4,6 +4,7 @@
 
 use sqlx::{Row, SqliteConnection};
 
+use crate::rules::{self, Credited, MAX_BALANCE};
 use crate::{now_ms, LedgerKind, Result, StoreError};
 
 async fn entry(
@@ -107,16 +108,41 @@ pub async fn settle(
     entry(conn, &account_id, kind, remaining, Some(task_id), reason).await
 }
 
-/// A top-up or an adjustment. False when the account does not exist or the balance would go
-/// negative.
+/// A top-up or an adjustment, guarded so the balance stays within `0..=MAX_BALANCE`. On a
+/// refusal nothing is written and the outcome says why.
 pub async fn credit(
     conn: &mut SqliteConnection,
     account_id: &str,
     kind: LedgerKind,
     amount: i64,
     reason: &str,
-) -> Result<bool> {
-    let sql = "UPDATE accounts SET credits_available = credits_available + ?1
-               WHERE id = ?2 AND credits_available + ?1 >= 0";
-    guarded_entry(conn, sql, account_id, amount, (kind, None, reason)).await
+) -> Result<Credited> {
+    rules::check_credit(kind, amount)?;
+    let moved = sqlx::query(
+        "UPDATE accounts SET credits_available = credits_available + ?1
+         WHERE id = ?2 AND credits_available + ?1 >= 0
+           AND credits_available + credits_held + ?1 <= ?3",
+    )
+    .bind(amount)
+    .bind(account_id)
+    .bind(MAX_BALANCE)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        let row = sqlx::query("SELECT credits_available, credits_held FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        return Ok(match row {
+            None => Credited::NoAccount,
+            Some(r) => rules::refusal(r.try_get(0)?, r.try_get(1)?, amount),
+        });
+    }
+    entry(conn, account_id, kind, amount, None, reason).await?;
+    let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+        .bind(account_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Credited::Done(super::rows::account_from_row(&row)?))
 }

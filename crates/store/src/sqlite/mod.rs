@@ -19,8 +19,8 @@ use sqlx::{Row, SqlitePool};
 
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
-    CancelOutcome, CreditUsage, LedgerEntry, LedgerKind, LedgerViolation, MediaObject, NewTask,
-    Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskUpdate, WebhookAttempt,
+    CancelOutcome, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation, MediaObject,
+    NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskUpdate, WebhookAttempt,
     WebhookMessage, WebhookNext, WebhookSecrets,
 };
 use rows::{account_from_row, key_from_row, ledger_from_row, task_from_row, TASK_COLUMNS};
@@ -33,6 +33,33 @@ pub struct SqliteStore {
     read: SqlitePool,
     callbacks: Option<Arc<dyn Callbacks>>,
     secrets: SecretBox,
+    writes: Arc<WriteCount>,
+}
+
+/// Rows changed by committed transactions on the writer, counted by SQLite's own hooks (so no
+/// write path can be missed): changes are pending until their transaction commits, and a
+/// rollback forgets them.
+#[derive(Default)]
+struct WriteCount {
+    pending: std::sync::atomic::AtomicU64,
+    committed: std::sync::atomic::AtomicU64,
+}
+
+impl WriteCount {
+    fn install(self: &Arc<Self>, handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (w1, w2, w3) = (self.clone(), self.clone(), self.clone());
+        handle.set_update_hook(move |_| {
+            w1.pending.fetch_add(1, Relaxed);
+        });
+        handle.set_commit_hook(move || {
+            w2.committed.fetch_add(w2.pending.swap(0, Relaxed), Relaxed);
+            true
+        });
+        handle.set_rollback_hook(move || {
+            w3.pending.store(0, Relaxed);
+        });
+    }
 }
 
 impl SqliteStore {
@@ -45,8 +72,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let writes = Arc::new(WriteCount::default());
+        let hooks = writes.clone();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(move |conn, _| {
+                let hooks = hooks.clone();
+                Box::pin(async move {
+                    hooks.install(&mut conn.lock_handle().await?);
+                    Ok(())
+                })
+            })
             .connect_with(opts.clone())
             .await?;
         MIGRATOR.run(&write).await?;
@@ -59,6 +95,7 @@ impl SqliteStore {
             read,
             callbacks: None,
             secrets: SecretBox::ephemeral(),
+            writes,
         })
     }
 
@@ -142,16 +179,23 @@ async fn insert_event(
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn committed_writes(&self) -> u64 {
+        self.writes
+            .committed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
 
     async fn create_account(&self, name: &str, credits: i64) -> Result<Account> {
-        if credits < 0 {
-            return Err(StoreError::Corrupt(
-                "initial credits must not be negative".into(),
-            ));
+        if !(0..=crate::MAX_BALANCE).contains(&credits) {
+            return Err(StoreError::Invalid(format!(
+                "initial credits must be between 0 and {}, got {credits}",
+                crate::MAX_BALANCE
+            )));
         }
         let id = format!("acct_{}", uuid::Uuid::now_v7().simple());
         let mut tx = self.begin().await?;
@@ -172,8 +216,11 @@ impl Store for SqliteStore {
             .bind(&id)
             .fetch_one(&mut *tx)
             .await?;
+        // Decoded before the commit: a failure after it would answer an error for a write
+        // that stands.
+        let account = account_from_row(&row)?;
         tx.commit().await?;
-        account_from_row(&row)
+        Ok(account)
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>> {
@@ -642,28 +689,15 @@ impl Store for SqliteStore {
         kind: LedgerKind,
         amount: i64,
         reason: &str,
-    ) -> Result<Option<Account>> {
-        let valid = match kind {
-            LedgerKind::Topup => amount > 0,
-            LedgerKind::Adjust => amount != 0,
-            _ => false,
-        };
-        if !valid {
-            return Err(StoreError::Corrupt(format!(
-                "{} of {amount} is not allowed",
-                kind.as_str()
-            )));
-        }
+    ) -> Result<Credited> {
+        crate::rules::check_credit(kind, amount)?;
         let mut tx = self.begin().await?;
-        if !credits::credit(&mut tx, account_id, kind, amount, reason).await? {
-            return Ok(None);
+        let outcome = credits::credit(&mut tx, account_id, kind, amount, reason).await?;
+        // Only an applied credit is committed; a refusal rolls back with the drop.
+        if matches!(outcome, Credited::Done(_)) {
+            tx.commit().await?;
         }
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        account_from_row(&row).map(Some)
+        Ok(outcome)
     }
 
     async fn ledger(&self, account_id: &str, limit: i64) -> Result<Vec<LedgerEntry>> {
@@ -785,8 +819,9 @@ impl Store for SqliteStore {
             .bind(account_id)
             .fetch_optional(&mut *tx)
             .await?;
+        let account = row.map(|r| account_from_row(&r)).transpose()?;
         tx.commit().await?;
-        row.map(|r| account_from_row(&r)).transpose()
+        Ok(account)
     }
 
     async fn list_api_keys(&self, account_id: &str) -> Result<Vec<ApiKey>> {
