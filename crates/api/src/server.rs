@@ -198,11 +198,13 @@ pub async fn serve(
                 };
                 tokio::spawn(conn.run(stream, permit));
             }
-            Err(_) => {
-                if let Ok(permit) = refusing.clone().try_acquire_owned() {
+            Err(_) => match refusing.clone().try_acquire_owned() {
+                Ok(permit) => {
                     tokio::spawn(refuse(stream, permit));
                 }
-            }
+                // Too many refusals under way: answer without waiting for anything.
+                Err(_) => refuse_now(&stream),
+            },
         }
     }
     drop(listener);
@@ -248,23 +250,35 @@ impl ErrorLog {
     }
 }
 
+const REFUSAL_BODY: &str = r#"{"error":{"code":"too_many_connections","message":"The server has too many open connections. Retry shortly."}}"#;
+
+fn refusal() -> String {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{REFUSAL_BODY}",
+        REFUSAL_BODY.len()
+    )
+}
+
 /// The answer past the cap: a complete 503 the client can read and retry on, then close.
 async fn refuse(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
-    const BODY: &str = r#"{"error":{"code":"too_many_connections","message":"The server has too many open connections. Retry shortly."}}"#;
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        stream.write_all(answer.as_bytes()).await?;
+    let _ = tokio::time::timeout(Duration::from_millis(250), async {
+        stream.write_all(refusal().as_bytes()).await?;
         stream.shutdown().await?;
-        // Read what the client already sent: closing with unread data resets the connection,
-        // which can destroy the answer before the client read it.
+        // Read what the client sends meanwhile: closing with unread data resets the
+        // connection, which can destroy the answer before the client read it.
         let mut sink = [0u8; 4096];
         while stream.read(&mut sink).await? > 0 {}
         Ok::<_, io::Error>(())
     })
     .await;
+}
+
+/// The same answer without a task: the few bytes fit any socket buffer, and what the client
+/// already sent is read first for the reason above.
+fn refuse_now(stream: &TcpStream) {
+    let mut sink = [0u8; 4096];
+    while matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {}
+    let _ = stream.try_write(refusal().as_bytes());
 }
 
 struct Conn {

@@ -19,8 +19,27 @@ pub struct Reelay {
 impl Reelay {
     /// Starts the binary and waits for its "listening" line.
     pub fn start(config: &Path, data_dir: &Path, log: PathBuf) -> Reelay {
+        Self::start_limited(config, data_dir, log, None)
+    }
+
+    /// Starts the binary with the open-file limit set to `(soft, hard)` first, as `prlimit
+    /// --nofile` would.
+    pub fn start_limited(
+        config: &Path,
+        data_dir: &Path,
+        log: PathBuf,
+        nofile: Option<(u64, u64)>,
+    ) -> Reelay {
         let log_file = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_reelay"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reelay"));
+        if let Some((soft, hard)) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard));
+            }
+        }
+        let mut child = command
             .arg("serve")
             .arg("--config")
             .arg(config)
