@@ -7,6 +7,8 @@ pub mod admin;
 mod auth;
 mod callbacks;
 pub mod dialects;
+#[cfg(test)]
+mod fuzz;
 mod health;
 mod media;
 pub mod server;
@@ -31,6 +33,9 @@ pub fn router(state: AppState) -> Router {
         .merge(dialects::reverse::router())
         .merge(dialects::quickstart::router())
         .nest("/admin/v1", admin::routes())
+        // The nest does not match its own path with a trailing slash; without this the
+        // outer, Runway-shaped fallback would answer for the admin API.
+        .route("/admin/v1/", axum::routing::any(admin::handlers::not_found))
         .fallback(dialects::runway::not_found)
         .method_not_allowed_fallback(dialects::runway::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,7 +22,6 @@ use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use reelay_core::TaskState;
 use reelay_store::{now_ms, Task};
-use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::AppState;
@@ -147,13 +147,46 @@ pub struct MediaServing {
 }
 
 pub fn routes(_state: &AppState) -> Router<AppState> {
-    Router::new().route("/media/{task_id}/{name}", get(serve))
+    Router::new().route(
+        "/media/{task_id}/{name}",
+        get(serve).fallback(|| async {
+            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
+        }),
+    )
 }
 
-#[derive(Deserialize)]
-struct LinkQuery {
-    exp: Option<String>,
-    sig: Option<String>,
+/// The signed part of a media link. Read by hand rather than through axum's `Query`, whose
+/// rejection of a repeated key is a text/plain 400: a link we did not make, however it is
+/// malformed, is answered like no object at all (docs/media.md).
+#[derive(Debug, PartialEq)]
+pub(crate) struct LinkQuery {
+    pub(crate) exp: u64,
+    pub(crate) sig: String,
+}
+
+impl LinkQuery {
+    /// Exactly one `exp` (a number) and one `sig`; other keys are ignored, as a CDN or a
+    /// player may append its own.
+    pub(crate) fn parse(query: Option<&str>) -> Option<LinkQuery> {
+        let (mut exp, mut sig) = (None, None);
+        for (k, v) in url::form_urlencoded::parse(query?.as_bytes()) {
+            let slot = match &*k {
+                "exp" => &mut exp,
+                "sig" => &mut sig,
+                _ => continue,
+            };
+            if slot.replace(v).is_some() {
+                return None;
+            }
+        }
+        Some(LinkQuery {
+            exp: exp?.parse().ok()?,
+            sig: sig?.into_owned(),
+        })
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -176,13 +209,15 @@ fn not_found() -> Response {
 
 async fn serve(
     State(state): State<AppState>,
-    Path((task_id, name)): Path<(String, String)>,
-    Query(q): Query<LinkQuery>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
     // A link we did not sign, for whatever object, is indistinguishable from no object.
-    let (Some(exp), Some(sig)) = (q.exp.and_then(|e| e.parse::<u64>().ok()), q.sig) else {
+    let (Ok(Path((task_id, name))), Some(LinkQuery { exp, sig })) =
+        (path, LinkQuery::parse(query.as_deref()))
+    else {
         return not_found();
     };
     if !state.links.verify(&task_id, &name, exp, &sig) {
@@ -396,6 +431,30 @@ fn parse_range(header: &str, size: u64) -> RangeRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_query_takes_exactly_one_exp_and_one_sig() {
+        let q = |s: &str| LinkQuery::parse(Some(s));
+        let ok = Some(LinkQuery {
+            exp: 5,
+            sig: "ab".into(),
+        });
+        assert_eq!(q("exp=5&sig=ab"), ok);
+        assert_eq!(q("sig=ab&utm=x&exp=5"), ok);
+        for bad in [
+            "exp=5&exp=5&sig=ab",
+            "exp=5&sig=ab&sig=cd",
+            "exp=-1&sig=ab",
+            "exp=&sig=ab",
+            "exp=99999999999999999999999&sig=ab",
+            "sig=ab",
+            "exp=5",
+            "",
+        ] {
+            assert_eq!(q(bad), None, "{bad}");
+        }
+        assert_eq!(LinkQuery::parse(None), None);
+    }
 
     #[test]
     fn ranges() {

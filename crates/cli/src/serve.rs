@@ -106,10 +106,14 @@ pub async fn bootstrap(
     if store.count_accounts().await? > 0 {
         return Ok(None);
     }
-    let account = store.create_account("default", credits).await?;
     let key = reelay_store::generate_api_key();
-    store
-        .create_api_key(&account.id, &reelay_store::hash_api_key(&key), &key[..12])
+    let (account, _) = store
+        .open_account(&reelay_store::NewAccount {
+            name: "default".into(),
+            credits,
+            key: Some(reelay_store::NewKey::for_key(&key)),
+            ..Default::default()
+        })
         .await?;
     Ok(Some((account.id, key)))
 }

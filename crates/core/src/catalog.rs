@@ -39,6 +39,11 @@ pub const REVERSE_MAP_JSON: &str = include_str!("../catalog/reverse.json");
 /// How the quick-start dialect's quality, duration and ratio map onto catalog models.
 pub const QUICKSTART_MAP_JSON: &str = include_str!("../catalog/quickstart.json");
 
+/// The bound of a text field whose catalog entry names none: the largest bound the upstream
+/// itself names for any field, so no request the upstream would take is refused, while a
+/// 20 MiB "prompt" is (a catalog file may set its own with `text_max_utf16`).
+pub const DEFAULT_TEXT_MAX_UTF16: usize = 32_000;
+
 #[derive(Debug, Clone)]
 pub struct Catalog {
     endpoints: BTreeMap<String, EndpointSpec>,
@@ -167,10 +172,12 @@ pub enum FieldSpec {
         #[serde(default)]
         item_fields: BTreeMap<String, FieldSpec>,
     },
-    /// An array of strings (e.g. colours).
+    /// An array of strings (e.g. colours), each of at most `item_max_utf16` UTF-16 units.
     StringList {
         #[serde(default)]
         max_items: Option<usize>,
+        #[serde(default)]
+        item_max_utf16: Option<usize>,
     },
     /// An object; with `fields`, its keys are checked (unknown keys rejected); without, any.
     Object {
@@ -231,10 +238,50 @@ impl Price {
             .and_then(Value::as_i64)
             .unwrap_or(1)
             .max(1);
-        let total = (per_second * seconds).ceil() as i64
-            + self.per_image.unwrap_or(0) * count
-            + self.flat.unwrap_or(0);
+        // Float to integer `as` saturates, so an absurd duration cannot wrap to a small price.
+        let by_time = (per_second * seconds.max(0.0)).ceil() as i64;
+        let total = by_time
+            .saturating_add(self.per_image.unwrap_or(0).saturating_mul(count))
+            .saturating_add(self.flat.unwrap_or(0));
         total.max(0)
+    }
+
+    /// Whether any part of the price can charge anything.
+    fn charges(&self) -> bool {
+        self.per_second.is_some_and(|p| p > 0.0)
+            || self.per_image.is_some_and(|p| p > 0)
+            || self.flat.is_some_and(|p| p > 0)
+            || self.per_second_if.values().any(|p| *p > 0.0)
+    }
+
+    /// Why the price cannot be used, if it cannot: a negative or non-finite part, or nothing
+    /// that charges (a priced model costs at least 1 credit; a free model is a configuration
+    /// mistake that would give work away).
+    fn problem(&self) -> Option<String> {
+        let floats = [self.per_second, self.default_seconds, self.max_seconds]
+            .into_iter()
+            .flatten()
+            .chain(self.per_second_if.values().copied());
+        for f in floats {
+            if !f.is_finite() || f < 0.0 {
+                return Some(format!("price part {f} is negative or not finite"));
+            }
+        }
+        if [self.per_image, self.flat]
+            .into_iter()
+            .flatten()
+            .any(|n| n < 0)
+        {
+            return Some("price part is negative".into());
+        }
+        if !self.charges() {
+            return Some("price charges nothing".into());
+        }
+        None
+    }
+
+    fn per_second_priced(&self) -> bool {
+        self.per_second.is_some_and(|p| p > 0.0) || !self.per_second_if.is_empty()
     }
 }
 
@@ -244,6 +291,8 @@ impl Price {
 struct RawCatalog {
     #[serde(default)]
     lists: BTreeMap<String, Vec<String>>,
+    #[serde(default = "default_text_max")]
+    text_max_utf16: usize,
     endpoints: BTreeMap<String, RawEndpoint>,
 }
 
@@ -278,6 +327,7 @@ impl Catalog {
                 for field in spec.fields.values_mut() {
                     expand_lists(field, &raw.lists)
                         .map_err(|e| CoreError::Catalog(format!("{name}.{model}: {e}")))?;
+                    bound_text(field, raw.text_max_utf16);
                 }
                 for req in &spec.required {
                     if !spec.fields.contains_key(req) {
@@ -298,7 +348,50 @@ impl Catalog {
                 },
             );
         }
-        Ok(Catalog { endpoints })
+        let catalog = Catalog { endpoints };
+        catalog.check()?;
+        Ok(catalog)
+    }
+
+    /// The checks every loaded catalog passes, so a bad entry stops the start instead of
+    /// reaching a client: every text field (at any depth) resolves to a length bound, every
+    /// price charges something and nothing negative, and a model priced per second refuses a
+    /// duration under 1 s (a zero-second request would otherwise be free work; Runway's own
+    /// minimum for every per-second model is at least 1 s).
+    pub fn check(&self) -> Result<(), CoreError> {
+        for ep in self.endpoints.values() {
+            for (model, spec) in &ep.models {
+                let at = |what: String| CoreError::Catalog(format!("{}.{model}: {what}", ep.name));
+                for (name, field) in &spec.fields {
+                    if let Some(path) = unbounded_text(field) {
+                        return Err(at(format!("text field {name}{path} has no length bound")));
+                    }
+                }
+                if let Some(problem) = spec.price.problem() {
+                    return Err(at(problem));
+                }
+                if spec.price.per_second_priced() {
+                    let min = match spec.fields.get("duration") {
+                        Some(FieldSpec::Int { min, values, .. }) if values.is_empty() => {
+                            min.map(|m| m as f64)
+                        }
+                        Some(FieldSpec::Int { values, .. }) => {
+                            values.iter().copied().min().map(|m| m as f64)
+                        }
+                        Some(FieldSpec::Number { min, .. }) => *min,
+                        Some(_) => Some(1.0),
+                        // No duration field: the price's own default applies.
+                        None => spec.price.default_seconds.or(Some(0.0)),
+                    };
+                    if min.is_none_or(|m| m < 1.0) {
+                        return Err(at(
+                            "priced per second, but a duration under 1 s is accepted".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Replaces prices from configuration. A key is `model` (that model on every endpoint that
@@ -326,7 +419,7 @@ impl Catalog {
                 )));
             }
         }
-        Ok(())
+        self.check()
     }
 
     pub fn endpoint(&self, name: &str) -> Option<&EndpointSpec> {
@@ -344,6 +437,10 @@ impl Catalog {
             .flat_map(|e| e.models.keys().map(String::as_str))
             .collect()
     }
+}
+
+fn default_text_max() -> usize {
+    DEFAULT_TEXT_MAX_UTF16
 }
 
 fn resolve_like(
@@ -429,6 +526,51 @@ fn expand_lists(
     Ok(())
 }
 
+/// Gives every text field without a bound the catalog's default, at any depth.
+fn bound_text(field: &mut FieldSpec, default: usize) {
+    match field {
+        FieldSpec::Text { max_utf16 } => {
+            max_utf16.get_or_insert(default);
+        }
+        FieldSpec::StringList { item_max_utf16, .. } => {
+            item_max_utf16.get_or_insert(default);
+        }
+        FieldSpec::Object {
+            fields: Some(fields),
+            ..
+        }
+        | FieldSpec::ObjectList { fields, .. }
+        | FieldSpec::MediaList {
+            item_fields: fields,
+            ..
+        } => fields.values_mut().for_each(|f| bound_text(f, default)),
+        _ => {}
+    }
+}
+
+/// The path (`""` for the field itself, `.key` below it) of a text field with no bound.
+fn unbounded_text(field: &FieldSpec) -> Option<String> {
+    match field {
+        FieldSpec::Text { max_utf16: None }
+        | FieldSpec::StringList {
+            item_max_utf16: None,
+            ..
+        } => Some(String::new()),
+        FieldSpec::Object {
+            fields: Some(fields),
+            ..
+        }
+        | FieldSpec::ObjectList { fields, .. }
+        | FieldSpec::MediaList {
+            item_fields: fields,
+            ..
+        } => fields
+            .iter()
+            .find_map(|(k, f)| unbounded_text(f).map(|rest| format!(".{k}{rest}"))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,5 +638,103 @@ mod tests {
             b.fields.contains_key("p") && b.fields.contains_key("r") && !b.fields.contains_key("q")
         );
         assert_eq!(b.price.flat, Some(2));
+    }
+
+    fn load(models: &str) -> Result<Catalog, CoreError> {
+        Catalog::from_json(&format!(
+            r#"{{"endpoints":{{"x":{{"operation":"text_to_video","models":{{{models}}}}}}}}}"#
+        ))
+    }
+
+    #[test]
+    fn every_text_field_gets_a_bound_at_any_depth() {
+        let c = load(
+            r#""a":{"fields":{"p":{"type":"text"},"q":{"type":"text","max_utf16":5},
+                "o":{"type":"object_list","fields":{"t":{"type":"text"}}},
+                "s":{"type":"string_list"}},"price":{"flat":1}}"#,
+        )
+        .unwrap();
+        let f = &c.endpoint("x").unwrap().models["a"].fields;
+        assert!(matches!(
+            f["p"],
+            FieldSpec::Text {
+                max_utf16: Some(DEFAULT_TEXT_MAX_UTF16)
+            }
+        ));
+        assert!(matches!(f["q"], FieldSpec::Text { max_utf16: Some(5) }));
+        let FieldSpec::ObjectList { fields, .. } = &f["o"] else {
+            panic!()
+        };
+        assert!(matches!(
+            fields["t"],
+            FieldSpec::Text { max_utf16: Some(_) }
+        ));
+        assert!(matches!(
+            f["s"],
+            FieldSpec::StringList {
+                item_max_utf16: Some(_),
+                ..
+            }
+        ));
+        for ep in Catalog::builtin().endpoints() {
+            for (model, spec) in &ep.models {
+                for (name, field) in &spec.fields {
+                    assert_eq!(unbounded_text(field), None, "{}.{model}.{name}", ep.name);
+                }
+            }
+        }
+        // A catalog file may choose its own default.
+        let c = Catalog::from_json(
+            r#"{"text_max_utf16":7,"endpoints":{"x":{"operation":"text_to_video","models":{
+                "a":{"fields":{"p":{"type":"text"}},"price":{"flat":1}}}}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            c.endpoint("x").unwrap().models["a"].fields["p"],
+            FieldSpec::Text { max_utf16: Some(7) }
+        ));
+    }
+
+    #[test]
+    fn free_or_negative_prices_and_zero_second_durations_are_refused_at_load() {
+        for bad in [
+            r#""a":{"price":{}}"#,
+            r#""a":{"price":{"flat":0}}"#,
+            r#""a":{"price":{"flat":-3,"per_image":5}}"#,
+            r#""a":{"fields":{"duration":{"type":"number","min":0}},"price":{"per_second":2}}"#,
+            r#""a":{"fields":{"duration":{"type":"int"}},"price":{"per_second":2}}"#,
+            r#""a":{"price":{"per_second":2}}"#,
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+        for good in [
+            r#""a":{"price":{"flat":1}}"#,
+            r#""a":{"fields":{"duration":{"type":"number","min":1}},"price":{"per_second":0.5}}"#,
+            r#""a":{"fields":{"duration":{"type":"int","values":[5,10]}},"price":{"per_second":2}}"#,
+            r#""a":{"price":{"per_second":2,"default_seconds":5}}"#,
+        ] {
+            load(good).unwrap_or_else(|e| panic!("{good}: {e:?}"));
+        }
+        // A price override is checked like the file.
+        let mut c = Catalog::builtin();
+        let mut o = BTreeMap::new();
+        o.insert("gen4_turbo".to_string(), Price::default());
+        assert!(c.override_prices(&o).is_err());
+    }
+
+    #[test]
+    fn prices_saturate_instead_of_wrapping() {
+        let p = Price {
+            per_second: Some(1e300),
+            per_image: Some(i64::MAX),
+            flat: Some(i64::MAX),
+            ..Price::default()
+        };
+        let mut body = serde_json::Map::new();
+        body.insert("duration".into(), serde_json::json!(1e300));
+        body.insert("outputCount".into(), serde_json::json!(i64::MAX));
+        assert_eq!(p.credits_for(&body), i64::MAX);
+        body.insert("duration".into(), serde_json::json!(-5));
+        assert!(p.credits_for(&body) > 0);
     }
 }

@@ -185,6 +185,30 @@ fn expected_of(spec: &FieldSpec) -> &'static str {
     }
 }
 
+/// Whether `s` has more than `max` UTF-16 code units (how Runway counts string lengths). A
+/// string has at most as many units as bytes and at least a quarter as many, so the count is
+/// only taken when those cheap bounds cannot decide.
+pub fn longer_than_utf16(s: &str, max: usize) -> bool {
+    s.len() > max && (s.len() / 4 > max || s.encode_utf16().count() > max)
+}
+
+fn check_length(s: &str, max_utf16: Option<usize>, path: Vec<Value>, issues: &mut Vec<Issue>) {
+    let Some(max) = max_utf16 else { return };
+    if !longer_than_utf16(s, max) {
+        return;
+    }
+    issues.push(
+        Issue::new(
+            "too_big",
+            path,
+            format!("Too big: expected string to have <={max} characters"),
+        )
+        .with("maximum", max)
+        .with("origin", "string")
+        .with("inclusive", true),
+    );
+}
+
 fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Issue>) {
     let path = path.to_vec();
     match spec {
@@ -199,23 +223,7 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
                 .with("minimum", 1)
                 .with("origin", "string"),
             ),
-            Some(s) => {
-                if let Some(max) = max_utf16 {
-                    let units = s.encode_utf16().count();
-                    if units > *max {
-                        issues.push(
-                            Issue::new(
-                                "too_big",
-                                path,
-                                format!("Too big: expected string to have <={max} characters"),
-                            )
-                            .with("maximum", *max)
-                            .with("origin", "string")
-                            .with("inclusive", true),
-                        );
-                    }
-                }
-            }
+            Some(s) => check_length(s, *max_utf16, path, issues),
         },
         FieldSpec::Enum {
             values,
@@ -394,15 +402,19 @@ fn check_field(v: &Value, spec: &FieldSpec, path: &[Value], issues: &mut Vec<Iss
                 check_object(&rest, item_fields, &[], &ip, issues, &[]);
             }
         }
-        FieldSpec::StringList { max_items } => {
+        FieldSpec::StringList {
+            max_items,
+            item_max_utf16,
+        } => {
             let Some(items) = v.as_array() else {
                 issues.push(Issue::invalid_type(path, "array", Some(v)));
                 return;
             };
             count_check(items.len(), None, *max_items, &path, issues);
             for (i, item) in items.iter().enumerate() {
-                if !item.is_string() {
-                    issues.push(Issue::invalid_type(p(&path, i), "string", Some(item)));
+                match item.as_str() {
+                    Some(s) => check_length(s, *item_max_utf16, p(&path, i), issues),
+                    None => issues.push(Issue::invalid_type(p(&path, i), "string", Some(item))),
                 }
             }
         }
@@ -718,5 +730,23 @@ mod tests {
                    "promptImage": [{"uri": "https://example.com/a.jpg", "position": "last"}]}),
         );
         assert!(i.iter().any(|x| x.message.contains("first")), "{i:?}");
+    }
+
+    #[test]
+    fn a_huge_prompt_is_refused_for_every_text_field_without_its_own_bound() {
+        let c = crate::catalog::Catalog::builtin();
+        let ep = c.endpoint("sound_effect").unwrap();
+        let huge = "a".repeat(20 * 1024 * 1024);
+        let body = json!({"model": "eleven_text_to_sound_v2", "promptText": huge});
+        let issues = super::validate_body(ep, &body).unwrap_err();
+        assert_eq!(issues[0].code, "too_big");
+        assert_eq!(issues[0].path, vec![json!("promptText")]);
+        // Multi-byte text is counted in UTF-16 units, not bytes: 32,000 'é' (64,000 bytes) fit.
+        let fits = json!({"model": "eleven_text_to_sound_v2", "promptText": "é".repeat(crate::catalog::DEFAULT_TEXT_MAX_UTF16)});
+        assert!(
+            super::validate_body(ep, &fits).is_ok(),
+            "{:?}",
+            super::validate_body(ep, &fits)
+        );
     }
 }

@@ -37,6 +37,9 @@ pub trait Store: Send + Sync + 'static {
 
     // --- accounts and keys
     async fn create_account(&self, name: &str, credits: i64) -> Result<Account>;
+    /// An account with its settings and (optionally) its first API key, all in one
+    /// transaction; answers the account and the key's id.
+    async fn open_account(&self, new: &NewAccount) -> Result<(Account, Option<String>)>;
     async fn get_account(&self, id: &str) -> Result<Option<Account>>;
     async fn count_accounts(&self) -> Result<i64>;
     async fn list_accounts(&self) -> Result<Vec<Account>>;

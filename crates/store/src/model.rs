@@ -387,3 +387,31 @@ pub struct ServedMedia {
     /// The task was deleted by its client.
     pub deleted: bool,
 }
+
+/// What [`crate::Store::open_account`] creates.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount {
+    pub name: String,
+    pub credits: i64,
+    pub price_multiplier: Option<f64>,
+    pub max_active_tasks: Option<i64>,
+    pub key: Option<NewKey>,
+    /// The webhook signing secret (sealed before it is stored); generated when absent.
+    pub webhook_secret: Option<String>,
+}
+
+/// An API key to store: its hash and the prefix shown in listings, never the key.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub hash: String,
+    pub prefix: String,
+}
+
+impl NewKey {
+    pub fn for_key(key: &str) -> NewKey {
+        NewKey {
+            hash: crate::hash_api_key(key),
+            prefix: key[..12.min(key.len())].to_string(),
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! HTTP to those calls and [`AdminError`] back to HTTP.
 
 mod error;
-mod handlers;
+pub(crate) mod handlers;
 pub mod ops;
 
 use axum::extract::FromRequestParts;

@@ -257,22 +257,23 @@ pub async fn create_account(
     let multiplier = new.price_multiplier.map(check_multiplier).transpose()?;
     let cap = new.max_active_tasks.map(check_cap).transpose()?;
 
-    let mut account = store.create_account(name, credits).await?;
-    if multiplier.is_some() || cap.is_some() {
-        account = store
-            .set_account_limits(&account.id, multiplier, cap.map(Some))
-            .await?
-            .ok_or_else(|| no_account(&account.id))?;
-    }
-    let key = create_key(store, &account.id).await?;
-    let secrets = store
-        .webhook_secrets(&account.id)
-        .await?
-        .ok_or_else(|| no_account(&account.id))?;
+    let api_key = reelay_store::generate_api_key();
+    let webhook_secret = reelay_store::generate_webhook_secret();
+    // One transaction, and nothing read after it: an error answer never hides an account.
+    let (account, _) = store
+        .open_account(&reelay_store::NewAccount {
+            name: name.to_string(),
+            credits,
+            price_multiplier: multiplier,
+            max_active_tasks: cap,
+            key: Some(reelay_store::NewKey::for_key(&api_key)),
+            webhook_secret: Some(webhook_secret.clone()),
+        })
+        .await?;
     Ok(AccountCreated {
         account_id: account.id.clone(),
-        api_key: key.api_key,
-        webhook_secret: secrets.current,
+        api_key,
+        webhook_secret,
         account,
     })
 }

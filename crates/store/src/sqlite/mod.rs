@@ -20,8 +20,8 @@ use sqlx::{Row, SqlitePool};
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
     CancelOutcome, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation, MediaObject,
-    NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskUpdate, WebhookAttempt,
-    WebhookMessage, WebhookNext, WebhookSecrets,
+    NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskUpdate,
+    WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
 };
 use rows::{account_from_row, key_from_row, ledger_from_row, task_from_row, TASK_COLUMNS};
 
@@ -191,6 +191,16 @@ impl Store for SqliteStore {
     }
 
     async fn create_account(&self, name: &str, credits: i64) -> Result<Account> {
+        let new = NewAccount {
+            name: name.into(),
+            credits,
+            ..NewAccount::default()
+        };
+        Ok(self.open_account(&new).await?.0)
+    }
+
+    async fn open_account(&self, new: &NewAccount) -> Result<(Account, Option<String>)> {
+        let credits = new.credits;
         if !(0..=crate::MAX_BALANCE).contains(&credits) {
             return Err(StoreError::Invalid(format!(
                 "initial credits must be between 0 and {}, got {credits}",
@@ -198,20 +208,50 @@ impl Store for SqliteStore {
             )));
         }
         let id = format!("acct_{}", uuid::Uuid::now_v7().simple());
+        let now = now_ms();
+        // Account, initial credits, limits and first key in one transaction: a failure at
+        // any step leaves no half-made account behind an error answer.
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO accounts (id, name, credits_available, webhook_secret, created_at)
-             VALUES (?, ?, 0, ?, ?)",
+            "INSERT INTO accounts (id, name, credits_available, webhook_secret, created_at,
+                                   price_multiplier, max_active_tasks)
+             VALUES (?, ?, 0, ?, ?, ?, ?)",
         )
         .bind(&id)
-        .bind(name)
-        .bind(self.secrets.seal(&crate::generate_webhook_secret()))
-        .bind(now_ms())
+        .bind(&new.name)
+        .bind(
+            self.secrets.seal(
+                &new.webhook_secret
+                    .clone()
+                    .unwrap_or_else(crate::generate_webhook_secret),
+            ),
+        )
+        .bind(now)
+        .bind(new.price_multiplier.unwrap_or(1.0))
+        .bind(new.max_active_tasks)
         .execute(&mut *tx)
         .await?;
         if credits > 0 {
             credits::credit(&mut tx, &id, LedgerKind::Topup, credits, "initial credits").await?;
         }
+        let key_id = match &new.key {
+            Some(key) => {
+                let key_id = format!("kid_{}", uuid::Uuid::now_v7().simple());
+                sqlx::query(
+                    "INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at)
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&key_id)
+                .bind(&id)
+                .bind(&key.hash)
+                .bind(&key.prefix)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Some(key_id)
+            }
+            None => None,
+        };
         let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
             .bind(&id)
             .fetch_one(&mut *tx)
@@ -220,7 +260,7 @@ impl Store for SqliteStore {
         // that stands.
         let account = account_from_row(&row)?;
         tx.commit().await?;
-        Ok(account)
+        Ok((account, key_id))
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>> {

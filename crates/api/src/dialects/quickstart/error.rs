@@ -36,7 +36,7 @@ pub enum QsError {
 }
 
 impl QsError {
-    fn code(&self) -> u16 {
+    pub(crate) fn code(&self) -> u16 {
         match self {
             QsError::BadRequest(_) => 400,
             QsError::Unauthorized => 401,

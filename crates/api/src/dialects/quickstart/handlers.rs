@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::fetch::{fetch, Kind};
 use super::mapping::Mapping;
-use super::request::{self, Body};
+use super::request;
 use super::{media_of, view, QsError};
 use crate::accept;
 use crate::auth::{authenticate, bearer};
@@ -27,15 +27,7 @@ fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, QsE
             QsError::BadRequest(format!("Bad request: {e}"))
         }
     })?;
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(QsError::BadRequest(
-            "Bad request: the body must be a JSON object".into(),
-        )),
-        Err(e) => Err(QsError::BadRequest(format!(
-            "Bad request: malformed JSON: {e}"
-        ))),
-    }
+    request::parse_object(&body)
 }
 
 async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, QsError> {
@@ -43,15 +35,14 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, Q
 }
 
 /// `callBackUrl`, refused now when it is refused on its face (scheme, private address).
-fn callback_url(state: &AppState, b: &mut Body) -> Result<Option<String>, QsError> {
-    let Some(url) = b.text("callBackUrl")? else {
-        return Ok(None);
-    };
-    state
-        .outbound
-        .check_url(&url)
-        .map_err(|r| QsError::Validation(format!("callBackUrl is refused: {r}")))?;
-    Ok(Some(url))
+fn check_callback(state: &AppState, url: Option<String>) -> Result<Option<String>, QsError> {
+    if let Some(url) = &url {
+        state
+            .outbound
+            .check_url(url)
+            .map_err(|r| QsError::Validation(format!("callBackUrl is refused: {r}")))?;
+    }
+    Ok(url)
 }
 
 /// What a create turns into before the shared accept path.
@@ -107,24 +98,13 @@ pub async fn generate(
     let principal = principal(&state, &headers).await?;
     let obj = object(body)?;
     let m: &Mapping = &state.quickstart.mapping;
-    let mut b = Body::new(&obj);
-    let prompt = request::prompt(m, &mut b)?;
-    let duration = request::duration(m, &mut b)?;
-    let quality = request::quality(m, &mut b)?;
-    let aspect = b.text("aspectRatio")?;
-    let image_url = b.text("imageUrl")?;
-    let water_mark = b.string("waterMark")?.unwrap_or_default();
-    let callback = callback_url(&state, &mut b)?;
-    let expand = b.bool("expandPrompt")?.unwrap_or(false);
-    b.done()?;
-    request::check_combination(m, duration, &quality)?;
+    let r = request::read_generate(m, &obj)?;
+    let callback = check_callback(&state, r.callback)?;
+    let (prompt, duration, quality, image_url) = (r.prompt, r.duration, r.quality, r.image_url);
 
     let (endpoint, runway_body, ratio) = match &image_url {
         Some(url) => {
             // The image decides the ratio (decision 6): `aspectRatio` is accepted, not used.
-            if let Some(a) = &aspect {
-                request::one_of("aspectRatio", a, &m.aspect_ratios)?;
-            }
             let target = &m.image[&quality];
             let image = fetch(&state, "imageUrl", url, Kind::Image, m.max_image_bytes).await?;
             let (w, h) = image.size.unwrap_or((16, 9));
@@ -134,10 +114,7 @@ pub async fn generate(
             ("image_to_video", body, ratio)
         }
         None => {
-            let a = aspect.ok_or_else(|| {
-                QsError::Validation("aspectRatio is required without imageUrl".into())
-            })?;
-            request::one_of("aspectRatio", &a, &m.aspect_ratios)?;
+            let a = r.aspect.unwrap_or_default();
             let target = m.text[&quality].get(&a).ok_or_else(|| {
                 QsError::Validation(format!("no {quality} mapping for aspectRatio {a}"))
             })?;
@@ -150,8 +127,8 @@ pub async fn generate(
         "kind": "generate",
         "parentTaskId": "",
         "generateParam": {"prompt": prompt, "imageUrl": image_url.unwrap_or_default(),
-                          "expandPrompt": expand},
-        "quality": quality, "duration": duration, "ratio": ratio, "waterMark": water_mark,
+                          "expandPrompt": r.expand},
+        "quality": quality, "duration": duration, "ratio": ratio, "waterMark": r.water_mark,
     });
     submit(
         &state,
@@ -177,17 +154,9 @@ pub async fn extend(
     let principal = principal(&state, &headers).await?;
     let obj = object(body)?;
     let m: &Mapping = &state.quickstart.mapping;
-    let mut b = Body::new(&obj);
-    let parent_id = b.required("taskId")?;
-    let prompt = request::prompt(m, &mut b)?;
-    let quality = request::quality(m, &mut b)?;
-    let water_mark = b.string("waterMark")?.unwrap_or_default();
-    let callback = callback_url(&state, &mut b)?;
-    // In kie.ai's example, not its field list; the extension starts from the parent's last
-    // frame whatever this says.
-    let _ = b.text("imageUrl")?;
-    let expand = b.bool("expandPrompt")?.unwrap_or(false);
-    b.done()?;
+    let r = request::read_extend(m, &obj)?;
+    let callback = check_callback(&state, r.callback)?;
+    let (parent_id, prompt, quality) = (r.parent_id, r.prompt, r.quality);
 
     // Another account's task and a missing one get the same answer (decision 17).
     let parent = state
@@ -229,8 +198,8 @@ pub async fn extend(
     let params = json!({
         "kind": "extend",
         "parentTaskId": parent.id,
-        "generateParam": {"prompt": prompt, "imageUrl": frame.url, "expandPrompt": expand},
-        "quality": quality, "duration": duration, "ratio": ratio, "waterMark": water_mark,
+        "generateParam": {"prompt": prompt, "imageUrl": frame.url, "expandPrompt": r.expand},
+        "quality": quality, "duration": duration, "ratio": ratio, "waterMark": r.water_mark,
     });
     submit(
         &state,
@@ -256,20 +225,10 @@ pub async fn aleph_generate(
     let principal = principal(&state, &headers).await?;
     let obj = object(body)?;
     let m: &Mapping = &state.quickstart.mapping;
-    let mut b = Body::new(&obj);
-    let prompt = request::prompt(m, &mut b)?;
-    let video_url = b.required("videoUrl")?;
-    let callback = callback_url(&state, &mut b)?;
-    let water_mark = b.string("waterMark")?.unwrap_or_default();
-    // A storage-region switch of kie.ai's; reelay has its own media store (decision 18).
-    let _upload_cn = b.bool("uploadCn")?;
-    let aspect = b.text("aspectRatio")?;
-    let seed = b.int("seed", 0, 4_294_967_295)?;
-    let reference = b.text("referenceImage")?;
-    b.done()?;
-    if let Some(a) = &aspect {
-        request::one_of("aspectRatio", a, &m.aleph.aspect_ratios)?;
-    }
+    let r = request::read_aleph(m, &obj)?;
+    let callback = check_callback(&state, r.callback)?;
+    let (prompt, video_url, aspect, seed, reference) =
+        (r.prompt, r.video_url, r.aspect, r.seed, r.reference);
     let video = fetch(
         &state,
         "videoUrl",
@@ -301,7 +260,7 @@ pub async fn aleph_generate(
     }
     let mut request = obj.clone();
     request.remove("callBackUrl");
-    let params = json!({"kind": "aleph", "request": request, "waterMark": water_mark});
+    let params = json!({"kind": "aleph", "request": request, "waterMark": r.water_mark});
     submit(
         &state,
         &headers,

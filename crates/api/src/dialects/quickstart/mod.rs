@@ -7,7 +7,7 @@ mod error;
 mod fetch;
 mod handlers;
 mod mapping;
-mod request;
+pub(crate) mod request;
 mod view;
 
 use axum::routing::{get, post};

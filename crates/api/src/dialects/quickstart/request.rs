@@ -10,6 +10,9 @@ fn invalid(msg: impl Into<String>) -> QsError {
     QsError::Validation(msg.into())
 }
 
+/// Fields that hold a media URL or data URI; every other string is text.
+const MEDIA_FIELDS: [&str; 3] = ["imageUrl", "videoUrl", "referenceImage"];
+
 /// Fields of one body, remembering which were read.
 pub struct Body<'a> {
     obj: &'a Map<String, Value>,
@@ -27,8 +30,12 @@ impl<'a> Body<'a> {
     }
 
     pub fn string(&mut self, name: &'static str) -> Result<Option<String>, QsError> {
+        let max = crate::dialects::string_bound(MEDIA_FIELDS.contains(&name));
         match self.get(name) {
             None => Ok(None),
+            Some(Value::String(s)) if crate::dialects::longer_than_utf16(s, max) => {
+                Err(invalid(format!("{name} must be at most {max} characters")))
+            }
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(invalid(format!("{name} must be a string"))),
         }
@@ -167,6 +174,136 @@ pub fn check_combination(m: &Mapping, duration: i64, quality: &str) -> Result<()
         Some(i) => Err(invalid(i.message.clone())),
         None => Ok(()),
     }
+}
+
+/// A body as JSON: an object, or the dialect's 400.
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, QsError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(QsError::BadRequest(
+            "Bad request: the body must be a JSON object".into(),
+        )),
+        Err(e) => Err(QsError::BadRequest(format!(
+            "Bad request: malformed JSON: {e}"
+        ))),
+    }
+}
+
+/// `POST /api/v1/runway/generate` (§3.1), read and checked; nothing here does I/O, so the
+/// fuzz target can drive it. `callback` is checked for SSRF by the handler.
+#[derive(Debug)]
+pub struct GenerateRequest {
+    pub prompt: String,
+    pub duration: i64,
+    pub quality: String,
+    /// Checked against the mapping's ratios; required (and then present) without `image_url`.
+    pub aspect: Option<String>,
+    pub image_url: Option<String>,
+    pub water_mark: String,
+    pub callback: Option<String>,
+    pub expand: bool,
+}
+
+pub fn read_generate(m: &Mapping, obj: &Map<String, Value>) -> Result<GenerateRequest, QsError> {
+    let mut b = Body::new(obj);
+    let prompt = prompt(m, &mut b)?;
+    let duration = duration(m, &mut b)?;
+    let quality = quality(m, &mut b)?;
+    let aspect = b.text("aspectRatio")?;
+    let image_url = b.text("imageUrl")?;
+    let water_mark = b.string("waterMark")?.unwrap_or_default();
+    let callback = b.text("callBackUrl")?;
+    let expand = b.bool("expandPrompt")?.unwrap_or(false);
+    b.done()?;
+    check_combination(m, duration, &quality)?;
+    match (&aspect, &image_url) {
+        (Some(a), _) => one_of("aspectRatio", a, &m.aspect_ratios)?,
+        (None, None) => {
+            return Err(invalid("aspectRatio is required without imageUrl"));
+        }
+        (None, Some(_)) => {}
+    }
+    Ok(GenerateRequest {
+        prompt,
+        duration,
+        quality,
+        aspect,
+        image_url,
+        water_mark,
+        callback,
+        expand,
+    })
+}
+
+/// `POST /api/v1/runway/extend` (§5.1), read and checked.
+#[derive(Debug)]
+pub struct ExtendRequest {
+    pub parent_id: String,
+    pub prompt: String,
+    pub quality: String,
+    pub water_mark: String,
+    pub callback: Option<String>,
+    pub expand: bool,
+}
+
+pub fn read_extend(m: &Mapping, obj: &Map<String, Value>) -> Result<ExtendRequest, QsError> {
+    let mut b = Body::new(obj);
+    let parent_id = b.required("taskId")?;
+    let prompt = prompt(m, &mut b)?;
+    let quality = quality(m, &mut b)?;
+    let water_mark = b.string("waterMark")?.unwrap_or_default();
+    let callback = b.text("callBackUrl")?;
+    // In kie.ai's example, not its field list; the extension starts from the parent's last
+    // frame whatever this says.
+    let _ = b.text("imageUrl")?;
+    let expand = b.bool("expandPrompt")?.unwrap_or(false);
+    b.done()?;
+    Ok(ExtendRequest {
+        parent_id,
+        prompt,
+        quality,
+        water_mark,
+        callback,
+        expand,
+    })
+}
+
+/// `POST /api/v1/aleph/generate` (§7.1), read and checked.
+#[derive(Debug)]
+pub struct AlephRequest {
+    pub prompt: String,
+    pub video_url: String,
+    pub callback: Option<String>,
+    pub water_mark: String,
+    pub aspect: Option<String>,
+    pub seed: Option<i64>,
+    pub reference: Option<String>,
+}
+
+pub fn read_aleph(m: &Mapping, obj: &Map<String, Value>) -> Result<AlephRequest, QsError> {
+    let mut b = Body::new(obj);
+    let prompt = prompt(m, &mut b)?;
+    let video_url = b.required("videoUrl")?;
+    let callback = b.text("callBackUrl")?;
+    let water_mark = b.string("waterMark")?.unwrap_or_default();
+    // A storage-region switch of kie.ai's; reelay has its own media store (decision 18).
+    let _upload_cn = b.bool("uploadCn")?;
+    let aspect = b.text("aspectRatio")?;
+    let seed = b.int("seed", 0, 4_294_967_295)?;
+    let reference = b.text("referenceImage")?;
+    b.done()?;
+    if let Some(a) = &aspect {
+        one_of("aspectRatio", a, &m.aleph.aspect_ratios)?;
+    }
+    Ok(AlephRequest {
+        prompt,
+        video_url,
+        callback,
+        water_mark,
+        aspect,
+        seed,
+        reference,
+    })
 }
 
 /// `value` must be one of `allowed` (an aspect ratio list, say).

@@ -48,16 +48,7 @@ fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, Rev
             ReverseError::Invalid(format!("could not read the body: {e}"))
         }
     })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(ReverseError::Invalid(
-            "the body must be a JSON object".into(),
-        )),
-        Err(e) => Err(ReverseError::Invalid(format!("malformed JSON: {e}"))),
-    }
+    super::request::parse_object(&body)
 }
 
 /// `Authorization: Bearer <key>`, `Authorization: <key>` (DuomiAPI), or — only when there is

@@ -4,7 +4,7 @@
 
 mod error;
 mod handlers;
-mod request;
+pub(crate) mod request;
 mod view;
 
 use axum::routing::post;

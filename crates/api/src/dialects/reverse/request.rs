@@ -96,6 +96,9 @@ pub struct Translated {
     pub callback_url: Option<String>,
 }
 
+/// Fields that hold a media URL or data URI; every other string is text.
+const MEDIA_FIELDS: [&str; 4] = ["image", "last_image", "video", "character_video"];
+
 /// Reads fields off an object, remembering which were read so the rest can be refused.
 struct Fields<'a> {
     obj: &'a Map<String, Value>,
@@ -122,9 +125,13 @@ impl<'a> Fields<'a> {
     }
 
     fn string(&mut self, name: &'static str) -> Result<Option<String>, ReverseError> {
+        let max = crate::dialects::string_bound(MEDIA_FIELDS.contains(&name));
         match self.get(name) {
             None => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) if crate::dialects::longer_than_utf16(s, max) => Err(bad(
+                format!("{}{name} must be at most {max} characters", self.prefix),
+            )),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(bad(format!("{}{name} must be a string", self.prefix))),
         }
@@ -447,6 +454,18 @@ pub fn act_one(
     })
 }
 
+/// A body as JSON: an object (an absent body is an empty one), or the dialect's 400.
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ReverseError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(bad("the body must be a JSON object")),
+        Err(e) => Err(bad(format!("malformed JSON: {e}"))),
+    }
+}
+
 fn callback(top: &mut Fields, required: bool) -> Result<Option<String>, ReverseError> {
     match top.string("callback_url")? {
         None if required => Err(ReverseError::CallbackUrlEmpty),
@@ -535,6 +554,12 @@ mod tests {
                 .contains("options.motion_vector.x")
         );
         assert!(err(json!({"prompt": "x", "seed": -1})).contains("seed"));
+        let long = "s".repeat(reelay_core::catalog::DEFAULT_TEXT_MAX_UTF16 + 1);
+        assert!(err(json!({"prompt": "x", "style": long})).contains("style must be at most"));
+        assert!(err(json!({"prompt": long})).contains("prompt must be at most"));
+        // A media field may hold a data URI far longer than any text.
+        let uri = format!("data:image/png;base64,{}", "A".repeat(100_000));
+        assert!(generate(&m, &obj(json!({"image": uri})), false).is_ok());
         assert!(matches!(
             generate(&m, &obj(json!({"prompt": "x"})), true),
             Err(ReverseError::CallbackUrlEmpty)

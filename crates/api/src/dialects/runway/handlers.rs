@@ -52,9 +52,7 @@ pub async fn create(
     let insufficient = state.config.runway_insufficient_credits_status;
     let idempotency_key =
         accept::idempotency_key(&headers).map_err(|e| RunwayError::from_accept(e, insufficient))?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| RunwayError::BadRequest(format!("Invalid JSON in request body: {e}")))?;
-    let mut spec = TaskSpec::parse(&state.catalog, endpoint, &value)?;
+    let (value, mut spec) = parse_body(&state.catalog, endpoint, &body)?;
     spec.callback_url = callback_url(&state, &headers)?;
     let accepted = accept::accept(
         &state,
@@ -77,6 +75,18 @@ pub async fn create(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
+}
+
+/// A create body, read and checked against the catalog: no I/O, so the fuzz target drives it.
+pub(crate) fn parse_body(
+    catalog: &reelay_core::Catalog,
+    endpoint: &str,
+    body: &[u8],
+) -> Result<(Value, TaskSpec), RunwayError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| RunwayError::BadRequest(format!("Invalid JSON in request body: {e}")))?;
+    let spec = TaskSpec::parse(catalog, endpoint, &value)?;
+    Ok((value, spec))
 }
 
 /// reelay's extension: `X-Reelay-Callback-Url` asks for signed webhooks (see `view::callback`).

@@ -9,6 +9,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::RunwayError;
+#[cfg(test)]
+pub(crate) use handlers::parse_body;
 pub use view::callback;
 
 use crate::AppState;
