@@ -7,8 +7,10 @@
 mod error;
 mod keys;
 mod model;
+pub(crate) mod rows;
 pub mod rules;
 mod secrets;
+pub(crate) mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;

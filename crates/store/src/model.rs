@@ -1,7 +1,7 @@
 use reelay_core::{TaskSpec, TaskState};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Account {
     pub id: String,
     pub name: String,
@@ -16,7 +16,7 @@ pub struct Account {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ApiKey {
     pub id: String,
     pub account_id: String,
@@ -61,10 +61,11 @@ impl LedgerKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct LedgerEntry {
     pub seq: i64,
     pub account_id: String,
+    #[sqlx(try_from = "String")]
     pub kind: LedgerKind,
     pub amount: i64,
     pub task_id: Option<String>,
@@ -353,11 +354,12 @@ impl MediaKind {
 }
 
 /// One object in the media store, stored under the key `<task_id>/<name>`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct MediaObject {
     pub task_id: String,
     /// `0.mp4`, `0.poster.jpg`, ...
     pub name: String,
+    #[sqlx(try_from = "String")]
     pub kind: MediaKind,
     /// The output it is (or was derived from).
     pub output_index: i64,

@@ -144,5 +144,5 @@ pub async fn credit(
         .bind(account_id)
         .fetch_one(&mut *conn)
         .await?;
-    Ok(Credited::Done(super::rows::account_from_row(&row)?))
+    Ok(Credited::Done(crate::rows::account_from_row(&row)?))
 }

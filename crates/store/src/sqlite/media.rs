@@ -1,49 +1,12 @@
 //! Archived media: the objects of each task, what serving one needs, and the sweeper's queries.
 
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use super::Bind;
-use crate::{MediaKind, MediaObject, Result, ServedMedia, StoreError, TaskUpdate};
+use crate::{MediaObject, Result, ServedMedia};
 
-const COLUMNS: &str =
-    "task_id, name, kind, output_index, content_type, size, sha256, source_url, created_at";
+use crate::rows::{object_from_row, served_from_row, MEDIA_COLUMNS as COLUMNS};
 
 /// The `SET` parts of a task update that concern media.
-pub(super) fn update_columns(u: &TaskUpdate, set: &mut Vec<String>, binds: &mut Vec<Bind>) {
-    if let Some(p) = &u.poster {
-        set.push("poster = ?".into());
-        binds.push(Bind::S(p.clone()));
-    }
-    if let Some(l) = &u.last_frame {
-        set.push("last_frame = ?".into());
-        binds.push(Bind::S(l.clone()));
-    }
-    if let Some(e) = u.expires_at {
-        set.push("expires_at = ?".into());
-        binds.push(Bind::I(e));
-    }
-    if let Some(a) = u.archive_started_at {
-        set.push("archive_started_at = COALESCE(archive_started_at, ?)".into());
-        binds.push(Bind::I(a));
-    }
-}
-
-fn object_from_row(r: &SqliteRow) -> Result<MediaObject> {
-    let kind: String = r.try_get("kind")?;
-    Ok(MediaObject {
-        task_id: r.try_get("task_id")?,
-        name: r.try_get("name")?,
-        kind: MediaKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(kind.clone()))?,
-        output_index: r.try_get("output_index")?,
-        content_type: r.try_get("content_type")?,
-        size: r.try_get("size")?,
-        sha256: r.try_get("sha256")?,
-        source_url: r.try_get("source_url")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
 pub(super) async fn record(write: &SqlitePool, objects: &[MediaObject]) -> Result<()> {
     if objects.is_empty() {
         return Ok(());
@@ -106,13 +69,7 @@ pub(super) async fn served(
     .bind(name)
     .fetch_optional(read)
     .await?;
-    let Some(r) = row else { return Ok(None) };
-    Ok(Some(ServedMedia {
-        object: object_from_row(&r)?,
-        account_id: r.try_get("account_id")?,
-        expires_at: r.try_get("expires_at")?,
-        deleted: r.try_get::<i64, _>("deleted")? != 0,
-    }))
+    row.as_ref().map(served_from_row).transpose()
 }
 
 pub(super) async fn expired(read: &SqlitePool, now: i64, limit: i64) -> Result<Vec<String>> {

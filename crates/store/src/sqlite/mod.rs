@@ -5,7 +5,6 @@
 
 mod credits;
 mod media;
-mod rows;
 mod webhooks;
 
 use std::str::FromStr;
@@ -17,13 +16,16 @@ use reelay_core::TaskState;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use crate::rows::{
+    self, account_from_row, key_from_row, ledger_from_row, task_from_row, TASK_COLUMNS,
+};
+use crate::rules::{self, CancelPlan};
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
     CancelOutcome, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation, MediaObject,
     NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskUpdate,
     WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
 };
-use rows::{account_from_row, key_from_row, ledger_from_row, task_from_row, TASK_COLUMNS};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -147,9 +149,13 @@ impl SqliteStore {
     }
 }
 
-/// Tasks holding an upstream slot on channel `?`: submitting, running, or throttled upstream.
-const IN_FLIGHT_SQL: &str = "SELECT COUNT(*) FROM tasks WHERE channel = ? AND next_attempt_at IS NOT NULL
-     AND state IN ('submitting', 'running', 'throttled') AND (state != 'throttled' OR upstream_id IS NOT NULL)";
+/// Tasks holding an upstream slot on channel `?` (see [`rules::IN_FLIGHT`]).
+fn in_flight_sql() -> String {
+    format!(
+        "SELECT COUNT(*) FROM tasks WHERE channel = ? AND {}",
+        rules::IN_FLIGHT
+    )
+}
 
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -359,9 +365,10 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::NotFound(format!("account {}", task.account_id)))?;
         let own_cap: Option<i64> = account.try_get("max_active_tasks")?;
         if let Some(limit) = own_cap.or(acceptance.max_active_tasks) {
-            let active: i64 = sqlx::query(
-                "SELECT COUNT(*) FROM tasks WHERE account_id = ? AND next_attempt_at IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled')",
-            )
+            let active: i64 = sqlx::query(&format!(
+                "SELECT COUNT(*) FROM tasks WHERE account_id = ? AND {}",
+                rules::LIVE
+            ))
             .bind(&task.account_id)
             .fetch_one(&mut *tx)
             .await?
@@ -497,7 +504,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_in_flight(&self, channel: &str) -> Result<i64> {
-        Ok(sqlx::query(IN_FLIGHT_SQL)
+        Ok(sqlx::query(&in_flight_sql())
             .bind(channel)
             .fetch_one(&self.read)
             .await?
@@ -518,22 +525,12 @@ impl Store for SqliteStore {
         let state =
             TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
         let owner: Option<String> = current.try_get("lease_owner")?;
-        if !u.from.contains(&state) {
+        if !rules::admits(&u, state, owner.as_deref()) {
             return Ok(None);
-        }
-        if let Some(want) = &u.lease_owner {
-            if owner.as_deref() != Some(want.as_str()) {
-                return Ok(None);
-            }
-        }
-        if let Some(to) = u.to {
-            if !state.can_move_to(to) {
-                return Ok(None);
-            }
         }
         if let (Some(cap), Some(channel)) = (u.channel_cap, &u.channel) {
             // Under the write lock (BEGIN IMMEDIATE): the count cannot change before the update.
-            let others: i64 = sqlx::query(&format!("{IN_FLIGHT_SQL} AND id != ?"))
+            let others: i64 = sqlx::query(&format!("{} AND id != ?", in_flight_sql()))
                 .bind(channel)
                 .bind(&u.task_id)
                 .fetch_one(&mut *tx)
@@ -543,105 +540,16 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
         }
-        let mut set = vec!["updated_at = ?".to_string()];
-        let mut binds: Vec<Bind> = vec![Bind::I(now)];
-        if let Some(to) = u.to {
-            set.push("state = ?".into());
-            binds.push(Bind::S(to.as_str().into()));
-            if to == TaskState::Submitting {
-                set.push("started_at = COALESCE(started_at, ?)".into());
-                binds.push(Bind::I(now));
-            }
-            if to.is_terminal() {
-                set.push("finished_at = ?".into());
-                binds.push(Bind::I(now));
-                if to == TaskState::Succeeded {
-                    set.push("progress = 1".into());
-                }
-                // A finished task has nothing left to do unless the caller says otherwise
-                // (an owed upstream cancel), so it never comes due again by accident.
-                if u.next_attempt_at.is_none() {
-                    set.push("next_attempt_at = NULL".into());
-                }
-            }
-        }
-        if let Some(p) = u.progress {
-            set.push("progress = ?".into());
-            binds.push(Bind::F(p));
-        }
-        if let Some(c) = &u.channel {
-            set.push("channel = ?".into());
-            binds.push(Bind::S(c.clone()));
-        }
-        if let Some(id) = &u.upstream_id {
-            set.push("upstream_id = ?".into());
-            binds.push(Bind::S(id.clone()));
-        }
-        if u.bump_attempts {
-            set.push("attempts = attempts + 1".into());
-        }
-        if let Some(next) = u.next_attempt_at {
-            set.push("next_attempt_at = ?".into());
-            binds.push(Bind::OI(next));
-        }
-        if u.release_lease {
-            set.push("lease_owner = NULL, lease_until = NULL".into());
-        }
-        if let Some(c) = u.cancel_upstream {
-            set.push("cancel_upstream = ?".into());
-            binds.push(Bind::I(c as i64));
-        }
-        if let Some((code, msg)) = &u.failure {
-            set.push("failure_code = ?, failure_message = ?".into());
-            binds.push(Bind::S(code.clone()));
-            binds.push(Bind::S(msg.clone()));
-        }
-        if let Some(o) = &u.outputs {
-            set.push("outputs = ?".into());
-            binds.push(Bind::S(serde_json::to_string(o).unwrap_or_default()));
-        }
-        if let Some(o) = &u.upstream_outputs {
-            set.push("upstream_outputs = ?".into());
-            binds.push(Bind::S(serde_json::to_string(o).unwrap_or_default()));
-        }
-        media::update_columns(&u, &mut set, &mut binds);
-        // The condition is repeated in the UPDATE itself so it holds on a backend whose
-        // transactions do not take the write lock up front.
-        let owner_check = if u.lease_owner.is_some() {
-            " AND lease_owner = ?"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "UPDATE tasks SET {} WHERE id = ? AND state = ?{owner_check} RETURNING {TASK_COLUMNS}",
-            set.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for b in binds {
-            q = match b {
-                Bind::I(v) => q.bind(v),
-                Bind::OI(v) => q.bind(v),
-                Bind::F(v) => q.bind(v),
-                Bind::S(v) => q.bind(v),
-            };
-        }
-        q = q.bind(&u.task_id).bind(state.as_str());
-        if let Some(owner) = &u.lease_owner {
-            q = q.bind(owner);
-        }
-        let row = q.fetch_optional(&mut *tx).await?;
+        let row = crate::sql::task_update::<sqlx::Sqlite>(&u, state, now)
+            .build()
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else { return Ok(None) };
-        if let Some(to) = u.to.filter(|to| *to != state && to.is_terminal()) {
-            // Engine-side endings: success is charged, failure and upstream cancellation are
-            // refunded — in this same transaction, so a task never ends without its settlement.
-            let kind = if to == TaskState::Succeeded {
-                LedgerKind::Capture
-            } else {
-                LedgerKind::Refund
-            };
-            credits::settle(&mut tx, &u.task_id, kind, &format!("task {}", to.as_str())).await?;
+        let settled = rules::settlement(state, u.to);
+        if let Some((kind, reason)) = &settled {
+            credits::settle(&mut tx, &u.task_id, *kind, reason).await?;
         }
-        let row = if u.to.is_some_and(|to| to.is_terminal() && to != state) {
+        let row = if settled.is_some() {
             sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
                 .bind(&u.task_id)
                 .fetch_one(&mut *tx)
@@ -650,14 +558,7 @@ impl Store for SqliteStore {
             row
         };
         if let Some(to) = u.to.filter(|to| *to != state) {
-            let mut data = u
-                .event_data
-                .clone()
-                .unwrap_or_else(|| serde_json::json!({}));
-            if let Some((code, msg)) = &u.failure {
-                data["failure_code"] = code.clone().into();
-                data["failure"] = msg.clone().into();
-            }
+            let data = rules::event_data(&u);
             insert_event(&mut tx, &u.task_id, Some(state), to, &data, now).await?;
         }
         let task = task_from_row(&row)?;
@@ -936,9 +837,11 @@ impl Store for SqliteStore {
             TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
         let upstream_id: Option<String> = row.try_get("upstream_id")?;
         let mut enqueued = false;
-        let outcome = if state.is_terminal() {
-            // A deleted task's media go with it: the sweeper takes them on its next pass.
-            sqlx::query(
+        let outcome = match rules::cancel_plan(state, upstream_id.is_some(), refund_after_upstream)
+        {
+            CancelPlan::Delete => {
+                // A deleted task's media go with it: the sweeper takes them on its next pass.
+                sqlx::query(
                 "UPDATE tasks SET deleted = 1, updated_at = ?,
                         expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE MIN(expires_at, ?) END
                  WHERE id = ?",
@@ -948,12 +851,15 @@ impl Store for SqliteStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            CancelOutcome::Deleted
-        } else {
-            // An upstream job (or a submit whose outcome is not known yet) must be cancelled
-            // upstream too; the engine owes that call while `cancel_upstream` is set.
-            let owes_upstream = upstream_id.is_some() || state == TaskState::Submitting;
-            sqlx::query(
+                CancelOutcome::Deleted
+            }
+            CancelPlan::Cancel {
+                owes_upstream,
+                keep_lease,
+                settle,
+            } => {
+                // While `cancel_upstream` is set the engine owes the upstream its cancel call.
+                sqlx::query(
                 "UPDATE tasks SET state = 'cancelled', deleted = 1, finished_at = ?, updated_at = ?,
                         cancel_upstream = ?,
                         next_attempt_at = CASE WHEN ? THEN
@@ -968,39 +874,32 @@ impl Store for SqliteStore {
             .bind(owes_upstream as i64)
             .bind(owes_upstream)
             .bind(now)
-            .bind(state == TaskState::Submitting)
-            .bind(state == TaskState::Submitting)
+            .bind(keep_lease)
+            .bind(keep_lease)
             .bind(id)
             .bind(state.as_str())
             .execute(&mut *tx)
             .await?;
-            // Once the upstream has the job, it charges us whether or not it stops: the
-            // cancel is charged (unless the operator chose to refund). Before that, nothing
-            // was spent: it is refunded.
-            let kind = if upstream_id.is_some() && !refund_after_upstream {
-                LedgerKind::Capture
-            } else {
-                LedgerKind::Refund
-            };
-            credits::settle(&mut tx, id, kind, "cancelled by client").await?;
-            insert_event(
-                &mut tx,
-                id,
-                Some(state),
-                TaskState::Cancelled,
-                &serde_json::json!({"by": "client"}),
-                now,
-            )
-            .await?;
-            let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
-                .bind(id)
-                .fetch_one(&mut *tx)
+                credits::settle(&mut tx, id, settle, "cancelled by client").await?;
+                insert_event(
+                    &mut tx,
+                    id,
+                    Some(state),
+                    TaskState::Cancelled,
+                    &serde_json::json!({"by": "client"}),
+                    now,
+                )
                 .await?;
-            let task = task_from_row(&row)?;
-            enqueued = self
-                .callback(&mut tx, &task, Some(state), TaskState::Cancelled, now)
-                .await?;
-            CancelOutcome::Cancelled
+                let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let task = task_from_row(&row)?;
+                enqueued = self
+                    .callback(&mut tx, &task, Some(state), TaskState::Cancelled, now)
+                    .await?;
+                CancelOutcome::Cancelled
+            }
         };
         tx.commit().await?;
         self.committed(enqueued);
@@ -1101,7 +1000,7 @@ impl Store for SqliteStore {
                             AND state = 'pending'
                           ORDER BY next_attempt_at LIMIT ?)
              RETURNING {}",
-            webhooks::MESSAGE_COLUMNS
+            rows::MESSAGE_COLUMNS
         ))
         .bind(owner)
         .bind(lease_until)
@@ -1111,7 +1010,7 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.write)
         .await?;
-        rows.iter().map(webhooks::message_from_row).collect()
+        rows.iter().map(rows::message_from_row).collect()
     }
 
     async fn next_webhook_due(&self) -> Result<Option<i64>> {
@@ -1202,23 +1101,23 @@ impl Store for SqliteStore {
     async fn webhook_messages(&self, task_id: &str) -> Result<Vec<WebhookMessage>> {
         let rows = sqlx::query(&format!(
             "SELECT {} FROM webhook_messages WHERE task_id = ? ORDER BY seq",
-            webhooks::MESSAGE_COLUMNS
+            rows::MESSAGE_COLUMNS
         ))
         .bind(task_id)
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(webhooks::message_from_row).collect()
+        rows.iter().map(rows::message_from_row).collect()
     }
 
     async fn webhook_message(&self, id: &str) -> Result<Option<WebhookMessage>> {
         let row = sqlx::query(&format!(
             "SELECT {} FROM webhook_messages WHERE id = ?",
-            webhooks::MESSAGE_COLUMNS
+            rows::MESSAGE_COLUMNS
         ))
         .bind(id)
         .fetch_optional(&self.read)
         .await?;
-        row.as_ref().map(webhooks::message_from_row).transpose()
+        row.as_ref().map(rows::message_from_row).transpose()
     }
 
     async fn webhook_attempts(&self, message_id: &str) -> Result<Vec<WebhookAttempt>> {
@@ -1226,7 +1125,7 @@ impl Store for SqliteStore {
             .bind(message_id)
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(webhooks::attempt_from_row).collect()
+        rows.iter().map(rows::attempt_from_row).collect()
     }
 
     async fn redeliver_webhooks(&self, task_id: &str, message_id: Option<&str>) -> Result<u64> {
@@ -1299,11 +1198,4 @@ impl Store for SqliteStore {
         }
         self.get_account(account_id).await
     }
-}
-
-pub(crate) enum Bind {
-    I(i64),
-    OI(Option<i64>),
-    F(f64),
-    S(String),
 }

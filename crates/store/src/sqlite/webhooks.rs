@@ -2,53 +2,9 @@
 //! record attempts, keep each task's messages in order.
 
 use reelay_core::TaskState;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use crate::{Callbacks, Result, StoreError, Task, WebhookAttempt, WebhookMessage};
-
-pub const MESSAGE_COLUMNS: &str = "id, account_id, task_id, seq, event_type, url, payload, \
-    schedule, hmac_subject, state, attempts, next_attempt_at, last_error, created_at, delivered_at";
-
-pub fn message_from_row(r: &SqliteRow) -> Result<WebhookMessage> {
-    let schedule: Option<String> = r.try_get("schedule")?;
-    Ok(WebhookMessage {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        task_id: r.try_get("task_id")?,
-        seq: r.try_get("seq")?,
-        event_type: r.try_get("event_type")?,
-        url: r.try_get("url")?,
-        payload: r.try_get("payload")?,
-        schedule: schedule
-            .map(|s| {
-                s.split(',')
-                    .map(|n| n.trim().parse::<u64>())
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| StoreError::Corrupt(format!("webhook schedule {s:?}: {e}")))
-            })
-            .transpose()?,
-        hmac_subject: r.try_get("hmac_subject")?,
-        state: r.try_get("state")?,
-        attempts: r.try_get("attempts")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        last_error: r.try_get("last_error")?,
-        created_at: r.try_get("created_at")?,
-        delivered_at: r.try_get("delivered_at")?,
-    })
-}
-
-pub fn attempt_from_row(r: &SqliteRow) -> Result<WebhookAttempt> {
-    Ok(WebhookAttempt {
-        message_id: r.try_get("message_id")?,
-        n: r.try_get("n")?,
-        started_at: r.try_get("started_at")?,
-        status: r.try_get::<Option<i64>, _>("status")?.map(|s| s as u16),
-        latency_ms: r.try_get("latency_ms")?,
-        error: r.try_get("error")?,
-        response_excerpt: r.try_get("response_excerpt")?,
-    })
-}
+use crate::{Callbacks, Result, Task};
 
 /// Writes the callback for a transition, if the task's dialect reports it. Runs inside the
 /// transition's transaction.
@@ -77,12 +33,7 @@ pub async fn enqueue(
     .bind(&msg.event_type)
     .bind(&msg.url)
     .bind(&msg.payload)
-    .bind(msg.schedule.map(|s| {
-        s.iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    }))
+    .bind(crate::rows::schedule_text(msg.schedule.as_deref()))
     .bind(&msg.hmac_subject)
     .bind(now)
     .bind(now)

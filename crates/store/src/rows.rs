@@ -1,0 +1,288 @@
+//! Rows as both backends return them, mapped with `sqlx::FromRow` (derived generically over the
+//! row type, so one mapping serves SQLite and PostgreSQL: both schemas use BIGINT for every
+//! integer and flag, DOUBLE for reals and TEXT for strings and JSON). A row struct holds the
+//! columns as stored; the conversion into the model type is where stored text becomes typed.
+
+use reelay_core::TaskState;
+use sqlx::FromRow;
+
+use crate::{
+    LedgerKind, MediaKind, MediaObject, Result, StoreError, Task, TaskEvent, WebhookAttempt,
+    WebhookMessage,
+};
+
+pub const TASK_COLUMNS: &str = "id, account_id, key_id, dialect, spec, state, progress, channel, \
+    upstream_id, attempts, next_attempt_at, lease_owner, lease_until, cancel_upstream, credits_held, \
+    credits_captured, credits_refunded, failure_code, failure_message, outputs, upstream_outputs, \
+    deleted, created_at, updated_at, started_at, finished_at, expires_at, poster, last_frame, \
+    archive_started_at";
+
+pub const MESSAGE_COLUMNS: &str = "id, account_id, task_id, seq, event_type, url, payload, \
+    schedule, hmac_subject, state, attempts, next_attempt_at, last_error, created_at, delivered_at";
+
+pub const MEDIA_COLUMNS: &str =
+    "task_id, name, kind, output_index, content_type, size, sha256, source_url, created_at";
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn state(s: &str) -> Result<TaskState> {
+    TaskState::parse(s).ok_or_else(|| corrupt(format!("unknown task state {s:?}")))
+}
+
+impl TryFrom<String> for LedgerKind {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<LedgerKind> {
+        LedgerKind::parse(&s).ok_or_else(|| corrupt(format!("unknown ledger kind {s:?}")))
+    }
+}
+
+impl TryFrom<String> for MediaKind {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<MediaKind> {
+        MediaKind::parse(&s).ok_or_else(|| corrupt(format!("unknown media kind {s:?}")))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct TaskRow {
+    id: String,
+    account_id: String,
+    key_id: Option<String>,
+    dialect: String,
+    spec: String,
+    state: String,
+    progress: f64,
+    channel: Option<String>,
+    upstream_id: Option<String>,
+    attempts: i64,
+    next_attempt_at: Option<i64>,
+    lease_owner: Option<String>,
+    lease_until: Option<i64>,
+    cancel_upstream: i64,
+    credits_held: i64,
+    credits_captured: i64,
+    credits_refunded: i64,
+    failure_code: Option<String>,
+    failure_message: Option<String>,
+    outputs: String,
+    upstream_outputs: String,
+    deleted: i64,
+    created_at: i64,
+    updated_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    expires_at: Option<i64>,
+    poster: Option<String>,
+    last_frame: Option<String>,
+    archive_started_at: Option<i64>,
+}
+
+impl TryFrom<TaskRow> for Task {
+    type Error = StoreError;
+    fn try_from(r: TaskRow) -> Result<Task> {
+        Ok(Task {
+            spec: serde_json::from_str(&r.spec).map_err(corrupt)?,
+            state: state(&r.state)?,
+            outputs: serde_json::from_str(&r.outputs).map_err(corrupt)?,
+            upstream_outputs: serde_json::from_str(&r.upstream_outputs).map_err(corrupt)?,
+            cancel_upstream: r.cancel_upstream != 0,
+            deleted: r.deleted != 0,
+            id: r.id,
+            account_id: r.account_id,
+            key_id: r.key_id,
+            dialect: r.dialect,
+            progress: r.progress,
+            channel: r.channel,
+            upstream_id: r.upstream_id,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            lease_owner: r.lease_owner,
+            lease_until: r.lease_until,
+            credits_held: r.credits_held,
+            credits_captured: r.credits_captured,
+            credits_refunded: r.credits_refunded,
+            failure_code: r.failure_code,
+            failure_message: r.failure_message,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            expires_at: r.expires_at,
+            poster: r.poster,
+            last_frame: r.last_frame,
+            archive_started_at: r.archive_started_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct EventRow {
+    id: String,
+    task_id: String,
+    from_state: Option<String>,
+    to_state: String,
+    data: String,
+    created_at: i64,
+}
+
+impl TryFrom<EventRow> for TaskEvent {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<TaskEvent> {
+        Ok(TaskEvent {
+            from_state: r.from_state.as_deref().map(state).transpose()?,
+            to_state: state(&r.to_state)?,
+            data: serde_json::from_str(&r.data).map_err(corrupt)?,
+            id: r.id,
+            task_id: r.task_id,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct MessageRow {
+    id: String,
+    account_id: String,
+    task_id: String,
+    seq: i64,
+    event_type: String,
+    url: String,
+    payload: String,
+    schedule: Option<String>,
+    hmac_subject: Option<String>,
+    state: String,
+    attempts: i64,
+    next_attempt_at: Option<i64>,
+    last_error: Option<String>,
+    created_at: i64,
+    delivered_at: Option<i64>,
+}
+
+/// A retry schedule as stored: delays in seconds, comma-separated.
+pub fn schedule_text(schedule: Option<&[u64]>) -> Option<String> {
+    schedule.map(|s| s.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+}
+
+impl TryFrom<MessageRow> for WebhookMessage {
+    type Error = StoreError;
+    fn try_from(r: MessageRow) -> Result<WebhookMessage> {
+        let schedule = r
+            .schedule
+            .map(|s| {
+                s.split(',')
+                    .map(|n| n.trim().parse::<u64>())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| corrupt(format!("webhook schedule {s:?}: {e}")))
+            })
+            .transpose()?;
+        Ok(WebhookMessage {
+            id: r.id,
+            account_id: r.account_id,
+            task_id: r.task_id,
+            seq: r.seq,
+            event_type: r.event_type,
+            url: r.url,
+            payload: r.payload,
+            schedule,
+            hmac_subject: r.hmac_subject,
+            state: r.state,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            delivered_at: r.delivered_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AttemptRow {
+    message_id: String,
+    n: i64,
+    started_at: i64,
+    status: Option<i64>,
+    latency_ms: i64,
+    error: Option<String>,
+    response_excerpt: Option<String>,
+}
+
+impl TryFrom<AttemptRow> for WebhookAttempt {
+    type Error = StoreError;
+    fn try_from(r: AttemptRow) -> Result<WebhookAttempt> {
+        Ok(WebhookAttempt {
+            message_id: r.message_id,
+            n: r.n,
+            started_at: r.started_at,
+            status: r
+                .status
+                .map(|s| u16::try_from(s).map_err(corrupt))
+                .transpose()?,
+            latency_ms: r.latency_ms,
+            error: r.error,
+            response_excerpt: r.response_excerpt,
+        })
+    }
+}
+
+/// A media object with the task facts serving it depends on (`media_object`).
+#[derive(sqlx::FromRow)]
+pub struct ServedRow {
+    #[sqlx(flatten)]
+    pub object: MediaObject,
+    pub account_id: String,
+    pub expires_at: Option<i64>,
+    pub deleted: i64,
+}
+
+/// Row mappers for fetched rows of either backend (`rows.iter().map(task_from_row)`).
+macro_rules! mappers {
+    ($($name:ident: $row:ty => $model:ty;)*) => {$(
+        pub fn $name<'r, R: sqlx::Row>(r: &'r R) -> Result<$model>
+        where
+            $row: sqlx::FromRow<'r, R>,
+        {
+            <$model>::try_from(<$row as sqlx::FromRow<'r, R>>::from_row(r)?)
+        }
+    )*};
+}
+
+mappers! {
+    task_from_row: TaskRow => Task;
+    event_from_row: EventRow => TaskEvent;
+    message_from_row: MessageRow => WebhookMessage;
+    attempt_from_row: AttemptRow => WebhookAttempt;
+}
+
+/// Mappers of the model types that are rows themselves.
+macro_rules! direct {
+    ($($name:ident => $model:ty;)*) => {$(
+        pub fn $name<'r, R: sqlx::Row>(r: &'r R) -> Result<$model>
+        where
+            $model: sqlx::FromRow<'r, R>,
+        {
+            Ok(<$model as sqlx::FromRow<'r, R>>::from_row(r)?)
+        }
+    )*};
+}
+
+direct! {
+    account_from_row => crate::Account;
+    key_from_row => crate::ApiKey;
+    ledger_from_row => crate::LedgerEntry;
+    object_from_row => MediaObject;
+}
+
+pub fn served_from_row<'r, R: sqlx::Row>(r: &'r R) -> Result<crate::ServedMedia>
+where
+    ServedRow: sqlx::FromRow<'r, R>,
+{
+    let s = ServedRow::from_row(r)?;
+    Ok(crate::ServedMedia {
+        object: s.object,
+        account_id: s.account_id,
+        expires_at: s.expires_at,
+        deleted: s.deleted != 0,
+    })
+}
