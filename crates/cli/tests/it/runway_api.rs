@@ -1,6 +1,6 @@
 //! Runway's official API through the real server: every endpoint, every kind of bad input.
 
-mod common;
+use crate::common;
 
 use common::{gen4_turbo, TestApp, VERSION};
 use serde_json::{json, Value};

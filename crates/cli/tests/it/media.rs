@@ -3,7 +3,7 @@
 //! with ffmpeg, the fetcher's retries, the archive-deadline policy (fail and refund), refusals
 //! that fail at once (not media, too large, blocked address), and retention.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The admin API through the real server: every route, the token, bad inputs (refused with the
 //! admin error shape and nothing written), and its effect on the Runway dialect.
 
-mod common;
+use crate::common;
 
 use common::{gen4_turbo, TestApp, ADMIN_TOKEN};
 use reqwest::{Method, StatusCode};

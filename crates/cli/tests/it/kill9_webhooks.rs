@@ -2,7 +2,7 @@
 //! deliveries are in flight: after a restart every message is delivered at least once, with the
 //! id it had before the crash.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

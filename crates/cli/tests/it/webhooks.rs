@@ -2,7 +2,7 @@
 //! recorded, backoff respected, order per task, signatures, SSRF refusals at submit time and
 //! after resolution, and a slow receiver that does not stall the others.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::sync::Arc;

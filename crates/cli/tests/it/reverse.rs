@@ -2,7 +2,7 @@
 //! callback, the feed under three prefixes, a client following the resellers' "best
 //! practices" literally, validation and auth variants, points and refunds.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

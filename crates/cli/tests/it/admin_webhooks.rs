@@ -2,7 +2,7 @@
 //! without the token), a task's outbox with its attempts, and redelivery with the same ids,
 //! through the admin API and through the `reelay` commands on the server's data dir.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! open-file limit, credits past their range, and a sweep checking that no refusal commits a
 //! write and no client mistake answers 5xx.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@
 //! recorded (`VmHWM`, over the process's whole life) and `VmRSS` sampled every 20 ms during the
 //! transfer are checked. A whole-file buffer anywhere on the path would add 200 MB and fail it.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -4,7 +4,7 @@
 //! the simulator created for the task (`by_reference[task id]`): a retry must never become a
 //! second paid job.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! callback and record-detail, a poll-only client, extend chains from the archived last frame,
 //! Aleph, errors with their codes, kie.ai's HMAC headers, and expiry.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,8 @@ use common::TestApp;
 use reelay::config::Config;
 use serde_json::{json, Value};
 
-const SAMPLE_PNG: &[u8] = include_bytes!("../../sim/assets/sample.png");
-const SAMPLE_MP4: &[u8] = include_bytes!("../../sim/assets/sample.mp4");
+const SAMPLE_PNG: &[u8] = include_bytes!("../../../sim/assets/sample.png");
+const SAMPLE_MP4: &[u8] = include_bytes!("../../../sim/assets/sample.mp4");
 
 fn fast(c: &mut Config) {
     c.sandbox_run_seconds = 0.3;

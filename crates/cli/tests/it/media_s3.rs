@@ -2,9 +2,8 @@
 //! outputs land in the bucket and are served through reelay with ranges, or by redirect to a
 //! presigned URL; frames are derived from the bucket; retention deletes from the bucket.
 
-mod common;
-#[path = "../../media/tests/support/moto.rs"]
-mod moto;
+use crate::common;
+use crate::moto;
 
 use std::time::{Duration, Instant};
 

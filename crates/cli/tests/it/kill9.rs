@@ -2,7 +2,7 @@
 //! accepted task still reaches a terminal state (no lost task), and none is submitted upstream
 //! twice (no second paid job), whatever it was doing when the process died.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! idempotency keys, per-key rate limits, per-account task caps, price overrides and
 //! multipliers, the cancel policy, and the key cache's revocation bound.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
