@@ -7,6 +7,7 @@
 mod error;
 mod keys;
 mod model;
+pub mod postgres;
 pub(crate) mod rows;
 pub mod rules;
 mod secrets;
@@ -28,10 +29,23 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// What another instance just made due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Tasks,
+    Webhooks,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Is the database reachable? (`/readyz`)
     async fn ping(&self) -> Result<()>;
+
+    /// Wake-ups from other instances sharing the database (work they made due), for backends
+    /// that have them; `None` where one process is the only writer (SQLite).
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<Wake>> {
+        None
+    }
 
     /// Rows changed by committed transactions since the store was opened. A diagnostic: the
     /// hardening tests check with it that a refused or failed request committed nothing.
