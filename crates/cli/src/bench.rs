@@ -8,6 +8,8 @@ use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 pub struct BenchArgs {
+    /// One base URL, or several separated by commas (instances sharing a database): submits go
+    /// round-robin across them.
     pub url: String,
     pub key: String,
     pub tasks: usize,
@@ -27,14 +29,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let base = args.url.trim_end_matches('/').to_string();
+    let bases: Vec<String> = args
+        .url
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    anyhow::ensure!(!bases.is_empty(), "--url names no server");
+    let base = bases[0].clone();
     let body = json!({"model": "gen4_turbo", "promptImage": "https://example.com/bench.jpg",
                       "promptText": "bench", "ratio": "1280:720", "duration": 5});
     let started = Instant::now();
     let results: Vec<(Duration, Result<String, String>)> = stream::iter(0..args.tasks)
-        .map(|_| {
-            let (client, base, key, body) =
-                (client.clone(), base.clone(), args.key.clone(), body.clone());
+        .map(|n| {
+            let (client, base, key, body) = (
+                client.clone(),
+                bases[n % bases.len()].clone(),
+                args.key.clone(),
+                body.clone(),
+            );
             async move {
                 let t0 = Instant::now();
                 let r = client
@@ -67,6 +80,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
     let ids: Vec<String> = results.iter().filter_map(|r| r.1.clone().ok()).collect();
     let errors = results.len() - ids.len();
     let mut report = json!({
+        "servers": bases.len(),
         "tasks": args.tasks,
         "concurrency": args.concurrency,
         "accepted": ids.len(),

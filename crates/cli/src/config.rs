@@ -274,9 +274,10 @@ impl Config {
             );
         }
         if let Some(url) = &self.database_url {
-            if !url.starts_with("sqlite:") {
+            if Backend::of(url).is_none() {
                 return Err(format!(
-                    "invalid configuration: database_url {url:?} is not supported yet (use sqlite://PATH)"
+                    "invalid configuration: database_url must start with sqlite: or postgres:// (got {})",
+                    redacted_url(url)
                 ));
             }
         }
@@ -376,6 +377,11 @@ impl Config {
         })
     }
 
+    /// The store backend the database URL names (checked by `validate`).
+    pub fn backend(&self) -> Backend {
+        Backend::of(&self.database_url()).unwrap_or(Backend::Sqlite)
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()
@@ -391,11 +397,58 @@ impl Config {
     }
 }
 
+/// The backend a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Option<Backend> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Some(Backend::Sqlite),
+            Some("postgres" | "postgresql") => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+}
+
+/// A database URL fit for a message or a log: scheme, host and port of a server, the path of
+/// a SQLite file; never a user name or password.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() != "sqlite" && u.has_host() => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or("?"),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Ok(u) if u.scheme() == "sqlite" => url.split('?').next().unwrap_or("").to_string(),
+        _ => "an unparsable URL".into(),
+    }
+}
+
 #[cfg(test)]
 // figment's Jail closures return figment's own (large) error type; not ours to shrink.
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_urls_are_named_without_credentials() {
+        assert_eq!(
+            redacted_url("postgres://u:secret@db.internal:6432/reelay?sslmode=require"),
+            "postgres://db.internal:6432"
+        );
+        assert_eq!(
+            redacted_url("sqlite:///var/lib/reelay.db?mode=rwc"),
+            "sqlite:///var/lib/reelay.db"
+        );
+        assert_eq!(redacted_url("mysql//u:secret@x"), "an unparsable URL");
+        assert_eq!(Backend::of("postgresql://x/y"), Some(Backend::Postgres));
+        assert_eq!(Backend::of("mysql://x/y"), None);
+    }
 
     // figment::Jail isolates the environment and files of each case.
     #[test]

@@ -31,6 +31,9 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Apply the database migrations and exit (`serve` applies them too; on PostgreSQL several
+    /// instances may migrate at once, the migrator holds an advisory lock).
+    Migrate,
     /// Run the upstream simulator on its own.
     Sim {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -52,6 +55,7 @@ enum Command {
     },
     /// Load a running reelay: submit tasks at a fixed concurrency and report latency and throughput.
     Bench {
+        /// Base URL of the server, or several separated by commas (round-robin).
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
         /// API key to submit with.
@@ -393,6 +397,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Task {
             command: TaskCommand::Show { id },
         } => admin::task_show(&load()?, &id).await?,
+        Command::Migrate => {
+            let config = load()?;
+            reelay::serve::migrate(&config).await?;
+            println!(
+                "migrations applied to {}",
+                reelay::config::redacted_url(&config.database_url())
+            );
+        }
         Command::Webhook { command } => {
             let config = load()?;
             match command {

@@ -14,12 +14,13 @@ use reelay_core::Catalog;
 use reelay_engine::{Archive, Channel, Channels, Deliverer, Engine, EngineHandle};
 use reelay_media::{Ffmpeg, MediaStore};
 use reelay_sim::{SimConfig, SimHandle};
+use reelay_store::postgres::PgStore;
 use reelay_store::sqlite::SqliteStore;
 use reelay_store::Store;
 use reelay_upstream::{ChannelConfig, RunwayAdapter};
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{redacted_url, Backend, Config};
 
 /// A running server: its address, the key printed on first start (if any), and the parts a
 /// test may want to look at.
@@ -47,16 +48,114 @@ impl Server {
     }
 }
 
+/// Opens the configured store (for the admin commands: no callbacks, no listener use).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(Arc::new(open_sqlite(config).await?))
+    open_with(config, None).await
 }
 
-async fn open_sqlite(config: &Config) -> anyhow::Result<SqliteStore> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
-    })?;
-    let store = SqliteStore::open(&config.database_url()).await?;
-    Ok(store.with_secret_key(secret_key(config)?))
+/// How long opening the database may take before reelay gives up with a clear error: an
+/// unreachable server must not leave the process hanging at start.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+
+async fn open_with(
+    config: &Config,
+    callbacks: Option<Arc<dyn reelay_store::Callbacks>>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    let key = secret_key(config)?;
+    let backend = config.backend();
+    let opened = async {
+        Ok::<Arc<dyn Store>, reelay_store::StoreError>(match backend {
+            Backend::Sqlite => {
+                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                    reelay_store::StoreError::Invalid(format!(
+                        "cannot create data_dir {}: {e}",
+                        config.data_dir.display()
+                    ))
+                })?;
+                let mut store = SqliteStore::open(&url).await?.with_secret_key(key);
+                if let Some(cb) = callbacks {
+                    store = store.with_callbacks(cb);
+                }
+                Arc::new(store)
+            }
+            Backend::Postgres => {
+                let mut store = PgStore::open(&url).await?.with_secret_key(key);
+                if let Some(cb) = callbacks {
+                    store = store.with_callbacks(cb);
+                }
+                Arc::new(store)
+            }
+        })
+    };
+    match tokio::time::timeout(OPEN_TIMEOUT, opened).await {
+        Ok(Ok(store)) => Ok(store),
+        Ok(Err(e)) => Err(anyhow::anyhow!(
+            "cannot open the database at {}: {e}",
+            redacted_url(&url)
+        )),
+        Err(_) => Err(anyhow::anyhow!(
+            "cannot open the database at {}: no answer within {} s",
+            redacted_url(&url),
+            OPEN_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Runs the migrations of the configured database and returns (`reelay migrate`). `serve`
+/// runs them too; several instances may start at once (the migrator takes a lock).
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    drop(store);
+    Ok(())
+}
+
+/// On a shared database, settings each instance would otherwise make up for itself break the
+/// others (docs/scaling.md): said at start, once.
+fn warn_what_instances_do_not_share(config: &Config) {
+    if config.secret_key.is_none() {
+        tracing::warn!(
+            "secret_key is not set: this instance seals webhook secrets and signs media links \
+             with <data_dir>/secret.key, which other instances on this database do not have; \
+             set the same secret_key (REELAY_SECRET_KEY) on every instance"
+        );
+    }
+    if config.admin_token.is_none() {
+        tracing::warn!(
+            "admin_token is not set: the generated admin token works on this instance only; \
+             set the same admin_token (REELAY_ADMIN_TOKEN) on every instance"
+        );
+    }
+    if config.sandbox {
+        tracing::warn!(
+            "the built-in sandbox channel runs inside this instance: a task another instance \
+             takes over cannot be found there; with several instances use an external \
+             `reelay sim` channel instead"
+        );
+    }
+}
+
+/// Wakes this instance's workers when another instance committed work (PostgreSQL's
+/// LISTEN/NOTIFY); the workers' idle wake-up remains the fallback if a notice is lost.
+fn forward_wakeups(store: &dyn Store, engine: EngineHandle, outbox: Arc<tokio::sync::Notify>) {
+    let Some(mut rx) = store.wakeups() else {
+        return;
+    };
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match rx.recv().await {
+                Ok(reelay_store::Wake::Tasks) => engine.notify(),
+                Ok(reelay_store::Wake::Webhooks) => outbox.notify_one(),
+                // Missed some: look for both kinds of work.
+                Err(RecvError::Lagged(_)) => {
+                    engine.notify();
+                    outbox.notify_one();
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
 }
 
 /// The key sealing secrets at rest (webhook signing secrets): `secret_key` (64 hex digits)
@@ -266,9 +365,16 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     let catalog = Arc::new(catalog);
     let reverse = Arc::new(reverse_config(&config, &catalog)?);
     let quickstart = Arc::new(quickstart_config(&config, &catalog)?);
-    let store: Arc<dyn Store> = Arc::new(open_sqlite(&config).await?.with_callbacks(Arc::new(
-        DialectCallbacks::new(outbox_wake.clone(), links.clone(), quickstart.clone()),
-    )));
+    let store = open_with(
+        &config,
+        Some(Arc::new(DialectCallbacks::new(
+            outbox_wake.clone(),
+            links.clone(),
+            quickstart.clone(),
+        ))),
+    )
+    .await?;
+    let backend = config.backend();
     let archive_resolver = extras.resolver.clone();
     let mut guard = reelay_outbound::Guard::new(&config.outbound_allow_cidrs)
         .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
@@ -310,6 +416,18 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     let media = MediaStore::from_config(&config.media, &config.media_dir())
         .map_err(|e| anyhow::anyhow!("media store: {e}"))?;
     tracing::info!(store = %media.describe(), "media store");
+    if backend == Backend::Postgres {
+        warn_what_instances_do_not_share(&config);
+    }
+    if backend == Backend::Postgres && !media.is_s3() {
+        // Instances sharing a database share tasks, but not a local folder: a link handed out
+        // by one would 404 on another. One instance on PostgreSQL is fine.
+        tracing::warn!(
+            "media are stored in a local folder while the database is PostgreSQL: if several \
+             instances share this database, give them one S3 bucket (media.s3_*), or links \
+             served by one instance will 404 on the others"
+        );
+    }
     let ffmpeg = match config.media.derive_frames {
         true => {
             Ffmpeg::detect(
@@ -339,6 +457,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         },
     )
     .start();
+    forward_wakeups(store.as_ref(), engine.clone(), outbox_wake.clone());
 
     let (server_links, server_media) = (links.clone(), media.clone());
     let state = AppState {

@@ -781,14 +781,7 @@ async fn the_ledger_check_reports_a_tampered_balance() {
     );
 
     let (id, _) = new_account(&app, json!({"name": "acme", "credits": 100})).await;
-    let db = format!("sqlite://{}", app.dir.path().join("reelay.db").display());
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-    sqlx::query("UPDATE accounts SET credits_available = credits_available + 7 WHERE id = ?")
-        .bind(&id)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    crate::common::credit_behind_the_ledger(app.dir.path(), &id, 7).await;
 
     let (status, v) = call(&app, Method::GET, "/ledger/verify", None).await;
     assert_eq!(status, 200, "{v}");

@@ -27,6 +27,7 @@ impl Reelay {
             .env_remove("REELAY_DATA_DIR")
             .env_remove("REELAY_DATABASE_URL")
             .env_remove("RUST_LOG")
+            .envs(crate::common::process::database_env(self.dir.path()))
             .output()
             .expect("the reelay binary runs")
     }
@@ -360,14 +361,7 @@ async fn ledger_verify_exits_1_and_names_the_account_of_a_tampered_balance() {
     let (bad, _) = r.create_account("bad", "100");
     assert_eq!(r.ok(&["ledger", "verify"]).trim(), "ledger OK");
 
-    let db = format!("sqlite://{}", r.dir.path().join("reelay.db").display());
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-    sqlx::query("UPDATE accounts SET credits_available = credits_available + 7 WHERE id = ?")
-        .bind(&bad)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    crate::common::credit_behind_the_ledger(r.dir.path(), &bad, 7).await;
 
     let out = r.run(&["ledger", "verify"]);
     let (stdout, stderr) = texts(&out);

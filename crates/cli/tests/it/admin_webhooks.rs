@@ -9,27 +9,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::receiver::Receiver;
-use common::{gen4_turbo, TestApp, ADMIN_TOKEN};
+use common::{admin, gen4_turbo, TestApp, ADMIN_TOKEN};
 use reelay::config::Config;
 use reelay_engine::signing::sign;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = app
-        .client
-        .request(method, app.url(&format!("/admin/v1{path}")))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    read(req.send().await.unwrap()).await
-}
 
 async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();
@@ -71,12 +55,12 @@ fn assert_secret(s: &Value) -> String {
 }
 
 async fn default_account_id(app: &TestApp) -> String {
-    let (_, v) = call(app, Method::GET, "/accounts", None).await;
+    let (_, v) = admin(app, Method::GET, "/accounts", None).await;
     v["data"][0]["id"].as_str().unwrap().to_string()
 }
 
 async fn secret(app: &TestApp, id: &str) -> Value {
-    let (status, v) = call(
+    let (status, v) = admin(
         app,
         Method::GET,
         &format!("/accounts/{id}/webhook-secret"),
@@ -88,7 +72,7 @@ async fn secret(app: &TestApp, id: &str) -> Value {
 }
 
 async fn rotate(app: &TestApp, id: &str, body: Option<Value>) -> (StatusCode, Value) {
-    call(
+    admin(
         app,
         Method::POST,
         &format!("/accounts/{id}/webhook-secret/rotate"),
@@ -100,7 +84,7 @@ async fn rotate(app: &TestApp, id: &str, body: Option<Value>) -> (StatusCode, Va
 #[tokio::test]
 async fn webhook_secrets_are_created_shown_and_rotated() {
     let app = TestApp::spawn().await;
-    let (status, v) = call(
+    let (status, v) = admin(
         &app,
         Method::POST,
         "/accounts",
@@ -115,7 +99,7 @@ async fn webhook_secrets_are_created_shown_and_rotated() {
         json!({"webhook_secret": first, "previous": null})
     );
     // Each account has its own.
-    let (_, other) = call(&app, Method::POST, "/accounts", Some(json!({"name": "b"}))).await;
+    let (_, other) = admin(&app, Method::POST, "/accounts", Some(json!({"name": "b"}))).await;
     assert_ne!(assert_secret(&other["webhook_secret"]), first);
     // The bootstrap account has one too.
     let default = default_account_id(&app).await;
@@ -205,11 +189,11 @@ async fn webhook_secrets_are_created_shown_and_rotated() {
         (Method::GET, "/accounts/acct_nope/webhook-secret"),
         (Method::POST, "/accounts/acct_nope/webhook-secret/rotate"),
     ] {
-        let (status, v) = call(&app, method.clone(), path, None).await;
+        let (status, v) = admin(&app, method.clone(), path, None).await;
         assert_eq!(status, 404, "{method} {path}: {v}");
         assert_eq!(error_code(status, &v), "not_found");
     }
-    let (status, v) = call(
+    let (status, v) = admin(
         &app,
         Method::DELETE,
         &format!("/accounts/{id}/webhook-secret"),
@@ -302,7 +286,7 @@ async fn task_with_callback(app: &TestApp, receiver: &Receiver, prompt: &str) ->
 }
 
 async fn webhooks(app: &TestApp, task: &str) -> Vec<Value> {
-    let (status, v) = call(app, Method::GET, &format!("/tasks/{task}/webhooks"), None).await;
+    let (status, v) = admin(app, Method::GET, &format!("/tasks/{task}/webhooks"), None).await;
     assert_eq!(status, 200, "{v}");
     v["data"].as_array().unwrap().clone()
 }
@@ -330,7 +314,7 @@ fn ids(msgs: &[Value]) -> Vec<String> {
 }
 
 async fn redeliver(app: &TestApp, task: &str, body: Option<Value>) -> (StatusCode, Value) {
-    call(
+    admin(
         app,
         Method::POST,
         &format!("/tasks/{task}/webhooks/redeliver"),
@@ -461,11 +445,11 @@ async fn failed_webhooks_are_listed_with_their_attempts_and_redelivered_with_the
         ),
     ];
     for (path, body) in cases {
-        let (status, v) = call(&app, Method::POST, &path, Some(body.clone())).await;
+        let (status, v) = admin(&app, Method::POST, &path, Some(body.clone())).await;
         assert_eq!(status, 404, "{path} {body}: {v}");
         assert_eq!(error_code(status, &v), "not_found");
     }
-    let (status, v) = call(&app, Method::GET, "/tasks/nope/webhooks", None).await;
+    let (status, v) = admin(&app, Method::GET, "/tasks/nope/webhooks", None).await;
     assert_eq!(
         (status, error_code(status, &v)),
         (StatusCode::NOT_FOUND, "not_found")

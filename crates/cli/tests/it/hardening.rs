@@ -7,7 +7,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::process::Reelay;
-use common::{TestApp, ADMIN_TOKEN};
+use common::{admin, TestApp, ADMIN_TOKEN};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -272,24 +272,6 @@ async fn the_open_file_soft_limit_is_raised_to_the_hard_limit() {
     let text = std::fs::read_to_string(&log).unwrap();
     // 2048 less a quarter for the database, files and outbound connections.
     assert!(text.contains("max_connections=1536"), "{text}");
-}
-
-async fn admin(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .client
-        .request(method, app.url(&format!("/admin/v1{path}")))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// The finding: top-ups adding up past `i64::MAX` answered 500 yet committed, the balance became

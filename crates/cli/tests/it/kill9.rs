@@ -116,9 +116,7 @@ async fn state_histogram(
     data_dir: &Path,
     ids: &[String],
 ) -> std::collections::BTreeMap<String, usize> {
-    use reelay_store::Store;
-    let url = format!("sqlite://{}", data_dir.join("reelay.db").display());
-    let store = reelay_store::sqlite::SqliteStore::open(&url).await.unwrap();
+    let store = common::open_store(data_dir).await;
     let mut out = std::collections::BTreeMap::new();
     for id in ids {
         let t = store

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use common::process::{ledger_verify, Reelay};
 use common::receiver::Receiver;
 use common::{gen4_turbo, VERSION};
-use reelay_store::sqlite::SqliteStore;
-use reelay_store::Store;
 use serde_json::Value;
 
 const TASKS: usize = 6;
@@ -78,17 +76,11 @@ async fn submit(client: &reqwest::Client, r: &Reelay, key: &str, hook: &str) -> 
 
 /// Messages of every task, read from the database file beside the running process.
 async fn messages(data_dir: &Path, ids: &[String]) -> Vec<reelay_store::WebhookMessage> {
-    let store = SqliteStore::open(&format!(
-        "sqlite://{}",
-        data_dir.join("reelay.db").display()
-    ))
-    .await
-    .unwrap();
+    let store = common::open_store(data_dir).await;
     let mut all = vec![];
     for id in ids {
         all.extend(store.webhook_messages(id).await.unwrap());
     }
-    store.close().await;
     all
 }
 

@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod process;
+pub mod proxy;
 pub mod receiver;
 
 use std::time::{Duration, Instant};
@@ -22,6 +23,91 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// The external simulator, when the test uses one instead of the built-in sandbox.
     pub sim: Option<SimHandle>,
+}
+
+/// The backend this run of the suite tests: SQLite, or PostgreSQL when
+/// `REELAY_TEST_BACKEND=postgres` (the server named by `REELAY_TEST_DATABASE_URL`). CI runs
+/// the suite once per backend.
+pub fn postgres_admin_url() -> Option<String> {
+    if std::env::var("REELAY_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return None;
+    }
+    Some(std::env::var("REELAY_TEST_DATABASE_URL").expect(
+        "REELAY_TEST_BACKEND=postgres needs REELAY_TEST_DATABASE_URL (an admin URL of a server)",
+    ))
+}
+
+/// The database of a test's data dir: `<dir>/reelay.db`, or on PostgreSQL a database of its
+/// own named after the dir (created on first use, so a restarted process finds it again), so
+/// tests run in parallel without seeing each other.
+pub fn database_url(dir: &std::path::Path) -> String {
+    let Some(admin) = postgres_admin_url() else {
+        return format!("sqlite://{}", dir.join("reelay.db").display());
+    };
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(dir.display().to_string().as_bytes());
+    let name = format!("reelay_it_{}", &hex::encode(digest)[..24]);
+    let create = format!("CREATE DATABASE {name}");
+    let admin_url = admin.clone();
+    // Called from sync and async code alike: a thread of its own with its own runtime.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("REELAY_TEST_DATABASE_URL answers");
+            match sqlx::raw_sql(&create).execute(&mut conn).await {
+                Ok(_) => {}
+                // 42P04: it exists (a restart of the same test's server).
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+                Err(e) => panic!("{create}: {e}"),
+            }
+        })
+    })
+    .join()
+    .unwrap();
+    let mut url = url::Url::parse(&admin).expect("REELAY_TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// The store of a test's data dir, opened beside the server (to look at what it wrote).
+pub async fn open_store(dir: &std::path::Path) -> std::sync::Arc<dyn reelay_store::Store> {
+    let url = database_url(dir);
+    if url.starts_with("sqlite:") {
+        std::sync::Arc::new(reelay_store::sqlite::SqliteStore::open(&url).await.unwrap())
+    } else {
+        std::sync::Arc::new(reelay_store::postgres::PgStore::open(&url).await.unwrap())
+    }
+}
+
+/// Tampers with a balance the way only a bug or an intruder could: credits without a ledger
+/// entry (for the tests of `ledger verify`).
+pub async fn credit_behind_the_ledger(dir: &std::path::Path, account_id: &str, n: i64) {
+    let url = database_url(dir);
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("UPDATE accounts SET credits_available = credits_available + ? WHERE id = ?")
+            .bind(n)
+            .bind(account_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query("UPDATE accounts SET credits_available = credits_available + $1 WHERE id = $2")
+            .bind(n)
+            .bind(account_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
 }
 
 /// A config for tests: port 0, a temp dir, a fast engine.
@@ -46,10 +132,34 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     // Rate limits are tested on their own; other tests must not trip them.
     c.limits.requests_per_second = 0;
     c.admin_token = Some(ADMIN_TOKEN.into());
+    if postgres_admin_url().is_some() {
+        c.database_url = Some(database_url(dir));
+    }
     c
 }
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Calls the admin API (`/admin/v1{path}`) with the test's admin token; answers the status and
+/// the JSON body (`null` when there is none).
+pub async fn admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, Value) {
+    let mut req = app
+        .client
+        .request(method, app.url(&format!("/admin/v1{path}")))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
 
 /// A channel pointing at an external simulator.
 pub fn sim_channel(name: &str, sim: &SimHandle) -> ChannelConfig {

@@ -22,11 +22,26 @@ impl Reelay {
         Self::start_limited(config, data_dir, log, None)
     }
 
+    /// Starts the binary on the database of `database_of`'s data dir (instances sharing one).
+    pub fn start_on(config: &Path, data_dir: &Path, database_of: &Path, log: PathBuf) -> Reelay {
+        Self::spawn(config, data_dir, database_of, log, None)
+    }
+
     /// Starts the binary with the open-file limit set to `(soft, hard)` first, as `prlimit
     /// --nofile` would.
     pub fn start_limited(
         config: &Path,
         data_dir: &Path,
+        log: PathBuf,
+        nofile: Option<(u64, u64)>,
+    ) -> Reelay {
+        Self::spawn(config, data_dir, data_dir, log, nofile)
+    }
+
+    fn spawn(
+        config: &Path,
+        data_dir: &Path,
+        database_of: &Path,
         log: PathBuf,
         nofile: Option<(u64, u64)>,
     ) -> Reelay {
@@ -49,6 +64,7 @@ impl Reelay {
             .arg("127.0.0.1:0")
             .env_remove("REELAY_CONFIG")
             .env_remove("RUST_LOG")
+            .envs(database_env(database_of))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -88,6 +104,23 @@ impl Reelay {
         }
     }
 
+    /// SIGTERM: the process shuts down as it does for an operator's stop; waits for it.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("reelay did not exit within 30 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -123,12 +156,21 @@ impl Drop for Reelay {
 }
 
 /// `reelay ledger verify` on the data dir must exit 0.
+/// On PostgreSQL runs, the data dir's own database for the child process.
+pub fn database_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    match super::postgres_admin_url() {
+        Some(_) => vec![("REELAY_DATABASE_URL", super::database_url(data_dir))],
+        None => vec![],
+    }
+}
+
 pub fn ledger_verify(config: &Path, data_dir: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_reelay"))
         .arg("--config")
         .arg(config)
         .arg("--data-dir")
         .arg(data_dir)
+        .envs(database_env(data_dir))
         .args(["ledger", "verify"])
         .output()
         .expect("run reelay ledger verify");
