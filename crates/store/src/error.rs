@@ -1,7 +1,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -15,4 +15,18 @@ pub enum StoreError {
     Invalid(String),
     #[error("not found: {0}")]
     NotFound(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        // Text PostgreSQL cannot hold (a NUL character; bytes that are not UTF-8) is the
+        // caller's mistake, not the database failing: refused like any invalid input.
+        // SQLite stores such text as it is, so only PostgreSQL answers these codes.
+        if let sqlx::Error::Database(db) = &e {
+            if matches!(db.code().as_deref(), Some("22021" | "22P05")) {
+                return StoreError::Invalid("text with a NUL character or invalid bytes".into());
+            }
+        }
+        StoreError::Database(e)
+    }
 }

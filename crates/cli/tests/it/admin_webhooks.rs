@@ -484,6 +484,7 @@ fn reelay(app: &TestApp, args: &[&str]) -> String {
         .env_remove("REELAY_DATABASE_URL")
         .env_remove("REELAY_SECRET_KEY")
         .env_remove("RUST_LOG")
+        .envs(crate::common::process::database_env(app.dir.path()))
         .output()
         .expect("the reelay binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -69,7 +69,7 @@ prefix = "chaos"
 name = "sim"
 kind = "sandbox"
 base_url = "{sim}"
-request_timeout_ms = 2000
+request_timeout_ms = 1000
 connect_timeout_ms = 1000
 "#
         ),

@@ -644,6 +644,7 @@ fn account_set_changes_the_media_retention_from_the_command_line() {
             .env_remove("REELAY_CONFIG")
             .env_remove("REELAY_DATA_DIR")
             .env_remove("REELAY_DATABASE_URL")
+            .envs(crate::common::process::database_env(dir.path()))
             .output()
             .unwrap()
     };

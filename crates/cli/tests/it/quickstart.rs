@@ -664,6 +664,7 @@ async fn the_hmac_key_command_sets_and_clears_the_key() {
             .arg(app.dir.path())
             .args(args)
             .env("REELAY_LOG", "warn")
+            .envs(crate::common::process::database_env(app.dir.path()))
             .output()
             .unwrap()
     };

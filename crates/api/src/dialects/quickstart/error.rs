@@ -74,8 +74,14 @@ impl IntoResponse for QsError {
 
 impl From<reelay_store::StoreError> for QsError {
     fn from(e: reelay_store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        QsError::Unavailable
+        match e {
+            // Input the database cannot hold (a NUL character): the client's mistake.
+            reelay_store::StoreError::Invalid(m) => QsError::Validation(m),
+            e => {
+                tracing::error!(error = %e, "store error");
+                QsError::Unavailable
+            }
+        }
     }
 }
 

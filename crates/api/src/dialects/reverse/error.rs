@@ -92,8 +92,14 @@ impl IntoResponse for ReverseError {
 
 impl From<reelay_store::StoreError> for ReverseError {
     fn from(e: reelay_store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        ReverseError::Unavailable
+        match e {
+            // Input the database cannot hold (a NUL character): the client's mistake.
+            reelay_store::StoreError::Invalid(m) => ReverseError::Invalid(m),
+            e => {
+                tracing::error!(error = %e, "store error");
+                ReverseError::Unavailable
+            }
+        }
     }
 }
 

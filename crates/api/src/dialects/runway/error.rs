@@ -70,8 +70,14 @@ impl From<CoreError> for RunwayError {
 
 impl From<reelay_store::StoreError> for RunwayError {
     fn from(e: reelay_store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        RunwayError::Unavailable("database".into())
+        match e {
+            // Input the database cannot hold (a NUL character): the client's mistake.
+            reelay_store::StoreError::Invalid(m) => RunwayError::BadRequest(m),
+            e => {
+                tracing::error!(error = %e, "store error");
+                RunwayError::Unavailable("database".into())
+            }
+        }
     }
 }
 

@@ -92,7 +92,12 @@ impl Reelay {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
-                Err(_) => panic!("reelay did not print its listening line within 30 s"),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("reelay exited before it listened (its log follows)")
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("reelay did not print its listening line within 30 s")
+                }
             };
             if let Some(key) = line.strip_prefix("  ").filter(|k| k.starts_with("key_")) {
                 guard.first_key = Some(key.trim().to_string());
@@ -102,6 +107,11 @@ impl Reelay {
                 return guard;
             }
         }
+    }
+
+    /// The process id (for reading its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// SIGTERM: the process shuts down as it does for an operator's stop; waits for it.

@@ -33,12 +33,14 @@ impl Proxy {
                     drop(client);
                     continue;
                 }
+                // The generation at accept: a cut while this connection is still being made
+                // ends it too.
+                let born = p.generation.load(Ordering::SeqCst);
                 let (target, p) = (target.clone(), p.clone());
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&target).await else {
                         return;
                     };
-                    let born = p.generation.load(Ordering::SeqCst);
                     let (mut c, mut s) = (client, server);
                     let copy = tokio::io::copy_bidirectional(&mut c, &mut s);
                     let watch = async {
@@ -53,10 +55,12 @@ impl Proxy {
         proxy
     }
 
-    /// Drops every connection and refuses new ones until [`Proxy::restore`].
-    pub fn cut(&self) {
+    /// Drops every connection and refuses new ones until [`Proxy::restore`]; returns once the
+    /// open connections have seen it (they look every 20 ms).
+    pub async fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 
     pub fn restore(&self) {
