@@ -2,13 +2,16 @@
 //! adjustments, submits (with and without idempotency keys), upstream acceptance, success,
 //! failure, client cancels and restarts (the store closed and reopened on the same file). A
 //! plain model predicts every balance; after each step the store must agree with it, the
-//! ledger must verify, and no balance may be negative.
+//! ledger must verify, and no balance may be negative. On SQLite and on PostgreSQL (fewer
+//! cases there: each has a database of its own).
+
+mod common;
 
 use std::collections::HashMap;
 
+use common::Db;
 use proptest::prelude::*;
 use reelay_core::{Catalog, TaskSpec, TaskState};
-use reelay_store::sqlite::SqliteStore;
 use reelay_store::{
     AcceptOutcome, Acceptance, CancelOutcome, Credited, IdempotencyRecord, LedgerKind, NewTask,
     Store, TaskUpdate,
@@ -83,7 +86,7 @@ fn spec(price: i64) -> TaskSpec {
     spec
 }
 
-async fn check(store: &SqliteStore, account: &str, m: &Model, step: usize, op: &Op) {
+async fn check(store: &dyn Store, account: &str, m: &Model, step: usize, op: &Op) {
     let a = store.get_account(account).await.unwrap().unwrap();
     assert_eq!(
         (a.credits_available, a.credits_held),
@@ -111,10 +114,8 @@ fn pick(m: &Model, n: usize, live: bool) -> Option<usize> {
     (!idx.is_empty()).then(|| idx[n % idx.len()])
 }
 
-async fn run(ops: Vec<Op>) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("l.db").display());
-    let mut store = SqliteStore::open(&url).await.unwrap();
+async fn run(mut db: Db, ops: Vec<Op>) {
+    let mut store = db.store.clone();
     let account = store.create_account("a", 100).await.unwrap().id;
     let mut m = Model {
         available: 100,
@@ -268,11 +269,12 @@ async fn run(ops: Vec<Op>) {
                 }
             }
             Op::Restart => {
-                store.close().await;
-                store = SqliteStore::open(&url).await.unwrap();
+                drop(store);
+                db.reopen().await;
+                store = db.store.clone();
             }
         }
-        check(&store, &account, &m, step, op).await;
+        check(&*store, &account, &m, step, op).await;
     }
     // The ledger itself adds up to the balance the model predicts.
     let entries = store.ledger(&account, 100_000).await.unwrap();
@@ -288,14 +290,50 @@ async fn run(ops: Vec<Op>) {
         sum, m.available,
         "available = topups + adjusts - holds + refunds"
     );
+    drop(store);
+    db.close().await;
+}
+
+fn histories() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op(), 1..60)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn ledger_invariants_hold_over_random_histories(ops in prop::collection::vec(op(), 1..60)) {
+    fn ledger_invariants_hold_over_random_histories(ops in histories()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(run(ops));
+        rt.block_on(async move { run(Db::sqlite().await, ops).await });
+    }
+}
+
+/// The same state machine on PostgreSQL: one runtime for the run (the pools live on it), a
+/// database per case; failures persist next to this file as the SQLite run's do.
+#[test]
+fn ledger_invariants_hold_over_random_histories_on_postgres() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if !common::postgres_configured() {
+        return;
+    }
+    let config = ProptestConfig {
+        cases: 16,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let outcome = runner.run(&histories(), |ops| {
+        rt.block_on(async move {
+            let db = Db::postgres().await.expect("postgres is configured");
+            run(db, ops).await;
+        });
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
     }
 }

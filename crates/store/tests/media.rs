@@ -1,18 +1,15 @@
 //! The media archive's records: objects per task, what serving needs, the sweeper's work list
-//! (expiry, client deletion, late archivers) and per-account retention.
+//! (expiry, client deletion, late archivers) and per-account retention, on both backends.
 
+#[macro_use]
+mod common;
+
+use common::Db;
 use reelay_core::{Catalog, TaskSpec, TaskState};
-use reelay_store::sqlite::SqliteStore;
 use reelay_store::{now_ms, MediaKind, MediaObject, NewTask, Store, Task, TaskUpdate};
 use serde_json::json;
 
-async fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    (dir, SqliteStore::open(&url).await.unwrap())
-}
-
-async fn succeeded_task(store: &SqliteStore, account: &str, expires_at: i64) -> Task {
+async fn succeeded_task(store: &dyn Store, account: &str, expires_at: i64) -> Task {
     let spec = TaskSpec::parse(
         &Catalog::builtin(),
         "image_to_video",
@@ -62,13 +59,12 @@ fn object(task: &str, name: &str, kind: MediaKind) -> MediaObject {
     }
 }
 
-#[tokio::test]
-async fn objects_are_recorded_served_swept_and_forgotten() {
-    let (_dir, store) = open().await;
+async fn objects_are_recorded_served_swept_and_forgotten(db: Db) {
+    let store = &*db.store;
     let acct = store.create_account("a", 1000).await.unwrap();
     let past = now_ms() - 1;
-    let expired = succeeded_task(&store, &acct.id, past).await;
-    let live = succeeded_task(&store, &acct.id, now_ms() + 3_600_000).await;
+    let expired = succeeded_task(store, &acct.id, past).await;
+    let live = succeeded_task(store, &acct.id, now_ms() + 3_600_000).await;
     assert_eq!(expired.poster.as_deref(), Some("0.poster.jpg"));
     assert_eq!(expired.last_frame.as_deref(), Some("0.last.jpg"));
     assert_eq!(expired.expires_at, Some(past));
@@ -146,11 +142,10 @@ async fn objects_are_recorded_served_swept_and_forgotten() {
     );
 }
 
-#[tokio::test]
-async fn deleting_a_finished_task_expires_its_media_now() {
-    let (_dir, store) = open().await;
+async fn deleting_a_finished_task_expires_its_media_now(db: Db) {
+    let store = &*db.store;
     let acct = store.create_account("a", 1000).await.unwrap();
-    let t = succeeded_task(&store, &acct.id, now_ms() + 3_600_000).await;
+    let t = succeeded_task(store, &acct.id, now_ms() + 3_600_000).await;
     store
         .record_media(&[object(&t.id, "0.mp4", MediaKind::Output)])
         .await
@@ -174,11 +169,10 @@ async fn deleting_a_finished_task_expires_its_media_now() {
     );
 }
 
-#[tokio::test]
-async fn expire_media_only_brings_expiry_forward() {
-    let (_dir, store) = open().await;
+async fn expire_media_only_brings_expiry_forward(db: Db) {
+    let store = &*db.store;
     let acct = store.create_account("a", 1000).await.unwrap();
-    let t = succeeded_task(&store, &acct.id, 1_000).await;
+    let t = succeeded_task(store, &acct.id, 1_000).await;
     store.expire_media(&t.id, 5_000).await.unwrap();
     assert_eq!(
         store
@@ -189,7 +183,7 @@ async fn expire_media_only_brings_expiry_forward() {
             .expires_at,
         Some(1_000)
     );
-    let t2 = succeeded_task(&store, &acct.id, 9_000_000_000_000).await;
+    let t2 = succeeded_task(store, &acct.id, 9_000_000_000_000).await;
     store.expire_media(&t2.id, 5_000).await.unwrap();
     assert_eq!(
         store
@@ -202,9 +196,8 @@ async fn expire_media_only_brings_expiry_forward() {
     );
 }
 
-#[tokio::test]
-async fn accounts_carry_their_own_retention() {
-    let (_dir, store) = open().await;
+async fn accounts_carry_their_own_retention(db: Db) {
+    let store = &*db.store;
     let acct = store.create_account("a", 0).await.unwrap();
     assert_eq!(acct.retention_seconds, None);
     let a = store
@@ -225,3 +218,10 @@ async fn accounts_carry_their_own_retention() {
         .unwrap()
         .is_none());
 }
+
+on_both!(
+    objects_are_recorded_served_swept_and_forgotten,
+    deleting_a_finished_task_expires_its_media_now,
+    expire_media_only_brings_expiry_forward,
+    accounts_carry_their_own_retention,
+);

@@ -1,114 +1,41 @@
-//! Integration tests for the SQLite store: claiming, leases, conditional transitions, cancel and
-//! delete, the channel cap, API keys, durability across reopen, and a property test over random
-//! transition sequences. Every test opens a fresh database file in its own temporary directory.
+//! The store's contract: every test here runs on SQLite and on PostgreSQL (see `common`):
+//! claiming, leases, conditional transitions, cancel and delete, the channel cap, API keys,
+//! durability across reopen, a property test over random transition sequences, and the
+//! concurrency the single-writer SQLite never shows: several instances accepting, taking
+//! channel slots, writing one task's outbox and claiming at once.
+
+#[macro_use]
+mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use common::{contains_bytes, drive, events, get, insert, new_task, Db, Kind};
 use proptest::prelude::*;
-use reelay_core::{Catalog, TaskSpec, TaskState};
-use reelay_store::sqlite::SqliteStore;
+use reelay_core::TaskState;
+use reelay_store::postgres::PgStore;
 use reelay_store::{
-    generate_api_key, hash_api_key, now_ms, CancelOutcome, NewTask, Store, Task, TaskEvent,
-    TaskUpdate,
+    generate_api_key, hash_api_key, now_ms, AcceptOutcome, Acceptance, CallbackMessage, Callbacks,
+    CancelOutcome, IdempotencyRecord, NewAccount, Store, StoreError, Task, TaskEvent, TaskUpdate,
+    Wake, WebhookAttempt, WebhookNext,
 };
 use serde_json::json;
-use tempfile::TempDir;
 
 use TaskState::*;
 
-// ---------------------------------------------------------------- helpers
-
-struct Db {
-    dir: TempDir,
-    url: String,
-    store: Arc<SqliteStore>,
-}
-
-impl Db {
-    fn db_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("t.db")
-    }
-}
-
-async fn open() -> Db {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = Arc::new(SqliteStore::open(&url).await.expect("open store"));
-    Db { dir, url, store }
-}
-
-fn spec() -> TaskSpec {
-    TaskSpec::parse(
-        &Catalog::builtin(),
-        "image_to_video",
-        &json!({"model":"gen4_turbo","promptImage":"https://example.com/a.jpg","ratio":"1280:720","duration":5}),
-    )
-    .expect("valid spec")
-}
-
-async fn insert(store: &SqliteStore, account_id: &str) -> Task {
-    let task = store
-        .insert_task(NewTask {
-            id: uuid::Uuid::now_v7().to_string(),
-            account_id: account_id.to_string(),
-            key_id: None,
-            dialect: "runway".into(),
-            spec: spec(),
-        })
-        .await
-        .expect("insert task");
-    assert_eq!(task.state, Queued);
-    task
-}
-
-async fn get(store: &SqliteStore, id: &str) -> Task {
-    store
-        .get_task_by_id(id)
-        .await
-        .expect("get task")
-        .expect("task exists")
-}
-
-async fn events(store: &SqliteStore, id: &str) -> Vec<TaskEvent> {
-    store.task_events(id).await.expect("task events")
-}
-
-/// Moves a task along `path` (each step must apply), returning the final task.
-async fn drive(store: &SqliteStore, id: &str, path: &[TaskState]) -> Task {
-    let mut task = get(store, id).await;
-    for &to in path {
-        let from = task.state;
-        task = store
-            .update_task(TaskUpdate::new(id, &[from]).to(to))
-            .await
-            .expect("update")
-            .unwrap_or_else(|| panic!("{from} -> {to} should apply"));
-        assert_eq!(task.state, to);
-    }
-    task
-}
-
-fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
-}
-
 // ---------------------------------------------------------------- 1. concurrent claiming
 
-/// 300 tasks, 8 workers (spread over `stores` handles on the same file) claiming in batches of
-/// 16 until nothing is due: every task is claimed exactly once.
-async fn concurrent_claims(stores: usize) {
-    let db = open().await;
+/// `tasks` tasks, 8 workers (spread over `stores` instances on the same database) claiming in
+/// batches of 16 until nothing is due: every task is claimed exactly once.
+async fn concurrent_claims(db: Db, stores: usize, tasks: usize) {
     let mut handles = vec![db.store.clone()];
     for _ in 1..stores {
-        handles.push(Arc::new(
-            SqliteStore::open(&db.url).await.expect("second handle"),
-        ));
+        handles.push(db.open_another().await.store());
     }
     let acct = db.store.create_account("a", 1_000_000).await.unwrap();
     let mut ids = HashSet::new();
-    for _ in 0..300 {
-        ids.insert(insert(&db.store, &acct.id).await.id);
+    for _ in 0..tasks {
+        ids.insert(insert(&*db.store, &acct.id).await.id);
     }
     let now = now_ms();
     let lease_until = now + 60_000;
@@ -165,7 +92,7 @@ async fn concurrent_claims(stores: usize) {
 
     // The stored lease is the one the claimer saw.
     for (id, owners) in &claimed_by {
-        let t = get(&db.store, id).await;
+        let t = get(&*db.store, id).await;
         assert_eq!(
             t.lease_owner.as_deref(),
             Some(owners[0].as_str()),
@@ -187,25 +114,21 @@ async fn concurrent_claims(stores: usize) {
         .claim_due("late", lease_until, lease_until + 60_000, 1000)
         .await
         .unwrap();
-    assert_eq!(again.len(), 300, "expired leases are claimable again");
+    assert_eq!(again.len(), tasks, "expired leases are claimable again");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn concurrent_claims_take_each_task_once() {
-    concurrent_claims(1).await;
+async fn concurrent_claims_take_each_task_once(db: Db) {
+    concurrent_claims(db, 1, 300).await;
 }
 
 /// The same with two store handles on one file (two processes sharing the database).
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn concurrent_claims_take_each_task_once_across_two_handles() {
-    concurrent_claims(2).await;
+async fn concurrent_claims_take_each_task_once_across_two_handles(db: Db) {
+    concurrent_claims(db, 2, 300).await;
 }
 
 // ---------------------------------------------------------------- 2. lease expiry
 
-#[tokio::test]
-async fn expired_lease_passes_to_another_owner() {
-    let db = open().await;
+async fn expired_lease_passes_to_another_owner(db: Db) {
     let s = &*db.store;
     let acct = s.create_account("a", 1_000_000).await.unwrap();
     let t = insert(s, &acct.id).await;
@@ -286,9 +209,7 @@ async fn expired_lease_passes_to_another_owner() {
 
 // ---------------------------------------------------------------- 3. conditional transitions
 
-#[tokio::test]
-async fn transitions_are_conditional_and_evented() {
-    let db = open().await;
+async fn transitions_are_conditional_and_evented(db: Db) {
     let s = &*db.store;
     let acct = s.create_account("a", 1_000_000).await.unwrap();
     let t = insert(s, &acct.id).await;
@@ -453,17 +374,14 @@ async fn transitions_are_conditional_and_evented() {
 
 // ---------------------------------------------------------------- 4. conflicting transitions
 
-async fn conflicting_terminal_moves(stores: usize) {
-    let db = open().await;
+async fn conflicting_terminal_moves(db: Db, stores: usize) {
     let mut handles = vec![db.store.clone()];
     for _ in 1..stores {
-        handles.push(Arc::new(
-            SqliteStore::open(&db.url).await.expect("second handle"),
-        ));
+        handles.push(db.open_another().await.store());
     }
     let acct = db.store.create_account("a", 1_000_000).await.unwrap();
-    let t = insert(&db.store, &acct.id).await;
-    drive(&db.store, &t.id, &[Submitting, Running]).await;
+    let t = insert(&*db.store, &acct.id).await;
+    drive(&*db.store, &t.id, &[Submitting, Running]).await;
 
     let barrier = Arc::new(tokio::sync::Barrier::new(20));
     let racers: Vec<_> = (0..20)
@@ -495,8 +413,8 @@ async fn conflicting_terminal_moves(stores: usize) {
     );
     let (to, task) = &winners[0];
     assert_eq!(task.state, *to);
-    assert_eq!(get(&db.store, &t.id).await.state, *to);
-    let ev = events(&db.store, &t.id).await;
+    assert_eq!(get(&*db.store, &t.id).await.state, *to);
+    let ev = events(&*db.store, &t.id).await;
     let terminal: Vec<_> = ev.iter().filter(|e| e.to_state.is_terminal()).collect();
     assert_eq!(terminal.len(), 1, "exactly one terminal event: {ev:?}");
     assert_eq!(
@@ -506,21 +424,17 @@ async fn conflicting_terminal_moves(stores: usize) {
     assert_eq!(ev.len(), 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn conflicting_terminal_moves_one_wins() {
-    conflicting_terminal_moves(1).await;
+async fn conflicting_terminal_moves_one_wins(db: Db) {
+    conflicting_terminal_moves(db, 1).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn conflicting_terminal_moves_one_wins_across_two_handles() {
-    conflicting_terminal_moves(2).await;
+async fn conflicting_terminal_moves_one_wins_across_two_handles(db: Db) {
+    conflicting_terminal_moves(db, 2).await;
 }
 
 // ---------------------------------------------------------------- 5. cancel_or_delete
 
-#[tokio::test]
-async fn cancel_or_delete_semantics() {
-    let db = open().await;
+async fn cancel_or_delete_semantics(db: Db) {
     let s = &*db.store;
     let a = s.create_account("a", 1_000_000).await.unwrap();
     let b = s.create_account("b", 1_000_000).await.unwrap();
@@ -683,30 +597,25 @@ async fn cancel_or_delete_semantics() {
 
 // ---------------------------------------------------------------- 6. channel cap
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn channel_cap_lets_exactly_cap_through() {
-    channel_cap(1).await;
+async fn channel_cap_lets_exactly_cap_through(db: Db) {
+    channel_cap(db, 1).await;
 }
 
 /// The same with two store handles on one file: the cap must hold without the single-writer
 /// connection of one handle serialising everything.
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn channel_cap_lets_exactly_cap_through_across_two_handles() {
-    channel_cap(2).await;
+async fn channel_cap_lets_exactly_cap_through_across_two_handles(db: Db) {
+    channel_cap(db, 2).await;
 }
 
-async fn channel_cap(stores: usize) {
-    let db = open().await;
+async fn channel_cap(db: Db, stores: usize) {
     let mut handles = vec![db.store.clone()];
     for _ in 1..stores {
-        handles.push(Arc::new(
-            SqliteStore::open(&db.url).await.expect("second handle"),
-        ));
+        handles.push(db.open_another().await.store());
     }
     let acct = db.store.create_account("a", 1_000_000).await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..10 {
-        ids.push(insert(&db.store, &acct.id).await.id);
+        ids.push(insert(&*db.store, &acct.id).await.id);
     }
     let cap_move = |id: &str| TaskUpdate {
         channel: Some("ch".into()),
@@ -737,7 +646,7 @@ async fn channel_cap(stores: usize) {
     assert_eq!(db.store.count_in_flight("ch").await.unwrap(), 2);
     let through_ids: HashSet<_> = through.iter().map(|t| t.id.clone()).collect();
     for id in &ids {
-        let t = get(&db.store, id).await;
+        let t = get(&*db.store, id).await;
         if through_ids.contains(id) {
             assert_eq!((t.state, t.channel.as_deref()), (Submitting, Some("ch")));
         } else {
@@ -746,7 +655,7 @@ async fn channel_cap(stores: usize) {
                 (Queued, None),
                 "refused moves change nothing"
             );
-            assert_eq!(events(&db.store, id).await.len(), 1);
+            assert_eq!(events(&*db.store, id).await.len(), 1);
         }
     }
 
@@ -815,9 +724,7 @@ async fn channel_cap(stores: usize) {
 
 // ---------------------------------------------------------------- 7. API keys
 
-#[tokio::test]
-async fn api_keys_are_stored_as_hashes_only() {
-    let db = open().await;
+async fn api_keys_are_stored_as_hashes_only(db: Db) {
     let s = &*db.store;
     let key = generate_api_key();
     let hash = hash_api_key(&key);
@@ -855,17 +762,12 @@ async fn api_keys_are_stored_as_hashes_only() {
         .unwrap()
         .is_none());
 
-    // The database files (main file and WAL) never contain the plaintext key.
-    let mut bytes = Vec::new();
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let p = format!("{}{suffix}", db.db_path().display());
-        if let Ok(b) = std::fs::read(&p) {
-            bytes.extend(b);
-        }
-    }
+    // What is stored (SQLite: the files, main and WAL; PostgreSQL: every row as text) never
+    // contains the plaintext key.
+    let bytes = db.raw_contents().await;
     assert!(
         contains_bytes(&bytes, hash.as_bytes()),
-        "sanity: the hash is in the files we read"
+        "sanity: the hash is in what we read"
     );
     assert!(
         !contains_bytes(&bytes, key.as_bytes()),
@@ -904,74 +806,112 @@ fn step_strategy() -> impl Strategy<Value = Step> {
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
-    #[test]
-    fn random_transition_sequences_follow_the_state_machine(steps in prop::collection::vec(step_strategy(), 1..40)) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let db = open().await;
-            let s = &*db.store;
-            let acct = s.create_account("a", 1_000_000).await.unwrap();
-            let id = insert(s, &acct.id).await.id;
-            let mut state = Queued;
-            let mut changes = 0usize;
-            for (i, step) in steps.iter().enumerate() {
-                let before = state;
-                let (applied, expected) = match step {
-                    Step::Move { from, to } => {
-                        let r = s.update_task(TaskUpdate::new(&id, from).to(*to)).await.unwrap();
-                        (r, from.contains(&state) && state.can_move_to(*to))
-                    }
-                    Step::Progress { from, progress } => {
-                        let r = s
-                            .update_task(TaskUpdate { progress: Some(*progress), ..TaskUpdate::new(&id, from) })
-                            .await
-                            .unwrap();
-                        (r, from.contains(&state))
-                    }
-                };
-                prop_assert_eq!(applied.is_some(), expected, "step {}: {:?} from {}", i, step, state);
-                if let (Some(task), Step::Move { to, .. }) = (&applied, step) {
-                    prop_assert_eq!(task.state, *to);
-                    if *to != state {
-                        changes += 1;
-                    }
-                    state = *to;
-                }
-                let stored = get(s, &id).await;
-                prop_assert_eq!(stored.state, state, "step {}: {:?}", i, step);
-                if before.is_terminal() {
-                    prop_assert_eq!(stored.state, before, "terminal state changed at step {}", i);
-                }
-                let ev = events(s, &id).await;
-                prop_assert_eq!(ev.len(), 1 + changes, "step {}: {:?}", i, step);
+/// One random sequence on one task of `s` (the cases of a run share a database: each works
+/// on a task of its own).
+async fn random_sequence(s: &dyn Store, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let acct = s.create_account("a", 1_000_000).await.unwrap();
+    let id = insert(s, &acct.id).await.id;
+    let mut state = Queued;
+    let mut changes = 0usize;
+    for (i, step) in steps.iter().enumerate() {
+        let before = state;
+        let (applied, expected) = match step {
+            Step::Move { from, to } => {
+                let r = s
+                    .update_task(TaskUpdate::new(&id, from).to(*to))
+                    .await
+                    .unwrap();
+                (r, from.contains(&state) && state.can_move_to(*to))
             }
-            // The events form a chain: None -> queued -> ... -> the final state.
-            let ev = events(s, &id).await;
-            prop_assert_eq!((ev[0].from_state, ev[0].to_state), (None, Queued));
-            for w in ev.windows(2) {
-                prop_assert_eq!(w[1].from_state, Some(w[0].to_state));
-                prop_assert!(w[0].to_state.can_move_to(w[1].to_state));
-                prop_assert_ne!(w[0].to_state, w[1].to_state);
+            Step::Progress { from, progress } => {
+                let r = s
+                    .update_task(TaskUpdate {
+                        progress: Some(*progress),
+                        ..TaskUpdate::new(&id, from)
+                    })
+                    .await
+                    .unwrap();
+                (r, from.contains(&state))
             }
-            prop_assert_eq!(ev.last().unwrap().to_state, state);
-            Ok(())
-        })?;
+        };
+        prop_assert_eq!(
+            applied.is_some(),
+            expected,
+            "step {}: {:?} from {}",
+            i,
+            step,
+            state
+        );
+        if let (Some(task), Step::Move { to, .. }) = (&applied, step) {
+            prop_assert_eq!(task.state, *to);
+            if *to != state {
+                changes += 1;
+            }
+            state = *to;
+        }
+        let stored = get(s, &id).await;
+        prop_assert_eq!(stored.state, state, "step {}: {:?}", i, step);
+        if before.is_terminal() {
+            prop_assert_eq!(stored.state, before, "terminal state changed at step {}", i);
+        }
+        let ev = events(s, &id).await;
+        prop_assert_eq!(ev.len(), 1 + changes, "step {}: {:?}", i, step);
     }
+    // The events form a chain: None -> queued -> ... -> the final state.
+    let ev = events(s, &id).await;
+    prop_assert_eq!((ev[0].from_state, ev[0].to_state), (None, Queued));
+    for w in ev.windows(2) {
+        prop_assert_eq!(w[1].from_state, Some(w[0].to_state));
+        prop_assert!(w[0].to_state.can_move_to(w[1].to_state));
+        prop_assert_ne!(w[0].to_state, w[1].to_state);
+    }
+    prop_assert_eq!(ev.last().unwrap().to_state, state);
+    Ok(())
+}
+
+/// The property on `kind`: one database and runtime for the whole run (PostgreSQL cases then
+/// cost a task, not a database each); failures persist next to this file as proptest's do.
+fn random_transitions(kind: Kind, cases: u32) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(Db::of(kind)) else {
+        return;
+    };
+    let config = ProptestConfig {
+        cases,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let outcome = runner.run(&prop::collection::vec(step_strategy(), 1..40), |steps| {
+        rt.block_on(random_sequence(&*db.store, steps))
+    });
+    rt.block_on(db.close());
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn random_transition_sequences_follow_the_state_machine_sqlite() {
+    random_transitions(Kind::Sqlite, 64);
+}
+
+#[test]
+fn random_transition_sequences_follow_the_state_machine_postgres() {
+    random_transitions(Kind::Postgres, 32);
 }
 
 // ---------------------------------------------------------------- 9. durability across reopen
 
-#[tokio::test]
-async fn data_survives_reopen_and_migrations_do_not_rerun() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+async fn data_survives_reopen_and_migrations_do_not_rerun(mut db: Db) {
     let now = now_ms();
 
     let (acct, ids, mut snapshot) = {
-        let s = SqliteStore::open(&url).await.unwrap();
+        let s = &*db.store;
         let acct = s.create_account("durable", 1000).await.unwrap();
         let key_hash = hash_api_key(&generate_api_key());
         s.create_api_key(&acct.id, &key_hash, "key_abc")
@@ -979,10 +919,10 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
             .unwrap();
         let mut ids = Vec::new();
         for _ in 0..5 {
-            ids.push(insert(&s, &acct.id).await.id);
+            ids.push(insert(s, &acct.id).await.id);
         }
-        drive(&s, &ids[0], &[Submitting, Running]).await;
-        drive(&s, &ids[1], &[Failed]).await;
+        drive(s, &ids[0], &[Submitting, Running]).await;
+        drive(s, &ids[1], &[Failed]).await;
         s.cancel_or_delete(&acct.id, &ids[3], false).await.unwrap();
         // A worker claims task 2 and "crashes" holding a lease that is already over.
         let claimed = s
@@ -992,14 +932,14 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
         assert!(claimed.iter().any(|t| t.id == ids[2]));
         let mut snapshot = Vec::new();
         for id in &ids {
-            snapshot.push((get(&s, id).await, events(&s, id).await));
+            snapshot.push((get(s, id).await, events(s, id).await));
         }
-        drop(s);
         (acct, ids, snapshot)
     };
 
     for round in 0..2 {
-        let s = SqliteStore::open(&url).await.expect("reopen");
+        db.reopen().await;
+        let s = &*db.store;
         assert_eq!(s.count_accounts().await.unwrap(), 1, "round {round}");
         let a = s
             .get_account(&acct.id)
@@ -1013,13 +953,13 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
         );
         assert_eq!(s.verify_ledger().await.unwrap(), vec![], "round {round}");
         for (id, (task, evs)) in ids.iter().zip(&snapshot) {
-            let t = get(&s, id).await;
+            let t = get(s, id).await;
             assert_eq!(t.state, task.state, "round {round}: task {id}");
             assert_eq!(t.deleted, task.deleted);
             assert_eq!(t.lease_owner, task.lease_owner);
             assert_eq!(t.next_attempt_at, task.next_attempt_at);
             assert_eq!(t.spec.model, "gen4_turbo");
-            let e = events(&s, id).await;
+            let e = events(s, id).await;
             let pairs = |v: &[TaskEvent]| {
                 v.iter()
                     .map(|e| (e.id.clone(), e.from_state, e.to_state))
@@ -1043,28 +983,20 @@ async fn data_survives_reopen_and_migrations_do_not_rerun() {
                 snapshot[i].0 = t;
             }
         }
-        drop(s);
     }
 
-    // The migration ran once and is recorded once.
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
-        .unwrap()
-        .count();
-    assert_eq!(n as usize, files, "each migration recorded exactly once");
-    pool.close().await;
+    // The migrations ran once and are recorded once.
+    let (recorded, files) = db.migrations().await;
+    assert_eq!(
+        recorded as usize, files,
+        "each migration recorded exactly once"
+    );
 }
 
-#[tokio::test]
-async fn a_finished_task_never_comes_due_again() {
-    let db = open().await;
+async fn a_finished_task_never_comes_due_again(db: Db) {
     let account = db.store.create_account("a", 1_000_000).await.unwrap();
-    let task = insert(&db.store, &account.id).await;
-    let done = drive(&db.store, &task.id, &[Submitting, Running, Succeeded]).await;
+    let task = insert(&*db.store, &account.id).await;
+    let done = drive(&*db.store, &task.id, &[Submitting, Running, Succeeded]).await;
     assert_eq!(done.next_attempt_at, None);
     let far = reelay_store::now_ms() + 3_600_000;
     assert!(db
@@ -1075,3 +1007,357 @@ async fn a_finished_task_never_comes_due_again() {
         .is_empty());
     assert_eq!(db.store.next_due_at().await.unwrap(), None);
 }
+
+// ---------------------------------------------------------------- 10. many writers
+
+/// `n` more instances on the database of `db` (separate pools on PostgreSQL).
+async fn instances(
+    db: &Db,
+    n: usize,
+    callbacks: Option<Arc<dyn Callbacks>>,
+) -> Vec<Arc<dyn Store>> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(db.open_with(callbacks.clone()).await.store());
+    }
+    out
+}
+
+/// Runs `racers` at once (released together by a barrier) and collects their answers.
+async fn race<T, F, Fut>(racers: usize, f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(racers));
+    let handles: Vec<_> = (0..racers)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let work = f(i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    futures::future::join_all(handles)
+        .await
+        .into_iter()
+        .map(|r| r.expect("racer"))
+        .collect()
+}
+
+/// 40 accepts for one account with a cap of 5 live tasks, from 4 instances at once: exactly 5
+/// are created (the cap is counted under the account's lock, not in a snapshot).
+async fn live_task_cap_holds_across_instances(db: Db) {
+    let (acct, _) = db
+        .store
+        .open_account(&NewAccount {
+            name: "capped".into(),
+            credits: 1_000_000,
+            max_active_tasks: Some(5),
+            ..NewAccount::default()
+        })
+        .await
+        .unwrap();
+    let stores = instances(&db, 4, None).await;
+    let outcomes = race(40, |i| {
+        let store = stores[i % stores.len()].clone();
+        let task = new_task(&acct.id);
+        async move {
+            store
+                .accept_task(task, Acceptance::default())
+                .await
+                .expect("accept")
+        }
+    })
+    .await;
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, AcceptOutcome::Created(_)))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, AcceptOutcome::TooManyActive { limit: 5 }))
+        .count();
+    assert_eq!((created, refused), (5, 35), "created and refused of 40");
+    let a = db.store.get_account(&acct.id).await.unwrap().unwrap();
+    assert_eq!(a.credits_held, 5 * common::spec().price);
+    assert_eq!(db.store.verify_ledger().await.unwrap(), vec![]);
+}
+
+/// 20 accepts with one idempotency key and body at once: one task, 19 replays of it.
+async fn one_idempotency_key_makes_one_task_across_instances(db: Db) {
+    let acct = db.store.create_account("a", 1_000_000).await.unwrap();
+    let stores = instances(&db, 4, None).await;
+    let outcomes = race(20, |i| {
+        let store = stores[i % stores.len()].clone();
+        let task = new_task(&acct.id);
+        let record = IdempotencyRecord {
+            key: "same".into(),
+            request_hash: "body".into(),
+            response_status: 200,
+            response_body: json!({"id": task.id}).to_string(),
+            ttl_ms: 3_600_000,
+        };
+        async move {
+            store
+                .accept_task(
+                    task,
+                    Acceptance {
+                        idempotency: Some(record),
+                        max_active_tasks: None,
+                    },
+                )
+                .await
+                .expect("accept")
+        }
+    })
+    .await;
+    let created: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            AcceptOutcome::Created(t) => Some(t.id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "tasks created for one key");
+    for o in &outcomes {
+        match o {
+            AcceptOutcome::Created(_) => {}
+            AcceptOutcome::Replayed { task_id, .. } => assert_eq!(task_id, &created[0]),
+            other => panic!("expected a replay, got {other:?}"),
+        }
+    }
+    let a = db.store.get_account(&acct.id).await.unwrap().unwrap();
+    assert_eq!(a.credits_held, common::spec().price, "one hold");
+}
+
+/// 40 tasks taking a slot on one channel with a cap of 3, from 4 instances at once: 3 get
+/// one (the takers of a channel are serialised before they count).
+async fn channel_cap_holds_across_instances(db: Db) {
+    let acct = db.store.create_account("a", 1_000_000).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(insert(&*db.store, &acct.id).await.id);
+    }
+    let stores = instances(&db, 4, None).await;
+    let through = race(40, |i| {
+        let store = stores[i % stores.len()].clone();
+        let update = TaskUpdate {
+            channel: Some("busy".into()),
+            channel_cap: Some(3),
+            ..TaskUpdate::new(&ids[i], &[Queued]).to(Submitting)
+        };
+        async move { store.update_task(update).await.expect("update") }
+    })
+    .await
+    .into_iter()
+    .flatten()
+    .count();
+    assert_eq!(through, 3, "exactly `cap` tasks get a slot");
+    assert_eq!(db.store.count_in_flight("busy").await.unwrap(), 3);
+}
+
+/// A callback for every transition of a task that has a callback URL.
+struct EveryTransition;
+
+impl Callbacks for EveryTransition {
+    fn message(
+        &self,
+        task: &Task,
+        from: Option<TaskState>,
+        to: TaskState,
+        at_ms: i64,
+    ) -> Option<CallbackMessage> {
+        Some(CallbackMessage {
+            url: task.spec.callback_url.clone()?,
+            event_type: format!("task.{to}"),
+            payload: json!({"id": task.id, "from": from.map(TaskState::as_str), "to": to.as_str(), "at": at_ms})
+                .to_string(),
+            schedule: None,
+            hmac_subject: None,
+        })
+    }
+}
+
+/// Several instances move one task back and forth (running <-> throttled) while two others
+/// deliver its callbacks: the messages are numbered 1..n without gap or duplicate (one per
+/// applied transition), each is claimed only after every earlier one was delivered, and none
+/// is left waiting at the end.
+async fn one_tasks_outbox_stays_in_order_across_instances(db: Db) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let cb: Arc<dyn Callbacks> = Arc::new(EveryTransition);
+    let stores = instances(&db, 4, Some(cb)).await;
+    let acct = db.store.create_account("a", 1_000_000).await.unwrap();
+    let mut task = new_task(&acct.id);
+    task.spec.callback_url = Some("https://example.com/hook".into());
+    let id = task.id.clone();
+    stores[0].insert_task(task).await.unwrap();
+    drive(&*stores[0], &id, &[Submitting, Running]).await;
+
+    let applied = Arc::new(AtomicUsize::new(0));
+    let flipping = Arc::new(AtomicBool::new(true));
+    let deliverers: Vec<_> = (0..2)
+        .map(|d| {
+            let store = stores[(d + 2) % stores.len()].clone();
+            let (id, flipping) = (id.clone(), flipping.clone());
+            tokio::spawn(async move {
+                let owner = format!("deliverer-{d}");
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                let mut delivered = 0usize;
+                loop {
+                    let now = now_ms();
+                    let got = store
+                        .claim_webhooks(&owner, now, now + 60_000, 10)
+                        .await
+                        .expect("claim");
+                    for m in &got {
+                        let all = store.webhook_messages(&id).await.unwrap();
+                        let waiting: Vec<_> = all
+                            .iter()
+                            .filter(|e| e.seq < m.seq && e.state != "delivered")
+                            .map(|e| e.seq)
+                            .collect();
+                        assert!(
+                            waiting.is_empty(),
+                            "message {} claimed before {waiting:?}",
+                            m.seq
+                        );
+                        let attempt = WebhookAttempt {
+                            message_id: m.id.clone(),
+                            n: 0,
+                            started_at: now,
+                            status: Some(200),
+                            latency_ms: 1,
+                            error: None,
+                            response_excerpt: None,
+                        };
+                        assert!(store
+                            .finish_webhook_attempt(&owner, attempt, WebhookNext::Delivered)
+                            .await
+                            .expect("finish"));
+                        delivered += 1;
+                    }
+                    if got.is_empty() {
+                        let all = store.webhook_messages(&id).await.unwrap();
+                        if !flipping.load(SeqCst) && all.iter().all(|m| m.state == "delivered") {
+                            return delivered;
+                        }
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "messages left undelivered: {:?}",
+                            all.iter()
+                                .filter(|m| m.state != "delivered")
+                                .map(|m| (m.seq, m.next_attempt_at))
+                                .collect::<Vec<_>>()
+                        );
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    race(8, |i| {
+        let store = stores[i % stores.len()].clone();
+        let (id, applied) = (id.clone(), applied.clone());
+        async move {
+            for round in 0..12 {
+                let (from, to) = if (round + i) % 2 == 0 {
+                    (Running, Throttled)
+                } else {
+                    (Throttled, Running)
+                };
+                let moved = store
+                    .update_task(TaskUpdate::new(&id, &[from]).to(to))
+                    .await
+                    .expect("transition");
+                if moved.is_some() {
+                    applied.fetch_add(1, SeqCst);
+                }
+            }
+        }
+    })
+    .await;
+    flipping.store(false, SeqCst);
+    let delivered: usize = futures::future::join_all(deliverers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("deliverer"))
+        .sum();
+
+    let n = 3 + applied.load(SeqCst); // queued, submitting, running, then the flips
+    let messages = db.store.webhook_messages(&id).await.unwrap();
+    let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=n as i64).collect::<Vec<_>>());
+    assert_eq!(delivered, n, "each message delivered once");
+    assert_eq!(events(&*db.store, &id).await.len(), n);
+}
+
+/// 200 due tasks claimed by 8 workers on 4 instances at once: each claimed exactly once.
+async fn concurrent_claims_across_four_instances(db: Db) {
+    concurrent_claims(db, 4, 200).await;
+}
+
+/// Another instance hears of the work one makes due: a task accepted, a callback enqueued.
+async fn other_instances_hear_of_due_work(db: Db) {
+    let listener = db.open_another().await.store();
+    let Some(mut rx) = listener.wakeups() else {
+        assert_eq!(db.kind, Kind::Sqlite, "only SQLite has no wake-ups");
+        return;
+    };
+    let cb: Arc<dyn Callbacks> = Arc::new(EveryTransition);
+    let writer = db.open_with(Some(cb)).await.store();
+    let acct = writer.create_account("a", 1_000_000).await.unwrap();
+    let mut task = new_task(&acct.id);
+    task.spec.callback_url = Some("https://example.com/hook".into());
+    writer.insert_task(task).await.unwrap();
+    let mut heard: Vec<Wake> = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while heard.len() < 2 {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(w)) if !heard.contains(&w) => heard.push(w),
+            Ok(Ok(_)) => {}
+            other => panic!("no wake-up within 10 s (heard {heard:?}): {other:?}"),
+        }
+    }
+    assert!(heard.contains(&Wake::Tasks) && heard.contains(&Wake::Webhooks));
+}
+
+/// An unreachable PostgreSQL fails to open within seconds, as a database error (the API
+/// answers those 503), instead of hanging. Needs no server.
+#[tokio::test]
+async fn an_unreachable_postgres_fails_fast_as_a_database_error() {
+    let started = std::time::Instant::now();
+    let r = PgStore::open("postgres://reelay@127.0.0.1:1/none").await;
+    assert!(matches!(r, Err(StoreError::Database(_))), "{:?}", r.err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+// ---------------------------------------------------------------- the tests, on both backends
+
+on_both!(multi:
+    concurrent_claims_take_each_task_once,
+    concurrent_claims_take_each_task_once_across_two_handles,
+    concurrent_claims_across_four_instances,
+    conflicting_terminal_moves_one_wins,
+    conflicting_terminal_moves_one_wins_across_two_handles,
+    channel_cap_lets_exactly_cap_through,
+    channel_cap_lets_exactly_cap_through_across_two_handles,
+    live_task_cap_holds_across_instances,
+    one_idempotency_key_makes_one_task_across_instances,
+    channel_cap_holds_across_instances,
+    one_tasks_outbox_stays_in_order_across_instances,
+    other_instances_hear_of_due_work,
+);
+
+on_both!(
+    expired_lease_passes_to_another_owner,
+    transitions_are_conditional_and_evented,
+    cancel_or_delete_semantics,
+    api_keys_are_stored_as_hashes_only,
+    data_survives_reopen_and_migrations_do_not_rerun,
+    a_finished_task_never_comes_due_again,
+);
