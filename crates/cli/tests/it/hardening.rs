@@ -112,7 +112,7 @@ async fn keep_alive_connections_are_reused_then_closed_when_idle() {
 #[tokio::test]
 async fn a_slow_body_is_refused_in_the_dialect_shape_and_nothing_is_written() {
     let app = TestApp::spawn_with(quick).await;
-    let before = app.server.store.committed_writes();
+    let before = app.writes().await;
     let body = serde_json::to_vec(&common::gen4_turbo("slow")).unwrap();
     for (path, auth) in [
         ("/v1/image_to_video", format!("Bearer {}", app.key)),
@@ -138,7 +138,7 @@ async fn a_slow_body_is_refused_in_the_dialect_shape_and_nothing_is_written() {
             assert_eq!(json["code"], 400, "{json}");
         }
     }
-    assert_eq!(app.server.store.committed_writes(), before);
+    assert_eq!(app.writes().await, before);
 }
 
 #[tokio::test]
@@ -292,7 +292,7 @@ async fn credits_past_their_range_are_refused_and_nothing_is_written() {
     assert_eq!(s, 201, "{v}");
     let id = v["account_id"].as_str().unwrap().to_string();
     let key = v["api_key"].as_str().unwrap().to_string();
-    let before = app.server.store.committed_writes();
+    let before = app.writes().await;
     for (path, body) in [
         ("topup", json!({"amount": 1})),
         ("topup", json!({"amount": max})),
@@ -323,11 +323,7 @@ async fn credits_past_their_range_are_refused_and_nothing_is_written() {
         .await;
         assert_eq!(s, 400, "{amount}: {v}");
     }
-    assert_eq!(
-        app.server.store.committed_writes(),
-        before,
-        "a refusal committed a write"
-    );
+    assert_eq!(app.writes().await, before, "a refusal committed a write");
     // Everything that broke for good before still works.
     let (s, v) = admin(&app, reqwest::Method::GET, "/accounts", None).await;
     assert_eq!(s, 200, "{v}");
@@ -422,6 +418,20 @@ async fn no_multiplier_makes_a_priced_task_free() {
 #[tokio::test]
 async fn no_refusal_commits_a_write_and_no_client_mistake_answers_5xx() {
     let app = TestApp::spawn_with(quick).await;
+    // The write detector detects writes (on either backend).
+    let before = app.writes().await;
+    let id = app
+        .create("image_to_video", &common::gen4_turbo("a write"))
+        .await;
+    assert_ne!(
+        app.writes().await,
+        before,
+        "an accepted task went unnoticed"
+    );
+    // Its run (and its webhook-free settlement) is over before the sweep starts, so nothing
+    // else writes meanwhile.
+    app.wait_terminal(&id).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let key = app.key.clone();
     let huge = "x".repeat(2 * 1024 * 1024);
     let bodies: Vec<Vec<u8>> = vec![
@@ -492,7 +502,7 @@ async fn no_refusal_commits_a_write_and_no_client_mistake_answers_5xx() {
         };
         for body in &bodies {
             for idem in [None, Some("k".repeat(300)), Some("ok-key".to_string())] {
-                let before = app.server.store.committed_writes();
+                let before = app.writes().await;
                 let mut req = app
                     .authed(reqwest::Method::POST, path, &auth)
                     .header("content-type", "application/json")
@@ -503,7 +513,7 @@ async fn no_refusal_commits_a_write_and_no_client_mistake_answers_5xx() {
                 let r = req.send().await.unwrap();
                 let status = r.status().as_u16();
                 let text = r.text().await.unwrap_or_default();
-                let after = app.server.store.committed_writes();
+                let after = app.writes().await;
                 let what = format!("POST {path} {:.80}", String::from_utf8_lossy(body));
                 let v: Value = serde_json::from_str(&text)
                     .unwrap_or_else(|_| panic!("{what}: {status} is not JSON: {text:.200}"));
@@ -525,14 +535,14 @@ async fn no_refusal_commits_a_write_and_no_client_mistake_answers_5xx() {
     }
     for path in gets {
         for auth in [key.as_str(), ADMIN_TOKEN, "wrong"] {
-            let before = app.server.store.committed_writes();
+            let before = app.writes().await;
             let r = app
                 .authed(reqwest::Method::GET, path, auth)
                 .send()
                 .await
                 .unwrap();
             let status = r.status().as_u16();
-            let after = app.server.store.committed_writes();
+            let after = app.writes().await;
             check(format!("GET {path}"), status, before, after);
         }
     }
@@ -553,7 +563,7 @@ async fn over_long_text_is_refused_in_each_dialect_naming_the_field() {
     let app = TestApp::spawn_with(quick).await;
     let huge = "a".repeat(20 * 1024 * 1024);
     let long = "b".repeat(reelay_core::catalog::DEFAULT_TEXT_MAX_UTF16 + 1);
-    let before = app.server.store.committed_writes();
+    let before = app.writes().await;
 
     let (s, v) = post_json(
         &app,
@@ -608,7 +618,7 @@ async fn over_long_text_is_refused_in_each_dialect_naming_the_field() {
         assert_eq!(v["code"], 422, "{field}: {v:.300}");
         assert!(v["msg"].as_str().unwrap().contains(field), "{v:.300}");
     }
-    assert_eq!(app.server.store.committed_writes(), before);
+    assert_eq!(app.writes().await, before);
 }
 
 /// `duration: 0` for a per-second model was accepted at 0 credits; it is refused (reelay
@@ -616,7 +626,7 @@ async fn over_long_text_is_refused_in_each_dialect_naming_the_field() {
 #[tokio::test]
 async fn a_zero_second_request_for_a_per_second_model_is_refused() {
     let app = TestApp::spawn_with(quick).await;
-    let before = app.server.store.committed_writes();
+    let before = app.writes().await;
     for d in [0.0, 0.4, -1.0] {
         let (s, v) = post_json(
             &app,
@@ -627,7 +637,7 @@ async fn a_zero_second_request_for_a_per_second_model_is_refused() {
         assert_eq!(s, 400, "{d}: {v}");
         assert_eq!(v["issues"][0]["path"], json!(["duration"]), "{v}");
     }
-    assert_eq!(app.server.store.committed_writes(), before);
+    assert_eq!(app.writes().await, before);
     let (s, v) = post_json(
         &app,
         "/v1/sound_effect",

@@ -23,6 +23,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// The external simulator, when the test uses one instead of the built-in sandbox.
     pub sim: Option<SimHandle>,
+    /// On PostgreSQL runs, a pool of the test's database for [`TestApp::writes`].
+    fingerprint: tokio::sync::OnceCell<sqlx::PgPool>,
 }
 
 /// The backend this run of the suite tests: SQLite, or PostgreSQL when
@@ -202,7 +204,46 @@ impl TestApp {
             client: reqwest::Client::new(),
             dir,
             sim: None,
+            fingerprint: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// A number that changes with every committed write: on SQLite the store's own count of
+    /// committed row changes; on PostgreSQL, per table, the row count and the sum of the rows'
+    /// `xmin` (every insert or update gives a row the id of the transaction that wrote it,
+    /// and a delete lowers the count), since PostgreSQL has no commit hook to count with.
+    pub async fn writes(&self) -> u64 {
+        if postgres_admin_url().is_none() {
+            return self.server.store.committed_writes();
+        }
+        let pool = self
+            .fingerprint
+            .get_or_init(|| async {
+                sqlx::PgPool::connect(&database_url(self.dir.path()))
+                    .await
+                    .unwrap()
+            })
+            .await;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%' ORDER BY 1",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let mut sql = String::from("SELECT (0::numeric");
+        for t in &tables {
+            sql.push_str(&format!(
+                " + (SELECT COUNT(*) * 1000003 + COALESCE(SUM(xmin::text::bigint), 0) FROM \"{t}\")"
+            ));
+        }
+        sql.push_str(")::text");
+        let n: String = sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap();
+        // A hash of the figure: only whether it changed matters.
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        n.hash(&mut h);
+        h.finish()
     }
 
     /// The server with one channel to an external simulator (and no sandbox).
