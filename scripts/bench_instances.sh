@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Submit throughput of N reelay instances on one database, measured with `reelay bench`.
+#
+#   scripts/bench_instances.sh BINARY BACKEND N [TASKS] [CONCURRENCY]
+#
+# BACKEND is sqlite (N must be 1) or postgres (needs REELAY_TEST_DATABASE_URL, an admin URL;
+# a fresh database reelay_bench is created). Starts an external `reelay sim` (1 s tasks), N
+# instances on free ports with rate limits off and frames off, then runs
+# `reelay bench --url <all instances> --wait`, printing its JSON report. Everything started
+# is stopped on exit.
+set -euo pipefail
+bin=$(realpath "$1"); backend=$2; n=$3; tasks=${4:-3000}; conc=${5:-64}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sim_port=$(free_port)
+"$bin" sim --listen "127.0.0.1:$sim_port" --run-seconds 1 >/dev/null 2>&1 &
+pids+=($!)
+
+db_env=()
+if [ "$backend" = postgres ]; then
+    admin=${REELAY_TEST_DATABASE_URL:?REELAY_TEST_DATABASE_URL must name a PostgreSQL server}
+    psql "$admin" -qc "DROP DATABASE IF EXISTS reelay_bench" -c "CREATE DATABASE reelay_bench"
+    db_env=(REELAY_DATABASE_URL="${admin%/*}/reelay_bench")
+fi
+cat > "$work/reelay.toml" <<TOML
+log = "warn"
+sandbox = false
+admin_token = "bench-admin-token-0123456789"
+secret_key = "$(printf 'cd%.0s' {1..32})"
+default_account_credits = 1000000000
+outbound_allow_cidrs = "127.0.0.1/32"
+[limits]
+requests_per_second = 0
+[media]
+derive_frames = false
+[[channels]]
+name = "sim"
+kind = "sandbox"
+base_url = "http://127.0.0.1:$sim_port"
+TOML
+
+urls=(); key=""
+for i in $(seq 1 "$n"); do
+    port=$(free_port)
+    env "${db_env[@]}" "$bin" serve --config "$work/reelay.toml" --data-dir "$work/data$i" \
+        --listen "127.0.0.1:$port" > "$work/out$i" 2> "$work/err$i" &
+    pids+=($!)
+    for _ in $(seq 1 200); do grep -q "listening" "$work/out$i" && break; sleep 0.1; done
+    grep -q "listening" "$work/out$i" || { cat "$work/err$i"; exit 1; }
+    [ -z "$key" ] && key=$(grep -o 'key_[0-9a-f]*' "$work/out$i" | head -1)
+    urls+=("http://127.0.0.1:$port")
+done
+(IFS=,; "$bin" bench --url "${urls[*]}" --key "$key" --tasks "$tasks" --concurrency "$conc" --wait)
