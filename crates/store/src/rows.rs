@@ -236,6 +236,31 @@ pub struct ServedRow {
     pub deleted: i64,
 }
 
+/// An account's stored balance beside what its ledger sums to (`verify_ledger`).
+#[derive(sqlx::FromRow)]
+pub struct BalanceCheckRow {
+    pub id: String,
+    pub credits_available: i64,
+    pub credits_held: i64,
+    /// What the ledger sums to.
+    pub available: i64,
+    pub held: i64,
+}
+
+/// A task's credit columns beside its ledger entries (`verify_ledger`).
+#[derive(sqlx::FromRow)]
+pub struct TaskCreditsRow {
+    pub id: String,
+    pub account_id: String,
+    pub state: String,
+    pub credits_held: i64,
+    pub credits_captured: i64,
+    pub credits_refunded: i64,
+    pub l_hold: i64,
+    pub l_capture: i64,
+    pub l_refund: i64,
+}
+
 /// Row mappers for fetched rows of either backend (`rows.iter().map(task_from_row)`).
 macro_rules! mappers {
     ($($name:ident: $row:ty => $model:ty;)*) => {$(

@@ -53,6 +53,65 @@ pub fn event_data(u: &TaskUpdate) -> serde_json::Value {
     data
 }
 
+/// What is wrong with an account's balance, if anything: it must equal what its ledger sums
+/// to and never be negative.
+pub fn balance_violations(r: &crate::rows::BalanceCheckRow) -> Vec<crate::LedgerViolation> {
+    let (avail, held) = (r.credits_available, r.credits_held);
+    let mut problems = Vec::new();
+    if avail != r.available || held != r.held {
+        problems.push(format!(
+            "balance available={avail} held={held}, but the ledger sums to available={} held={}",
+            r.available, r.held
+        ));
+    }
+    if avail < 0 || held < 0 {
+        problems.push(format!("negative balance available={avail} held={held}"));
+    }
+    problems
+        .into_iter()
+        .map(|problem| crate::LedgerViolation {
+            account_id: r.id.clone(),
+            task_id: None,
+            problem,
+        })
+        .collect()
+}
+
+/// What is wrong with a task's credits, if anything: its columns equal its ledger entries, a
+/// finished task settled exactly what it held, a live one nothing yet.
+pub fn task_violations(r: &crate::rows::TaskCreditsRow) -> Vec<crate::LedgerViolation> {
+    let terminal = TaskState::parse(&r.state).is_some_and(TaskState::is_terminal);
+    let (held, captured, refunded) = (r.credits_held, r.credits_captured, r.credits_refunded);
+    let (l_hold, l_capture, l_refund) = (r.l_hold, r.l_capture, r.l_refund);
+    let mut problems = Vec::new();
+    if (held, captured, refunded) != (l_hold, l_capture, l_refund) {
+        problems.push(format!(
+            "task columns held={held} captured={captured} refunded={refunded} differ from its ledger hold={l_hold} capture={l_capture} refund={l_refund}"
+        ));
+    }
+    if terminal && held != captured + refunded {
+        problems.push(format!(
+            "{} task: held {held} != captured {captured} + refunded {refunded}",
+            r.state
+        ));
+    }
+    if !terminal && captured + refunded != 0 {
+        problems.push(format!(
+            "{} task already settled {}",
+            r.state,
+            captured + refunded
+        ));
+    }
+    problems
+        .into_iter()
+        .map(|problem| crate::LedgerViolation {
+            account_id: r.account_id.clone(),
+            task_id: Some(r.id.clone()),
+            problem,
+        })
+        .collect()
+}
+
 /// What a client's `DELETE` does to a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelPlan {

@@ -155,3 +155,31 @@ async fn losing_the_database_answers_503_in_each_dialect_and_work_resumes_when_i
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// On a shared database, what each instance would make up for itself is said at start: local
+/// media (links 404 on other instances), a generated secret key and admin token, the sandbox.
+#[test]
+fn an_instance_on_postgres_says_what_it_does_not_share() {
+    if postgres_admin_url().is_none() {
+        eprintln!(
+            "\n*** SKIPPED: runs in the PostgreSQL pass (REELAY_TEST_BACKEND=postgres) ***\n"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reelay.toml");
+    std::fs::write(&config, "log = \"warn\"\n").unwrap();
+    let log = dir.path().join("server.log");
+    let server =
+        crate::common::process::Reelay::start(&config, &dir.path().join("data"), log.clone());
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    for needle in [
+        "local folder while the database is PostgreSQL",
+        "secret_key is not set",
+        "admin_token is not set",
+        "sandbox channel runs inside this instance",
+    ] {
+        assert!(text.contains(needle), "no warning {needle:?} in:\n{text}");
+    }
+}

@@ -40,7 +40,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::broadcast;
 
 use crate::rows::{
-    self, account_from_row, key_from_row, ledger_from_row, task_from_row, TASK_COLUMNS,
+    self, account_from_row, key_from_row, ledger_from_row, task_from_row, BalanceCheckRow,
+    TaskCreditsRow, TASK_COLUMNS,
 };
 use crate::rules::{self, CancelPlan};
 use crate::{
@@ -832,7 +833,7 @@ impl Store for PgStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let rows = sqlx::query(
+        let rows: Vec<BalanceCheckRow> = sqlx::query_as(
             "SELECT a.id, a.credits_available, a.credits_held,
                     COALESCE(SUM(CASE e.kind WHEN 'topup' THEN e.amount WHEN 'adjust' THEN e.amount
                                              WHEN 'hold' THEN -e.amount WHEN 'refund' THEN e.amount ELSE 0 END), 0)::BIGINT AS available,
@@ -843,27 +844,8 @@ impl Store for PgStore {
         )
         .fetch_all(&mut *tx)
         .await?;
-        for r in rows {
-            let id: String = r.try_get("id")?;
-            let (avail, held): (i64, i64) =
-                (r.try_get("credits_available")?, r.try_get("credits_held")?);
-            let (e_avail, e_held): (i64, i64) = (r.try_get("available")?, r.try_get("held")?);
-            if avail != e_avail || held != e_held {
-                found.push(LedgerViolation {
-                    account_id: id.clone(),
-                    task_id: None,
-                    problem: format!("balance available={avail} held={held}, but the ledger sums to available={e_avail} held={e_held}"),
-                });
-            }
-            if avail < 0 || held < 0 {
-                found.push(LedgerViolation {
-                    account_id: id,
-                    task_id: None,
-                    problem: format!("negative balance available={avail} held={held}"),
-                });
-            }
-        }
-        let rows = sqlx::query(
+        found.extend(rows.iter().flat_map(rules::balance_violations));
+        let rows: Vec<TaskCreditsRow> = sqlx::query_as(
             "SELECT t.id, t.account_id, t.state, t.credits_held, t.credits_captured, t.credits_refunded,
                     (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries e WHERE e.task_id = t.id AND e.kind = 'hold')::BIGINT AS l_hold,
                     (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries e WHERE e.task_id = t.id AND e.kind = 'capture')::BIGINT AS l_capture,
@@ -873,44 +855,7 @@ impl Store for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        for r in rows {
-            let state: String = r.try_get("state")?;
-            let terminal = TaskState::parse(&state).is_some_and(TaskState::is_terminal);
-            let (held, captured, refunded): (i64, i64, i64) = (
-                r.try_get("credits_held")?,
-                r.try_get("credits_captured")?,
-                r.try_get("credits_refunded")?,
-            );
-            let (l_hold, l_capture, l_refund): (i64, i64, i64) = (
-                r.try_get("l_hold")?,
-                r.try_get("l_capture")?,
-                r.try_get("l_refund")?,
-            );
-            let mut problems = Vec::new();
-            if (held, captured, refunded) != (l_hold, l_capture, l_refund) {
-                problems.push(format!(
-                    "task columns held={held} captured={captured} refunded={refunded} differ from its ledger hold={l_hold} capture={l_capture} refund={l_refund}"
-                ));
-            }
-            if terminal && held != captured + refunded {
-                problems.push(format!(
-                    "{state} task: held {held} != captured {captured} + refunded {refunded}"
-                ));
-            }
-            if !terminal && captured + refunded != 0 {
-                problems.push(format!(
-                    "{state} task already settled {}",
-                    captured + refunded
-                ));
-            }
-            for problem in problems {
-                found.push(LedgerViolation {
-                    account_id: r.try_get("account_id")?,
-                    task_id: Some(r.try_get("id")?),
-                    problem,
-                });
-            }
-        }
+        found.extend(rows.iter().flat_map(rules::task_violations));
         Ok(found)
     }
 
