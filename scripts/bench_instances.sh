@@ -54,4 +54,4 @@ for i in $(seq 1 "$n"); do
     [ -z "$key" ] && key=$(grep -o 'key_[0-9a-f]*' "$work/out$i" | head -1)
     urls+=("http://127.0.0.1:$port")
 done
-(IFS=,; "$bin" bench --url "${urls[*]}" --key "$key" --tasks "$tasks" --concurrency "$conc" --wait)
+(IFS=,; "$bin" bench --url "${urls[*]}" --key "$key" --sim-url "http://127.0.0.1:$sim_port" --tasks "$tasks" --concurrency "$conc" --mode e2e --json)

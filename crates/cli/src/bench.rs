@@ -1,146 +1,504 @@
-//! `reelay bench`: a small load tool. It submits tasks through the Runway dialect at a fixed
-//! concurrency, reports create latency and throughput, and (with `--wait`) how long it took
-//! for all of them to finish.
+//! `reelay bench`: the load tool. Bounded in count and time, it stops by itself.
+//!
+//! Without `--url` it starts everything it measures on free ports: a simulator (in process,
+//! tasks finishing after `--sim-run-seconds`), a callback receiver (in process) and a `reelay
+//! serve` of this same binary as a child process (so its peak RSS and CPU seconds are its
+//! own). With `--url` it loads running servers (several, comma-separated, round-robin) and
+//! reads their RSS/CPU only when given `--pid`.
+//!
+//! Modes: `submit` (accepted submits/s, submit latency, errors by status and dialect code) and
+//! `e2e` (also: tasks completed per second and the accept → terminal-callback latency, both
+//! measured at the callback receiver — never by polling every task). Upstream requests per
+//! task come from the simulator's counters.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-pub struct BenchArgs {
-    /// One base URL, or several separated by commas (instances sharing a database): submits go
-    /// round-robin across them.
-    pub url: String,
-    pub key: String,
-    pub tasks: usize,
-    pub concurrency: usize,
-    pub wait: bool,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Submit only.
+    Submit,
+    /// Submit, then wait for every task's terminal callback.
+    E2e,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dialect {
+    /// `POST /v1/image_to_video` with `X-Reelay-Callback-Url`.
+    Runway,
+    /// `POST /runway/pro/generate` with `callback_url`.
+    Reverse,
+}
+
+pub struct BenchArgs {
+    /// Running servers, comma-separated; `None`: start our own.
+    pub url: Option<String>,
+    /// API key for `--url` (our own server prints one).
+    pub key: Option<String>,
+    pub tasks: usize,
+    pub concurrency: usize,
+    pub mode: Mode,
+    pub dialect: Dialect,
+    /// Give up waiting after this long (the report says how many did not finish).
+    pub max_seconds: u64,
+    /// The server process to read RSS and CPU from, with `--url`.
+    pub pid: Option<u32>,
+    /// The simulator behind `--url` servers, for upstream request counts.
+    pub sim_url: Option<String>,
+    /// Our own simulator: seconds a task runs.
+    pub sim_run_seconds: f64,
+    /// Our own server: derive posters and last frames.
+    pub frames: bool,
+    /// Our own server: this database instead of a temporary SQLite file.
+    pub database_url: Option<String>,
+}
+
+fn percentiles(mut v: Vec<Duration>) -> Value {
+    v.sort();
+    let at = |p: f64| {
+        if v.is_empty() {
+            return 0.0;
+        }
+        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v[i.min(v.len() - 1)].as_secs_f64() * 1000.0
+    };
+    json!({"p50": at(0.50), "p95": at(0.95), "p99": at(0.99),
+           "max": v.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)})
+}
+
+/// Terminal callbacks by task id, with their arrival time.
+#[derive(Clone, Default)]
+struct Callbacks(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl Callbacks {
+    fn note(&self, body: &Value) {
+        // Runway: {"data": {"id", "status"}}; reverse: {"task_id", "status": "2"|"3"}.
+        let (id, terminal) = match (&body["data"]["id"], &body["task_id"]) {
+            (Value::String(id), _) => (
+                id,
+                matches!(
+                    body["data"]["status"].as_str(),
+                    Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+                ),
+            ),
+            (_, Value::String(id)) => (id, matches!(body["status"].as_str(), Some("2" | "3"))),
+            _ => return,
+        };
+        if terminal {
+            let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            seen.entry(id.clone()).or_insert_with(Instant::now);
+        }
     }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
+    fn snapshot(&self) -> HashMap<String, Instant> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+async fn start_receiver(seen: Callbacks) -> anyhow::Result<String> {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    seen.note(&v);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
+
+/// Our own `reelay serve`, stopped (and its folder removed) on drop.
+struct OwnServer {
+    child: std::process::Child,
+    dir: PathBuf,
+    url: String,
+    key: String,
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_server(sim_url: &str, args: &BenchArgs) -> anyhow::Result<OwnServer> {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("reelay-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("reelay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"log = "warn"
+sandbox = false
+default_account_credits = 1000000000000
+outbound_allow_cidrs = "127.0.0.1/32"
+{db}
+[limits]
+requests_per_second = 0
+max_active_tasks = 1000000
+
+[media]
+derive_frames = {frames}
+
+[[channels]]
+name = "sim"
+kind = "sandbox"
+base_url = "{sim_url}"
+"#,
+            frames = args.frames,
+            db = args
+                .database_url
+                .as_ref()
+                .map(|u| format!("database_url = {u:?}"))
+                .unwrap_or_default(),
+        ),
+    )?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env_remove("REELAY_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("server.log"))?)
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut key, deadline) = (None, Instant::now() + Duration::from_secs(60));
+    let mut server = OwnServer {
+        child,
+        dir: dir.clone(),
+        url: String::new(),
+        key: String::new(),
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).map_err(|_| {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            anyhow::anyhow!("the server did not start: {log}")
+        })?;
+        if let Some(k) = line.trim().strip_prefix("key_") {
+            key = Some(format!("key_{k}"));
+        }
+        if let Some(rest) = line.strip_prefix("reelay listening on ") {
+            server.url = rest.split_whitespace().next().unwrap_or("").to_string();
+            server.key = key.ok_or_else(|| anyhow::anyhow!("the server printed no key"))?;
+            return Ok(server);
+        }
+    }
+}
+
+/// Peak RSS (kB) and CPU seconds of a process, from /proc (Linux).
+fn process_usage(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces, hence the last ')').
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some((hwm, ticks as f64 / 100.0))
+}
+
+/// Why a submit failed: the status and the dialect's own error code or message.
+fn error_key(status: u16, body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let code = match (&v["error"], &v["code"], &v["msg"]) {
+        (Value::Object(e), _, _) => e
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        (Value::String(e), _, _) => e.chars().take(60).collect(),
+        (_, Value::Number(c), Value::String(m)) => {
+            format!("{c} {}", m.chars().take(50).collect::<String>())
+        }
+        _ => body.chars().take(60).collect(),
+    };
+    format!("{status} {code}").trim().to_string()
+}
+
+async fn sim_stats(sim: &SimSource, client: &reqwest::Client) -> Option<reelay_sim::SimStats> {
+    match sim {
+        SimSource::Own(h) => Some(h.sim.stats()),
+        SimSource::Remote(url) => client
+            .get(format!("{url}/_sim/stats"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok(),
+        SimSource::None => None,
+    }
+}
+
+enum SimSource {
+    Own(reelay_sim::SimHandle),
+    Remote(String),
+    None,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(60))
         .build()?;
-    let bases: Vec<String> = args
-        .url
-        .split(',')
-        .map(|u| u.trim().trim_end_matches('/').to_string())
-        .filter(|u| !u.is_empty())
-        .collect();
-    anyhow::ensure!(!bases.is_empty(), "--url names no server");
-    let base = bases[0].clone();
-    let body = json!({"model": "gen4_turbo", "promptImage": "https://example.com/bench.jpg",
-                      "promptText": "bench", "ratio": "1280:720", "duration": 5});
+    let seen = Callbacks::default();
+    let callback_url = start_receiver(seen.clone()).await?;
+    let (sim, own, bases, key, pid);
+    match &args.url {
+        Some(urls) => {
+            bases = urls
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/').to_string())
+                .filter(|u| !u.is_empty())
+                .collect::<Vec<_>>();
+            anyhow::ensure!(!bases.is_empty(), "--url names no server");
+            key = args
+                .key
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--key is needed with --url"))?;
+            sim = args
+                .sim_url
+                .clone()
+                .map(SimSource::Remote)
+                .unwrap_or(SimSource::None);
+            own = None;
+            pid = args.pid;
+        }
+        None => {
+            let handle = reelay_sim::spawn(
+                reelay_sim::SimConfig {
+                    pending_seconds: 0.0,
+                    run_seconds: args.sim_run_seconds,
+                    ..reelay_sim::SimConfig::default()
+                },
+                "127.0.0.1:0".parse().expect("static address"),
+            )
+            .await?;
+            let server = start_server(&handle.base_url(), &args)?;
+            bases = vec![server.url.clone()];
+            key = server.key.clone();
+            pid = Some(server.child.id());
+            sim = SimSource::Own(handle);
+            own = Some(server);
+        }
+    }
+    let stats_before = sim_stats(&sim, &client).await;
+    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+
     let started = Instant::now();
-    let results: Vec<(Duration, Result<String, String>)> = stream::iter(0..args.tasks)
+    let results: Vec<(Duration, Instant, Result<String, String>)> = stream::iter(0..args.tasks)
         .map(|n| {
-            let (client, base, key, body) = (
-                client.clone(),
-                bases[n % bases.len()].clone(),
-                args.key.clone(),
-                body.clone(),
-            );
+            // Callbacks only where they are measured: a submit-only run asks for none.
+            let cb = (args.mode == Mode::E2e).then_some(&callback_url);
+            let (client, base, key) = (&client, &bases[n % bases.len()], &key);
             async move {
                 let t0 = Instant::now();
-                let r = client
-                    .post(format!("{base}/v1/image_to_video"))
-                    .bearer_auth(&key)
-                    .header("X-Runway-Version", "2024-11-06")
-                    .json(&body)
-                    .send()
-                    .await;
-                let outcome = match r {
-                    Ok(resp) if resp.status().is_success() => match resp.json::<Value>().await {
-                        Ok(v) => v["id"]
-                            .as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| "no id".to_string()),
-                        Err(e) => Err(e.to_string()),
-                    },
-                    Ok(resp) => Err(format!("status {}", resp.status())),
-                    Err(e) => Err(e.to_string()),
+                if t0 > deadline {
+                    return (Duration::ZERO, t0, Err("not sent: --max-seconds".into()));
+                }
+                let req = match args.dialect {
+                    Dialect::Runway => {
+                        let req = client
+                            .post(format!("{base}/v1/image_to_video"))
+                            .header("X-Runway-Version", "2024-11-06");
+                        match cb {
+                            Some(cb) => req.header("X-Reelay-Callback-Url", cb),
+                            None => req,
+                        }
+                        .json(&json!({"model": "gen4_turbo", "promptImage": "https://example.com/bench.jpg",
+                                      "promptText": "bench", "ratio": "1280:720", "duration": 5}))
+                    }
+                    Dialect::Reverse => client
+                        .post(format!("{base}/runway/pro/generate"))
+                        .json(&match cb {
+                            Some(cb) => json!({"prompt": "bench", "callback_url": cb}),
+                            None => json!({"prompt": "bench"}),
+                        }),
                 };
-                (t0.elapsed(), outcome)
+                let outcome = match req.bearer_auth(key).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let body = r.text().await.unwrap_or_default();
+                        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                        let id = v["id"].as_str().or(v["data"]["task_id"].as_str());
+                        match id {
+                            Some(id) if status == 200 => Ok(id.to_string()),
+                            _ => Err(error_key(status, &body)),
+                        }
+                    }
+                    Err(e) if e.is_timeout() => Err("timeout".into()),
+                    Err(_) => Err("connection error".into()),
+                };
+                (t0.elapsed(), Instant::now(), outcome)
             }
         })
         .buffer_unordered(args.concurrency.max(1))
         .collect()
         .await;
     let submit_elapsed = started.elapsed();
-    let mut latencies: Vec<Duration> = results.iter().map(|r| r.0).collect();
-    latencies.sort();
-    let ids: Vec<String> = results.iter().filter_map(|r| r.1.clone().ok()).collect();
-    let errors = results.len() - ids.len();
+    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    let mut accepted: HashMap<String, Instant> = HashMap::new();
+    for (_, at, r) in &results {
+        match r {
+            Ok(id) => {
+                accepted.insert(id.clone(), *at);
+            }
+            Err(e) => *errors.entry(e.clone()).or_default() += 1,
+        }
+    }
     let mut report = json!({
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "dialect": format!("{:?}", args.dialect).to_lowercase(),
         "servers": bases.len(),
         "tasks": args.tasks,
         "concurrency": args.concurrency,
-        "accepted": ids.len(),
+        "accepted": accepted.len(),
         "errors": errors,
         "submit_seconds": submit_elapsed.as_secs_f64(),
-        "creates_per_second": ids.len() as f64 / submit_elapsed.as_secs_f64(),
-        "create_latency_ms": {
-            "p50": percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
-            "p95": percentile(&latencies, 0.95).as_secs_f64() * 1000.0,
-            "p99": percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
-            "max": latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
-        },
+        "accepted_per_second": accepted.len() as f64 / submit_elapsed.as_secs_f64(),
+        "submit_latency_ms": percentiles(results.iter().map(|r| r.0).collect()),
     });
-    if args.wait {
-        let mut pending = ids.clone();
-        let mut succeeded = 0usize;
-        let deadline = Instant::now() + Duration::from_secs(3600);
-        while !pending.is_empty() && Instant::now() < deadline {
-            let checks: Vec<(String, Option<String>)> = stream::iter(pending.clone())
-                .map(|id| {
-                    let (client, base, key) = (client.clone(), base.clone(), args.key.clone());
-                    async move {
-                        let status = client
-                            .get(format!("{base}/v1/tasks/{id}"))
-                            .bearer_auth(&key)
-                            .header("X-Runway-Version", "2024-11-06")
-                            .send()
-                            .await
-                            .ok();
-                        let status = match status {
-                            Some(r) => r
-                                .json::<Value>()
-                                .await
-                                .ok()
-                                .and_then(|v| v["status"].as_str().map(str::to_string)),
-                            None => None,
-                        };
-                        (id, status)
-                    }
-                })
-                .buffer_unordered(args.concurrency.max(1))
-                .collect()
-                .await;
-            pending.clear();
-            for (id, status) in checks {
-                match status.as_deref() {
-                    Some("SUCCEEDED") => succeeded += 1,
-                    Some("FAILED" | "CANCELLED") => {}
-                    _ => pending.push(id),
-                }
+
+    if args.mode == Mode::E2e {
+        loop {
+            let done = seen.snapshot();
+            if accepted.keys().all(|id| done.contains_key(id)) || Instant::now() > deadline {
+                break;
             }
-            if !pending.is_empty() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let done = seen.snapshot();
+        let finished: Vec<(Instant, Instant)> = accepted
+            .iter()
+            .filter_map(|(id, at)| done.get(id).map(|cb| (*at, *cb)))
+            .collect();
+        let last = finished.iter().map(|f| f.1).max().unwrap_or(started);
+        let span = last.duration_since(started).as_secs_f64().max(1e-9);
+        report["completed"] = json!(finished.len());
+        report["unfinished"] = json!(accepted.len() - finished.len());
+        report["end_to_end_seconds"] = json!(span);
+        report["completed_per_second"] = json!(finished.len() as f64 / span);
+        report["accept_to_callback_ms"] = percentiles(
+            finished
+                .iter()
+                .map(|(a, c)| c.saturating_duration_since(*a))
+                .collect(),
+        );
+    }
+    if let (Some(before), Some(after)) = (stats_before, sim_stats(&sim, &client).await) {
+        let creates = after.creates_received - before.creates_received;
+        let polls = after.polls - before.polls;
+        let n = accepted.len().max(1) as f64;
+        report["upstream"] = json!({
+            "creates": creates, "polls": polls,
+            "requests_per_task": (creates + polls) as f64 / n,
+        });
+    }
+    if let Some((hwm_kb, cpu)) = pid.and_then(process_usage) {
+        report["server"] = json!({"peak_rss_mb": hwm_kb as f64 / 1024.0, "cpu_seconds": cpu});
+    }
+    drop(own);
+    Ok(report)
+}
+
+/// The report as a table for people.
+pub fn table(r: &Value) -> String {
+    let ms = |v: &Value| {
+        format!(
+            "p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1} ms",
+            v["p50"].as_f64().unwrap_or(0.0),
+            v["p95"].as_f64().unwrap_or(0.0),
+            v["p99"].as_f64().unwrap_or(0.0),
+            v["max"].as_f64().unwrap_or(0.0)
+        )
+    };
+    let mut out = vec![
+        format!(
+            "reelay bench: {} {} tasks, concurrency {}, {} server(s), mode {}",
+            r["dialect"].as_str().unwrap_or(""),
+            r["tasks"],
+            r["concurrency"],
+            r["servers"],
+            r["mode"].as_str().unwrap_or("")
+        ),
+        format!(
+            "  accepted            {} in {:.2} s = {:.0}/s",
+            r["accepted"],
+            r["submit_seconds"].as_f64().unwrap_or(0.0),
+            r["accepted_per_second"].as_f64().unwrap_or(0.0)
+        ),
+        format!("  submit latency      {}", ms(&r["submit_latency_ms"])),
+    ];
+    match r["errors"].as_object() {
+        Some(e) if !e.is_empty() => {
+            out.push("  errors".into());
+            for (k, n) in e {
+                out.push(format!("    {n:>8}  {k}"));
             }
         }
-        let total = started.elapsed();
-        report["succeeded"] = json!(succeeded);
-        report["unfinished"] = json!(pending.len());
-        report["end_to_end_seconds"] = json!(total.as_secs_f64());
-        report["completed_per_second"] = json!(succeeded as f64 / total.as_secs_f64());
+        _ => out.push("  errors              none".into()),
     }
-    Ok(report)
+    if r.get("completed").is_some() {
+        out.push(format!(
+            "  completed           {} ({} unfinished) in {:.2} s = {:.0}/s (at the callback receiver)",
+            r["completed"],
+            r["unfinished"],
+            r["end_to_end_seconds"].as_f64().unwrap_or(0.0),
+            r["completed_per_second"].as_f64().unwrap_or(0.0)
+        ));
+        out.push(format!(
+            "  accept -> callback  {}",
+            ms(&r["accept_to_callback_ms"])
+        ));
+    }
+    if let Some(u) = r.get("upstream") {
+        out.push(format!(
+            "  upstream            {} creates, {} polls, {:.2} requests/task",
+            u["creates"],
+            u["polls"],
+            u["requests_per_task"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    if let Some(s) = r.get("server") {
+        out.push(format!(
+            "  server              peak RSS {:.1} MB, CPU {:.2} s",
+            s["peak_rss_mb"].as_f64().unwrap_or(0.0),
+            s["cpu_seconds"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    out.join("\n")
 }

@@ -53,21 +53,45 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Load a running reelay: submit tasks at a fixed concurrency and report latency and throughput.
+    /// The load tool: submits (and with `--mode e2e` waits for every terminal callback),
+    /// then reports throughput, latency, errors by cause, upstream requests per task and the
+    /// server's peak RSS and CPU. Without `--url` it starts its own server, simulator and
+    /// callback receiver. Bounded: `--tasks` and `--max-seconds`.
     Bench {
-        /// Base URL of the server, or several separated by commas (round-robin).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// API key to submit with.
+        /// Running servers (comma-separated, round-robin); default: start our own.
+        #[arg(long)]
+        url: Option<String>,
+        /// API key, with `--url`.
         #[arg(long, env = "REELAY_BENCH_KEY")]
-        key: String,
+        key: Option<String>,
         #[arg(long, default_value_t = 1000)]
         tasks: usize,
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 64)]
         concurrency: usize,
-        /// Also wait for every task to finish and report end-to-end throughput.
+        #[arg(long, value_enum, default_value = "submit")]
+        mode: reelay::bench::Mode,
+        #[arg(long, value_enum, default_value = "runway")]
+        dialect: reelay::bench::Dialect,
+        #[arg(long, default_value_t = 300)]
+        max_seconds: u64,
+        /// With `--url`: the server's process id, for its RSS and CPU.
         #[arg(long)]
-        wait: bool,
+        pid: Option<u32>,
+        /// With `--url`: the simulator behind the servers, for upstream request counts.
+        #[arg(long)]
+        sim_url: Option<String>,
+        /// Our own simulator: seconds each task runs.
+        #[arg(long, default_value_t = 0.0)]
+        sim_run_seconds: f64,
+        /// Our own server: derive posters and last frames (ffmpeg).
+        #[arg(long)]
+        frames: bool,
+        /// Our own server: this database (e.g. postgres://...) instead of a temporary SQLite.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Accounts.
     Account {
@@ -346,17 +370,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             key,
             tasks,
             concurrency,
-            wait,
+            mode,
+            dialect,
+            max_seconds,
+            pid,
+            sim_url,
+            sim_run_seconds,
+            frames,
+            database_url,
+            json,
         } => {
             let report = reelay::bench::run(reelay::bench::BenchArgs {
                 url,
                 key,
                 tasks,
                 concurrency,
-                wait,
+                mode,
+                dialect,
+                max_seconds,
+                pid,
+                sim_url,
+                sim_run_seconds,
+                frames,
+                database_url,
             })
             .await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", reelay::bench::table(&report));
+            }
         }
         Command::Account { command } => account(&load()?, command).await?,
         Command::Topup {

@@ -10,6 +10,7 @@ mod admin_api;
 mod admin_cli;
 mod admin_webhooks;
 mod archive_rss;
+mod bench_smoke;
 mod chaos;
 mod credits;
 mod db_faults;
