@@ -68,3 +68,20 @@ pub async fn upkeep(state: AppState) {
         }
     }
 }
+
+/// Crate-private pure functions re-exported for the criterion benchmarks in `benches/` (an
+/// external crate sees only `pub` items). Not an API: nothing else may use it.
+#[doc(hidden)]
+pub mod bench_support {
+    pub use crate::accept::account_price;
+    pub mod reverse {
+        pub use crate::dialects::reverse::request::{
+            act_one, generate, parse_object, video2video, Translated,
+        };
+    }
+    pub mod quickstart {
+        pub use crate::dialects::quickstart::request::{
+            parse_object, read_aleph, read_extend, read_generate, GenerateRequest,
+        };
+    }
+}
