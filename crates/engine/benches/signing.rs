@@ -14,7 +14,7 @@ const PREVIOUS: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const MSG_ID: &str = "msg_0193a5f2-7c1e-7a2b-9c3d-4e5f60718293-3";
 const TS: i64 = 1_796_000_000;
 
-/// A Runway-dialect `task.succeeded` body as the engine sends it (about 600 bytes): the task
+/// A Runway-dialect `task.succeeded` body as the engine sends it (about 350 bytes): the task
 /// with one signed output link.
 fn body() -> Vec<u8> {
     let link = "https://reelay.example.com/media/0193a5f2-7c1e-7a2b-9c3d-4e5f60718293/output-0.mp4?exp=1796086400&sig=3f2a9c1b7d4e5f60718293a4b5c6d7e8";
