@@ -236,6 +236,40 @@ pub struct ServedRow {
     pub deleted: i64,
 }
 
+/// An account's sealed webhook secrets as stored.
+#[derive(sqlx::FromRow)]
+pub struct SealedSecretsRow {
+    pub webhook_secret: Option<String>,
+    webhook_secret_prev: Option<String>,
+    webhook_secret_prev_until: Option<i64>,
+    webhook_hmac_key: Option<String>,
+}
+
+impl SealedSecretsRow {
+    /// Opens the secrets; `current` is the sealed current secret (the row's own, or the one a
+    /// backend just gave an account from before webhooks). The previous secret signs only
+    /// until its grace period ends.
+    pub fn open(
+        self,
+        secrets: &crate::SecretBox,
+        current: &str,
+        now: i64,
+    ) -> Result<crate::WebhookSecrets> {
+        let previous = match (self.webhook_secret_prev, self.webhook_secret_prev_until) {
+            (Some(sealed), Some(until)) if until > now => Some(secrets.open(&sealed)?),
+            _ => None,
+        };
+        Ok(crate::WebhookSecrets {
+            current: secrets.open(current)?,
+            previous,
+            hmac_key: self
+                .webhook_hmac_key
+                .map(|sealed| secrets.open(&sealed))
+                .transpose()?,
+        })
+    }
+}
+
 /// An account's stored balance beside what its ledger sums to (`verify_ledger`).
 #[derive(sqlx::FromRow)]
 pub struct BalanceCheckRow {

@@ -18,7 +18,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::rows::{
     self, account_from_row, key_from_row, ledger_from_row, task_from_row, BalanceCheckRow,
-    TaskCreditsRow, TASK_COLUMNS,
+    SealedSecretsRow, TaskCreditsRow, TASK_COLUMNS,
 };
 use crate::rules::{self, CancelPlan};
 use crate::{
@@ -856,7 +856,7 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_secrets(&self, account_id: &str) -> Result<Option<WebhookSecrets>> {
-        let row = sqlx::query(
+        let row: Option<SealedSecretsRow> = sqlx::query_as(
             "SELECT webhook_secret, webhook_secret_prev, webhook_secret_prev_until, webhook_hmac_key
              FROM accounts WHERE id = ?",
         )
@@ -864,9 +864,8 @@ impl Store for SqliteStore {
         .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let current: Option<String> = row.try_get("webhook_secret")?;
-        let current = match current {
-            Some(sealed) => self.secrets.open(&sealed)?,
+        let current = match row.webhook_secret.clone() {
+            Some(sealed) => sealed,
             // Accounts from before webhooks: give them a secret on first use.
             None => {
                 let fresh = crate::generate_webhook_secret();
@@ -885,26 +884,10 @@ impl Store for SqliteStore {
                         .await?
                         .try_get(0)?;
                 tx.commit().await?;
-                self.secrets.open(&sealed)?
+                sealed
             }
         };
-        let prev_until: Option<i64> = row.try_get("webhook_secret_prev_until")?;
-        let previous = match (
-            row.try_get::<Option<String>, _>("webhook_secret_prev")?,
-            prev_until,
-        ) {
-            (Some(sealed), Some(until)) if until > now_ms() => Some(self.secrets.open(&sealed)?),
-            _ => None,
-        };
-        let hmac_key = row
-            .try_get::<Option<String>, _>("webhook_hmac_key")?
-            .map(|sealed| self.secrets.open(&sealed))
-            .transpose()?;
-        Ok(Some(WebhookSecrets {
-            current,
-            previous,
-            hmac_key,
-        }))
+        Ok(Some(row.open(&self.secrets, &current, now_ms())?))
     }
 
     async fn set_webhook_hmac_key(&self, account_id: &str, key: Option<&str>) -> Result<bool> {
