@@ -2,6 +2,9 @@
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// SQLite's own error, from the writer (reads go through sqlx).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -28,5 +31,11 @@ impl From<sqlx::Error> for StoreError {
             }
         }
         StoreError::Database(e)
+    }
+}
+
+impl From<serde_rusqlite::Error> for StoreError {
+    fn from(e: serde_rusqlite::Error) -> StoreError {
+        StoreError::Corrupt(e.to_string())
     }
 }

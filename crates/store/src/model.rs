@@ -1,7 +1,7 @@
 use reelay_core::{TaskSpec, TaskState};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Account {
     pub id: String,
     pub name: String,

@@ -1,6 +1,8 @@
 //! Rows as both backends return them, mapped with `sqlx::FromRow` (derived generically over the
 //! row type, so one mapping serves SQLite and PostgreSQL: both schemas use BIGINT for every
-//! integer and flag, DOUBLE for reals and TEXT for strings and JSON). A row struct holds the
+//! integer and flag, DOUBLE for reals and TEXT for strings and JSON). The rows the SQLite
+//! writer returns (it runs on rusqlite) derive `Deserialize` too, read by `serde_rusqlite`
+//! by column name. A row struct holds the
 //! columns as stored; the conversion into the model type is where stored text becomes typed.
 
 use reelay_core::TaskState;
@@ -45,7 +47,7 @@ impl TryFrom<String> for MediaKind {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub struct TaskRow {
     id: String,
     account_id: String,
@@ -141,7 +143,7 @@ impl TryFrom<EventRow> for TaskEvent {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub struct MessageRow {
     id: String,
     account_id: String,

@@ -1,8 +1,77 @@
-//! SQL both backends share, built with sqlx's `QueryBuilder` so each backend gets its own
-//! placeholders (`?` for SQLite, `$n` for PostgreSQL) from one description.
+//! SQL both backends share, written once against [`Sink`]: sqlx's `QueryBuilder` (PostgreSQL,
+//! `$n` placeholders) and [`LiteQuery`] (the SQLite writer's rusqlite statement, `?`).
 
 use reelay_core::TaskState;
+use rusqlite::types::Value;
 use sqlx::{Database, Encode, QueryBuilder, Type};
+
+/// Where a statement is written: SQL text and bound values, in order.
+pub trait Sink {
+    fn push(&mut self, sql: &str) -> &mut Self;
+    fn push_int(&mut self, v: i64) -> &mut Self;
+    fn push_opt_int(&mut self, v: Option<i64>) -> &mut Self;
+    fn push_real(&mut self, v: f64) -> &mut Self;
+    fn push_text(&mut self, v: String) -> &mut Self;
+}
+
+impl<'a, DB> Sink for QueryBuilder<'a, DB>
+where
+    DB: Database,
+    i64: 'a + Encode<'a, DB> + Type<DB>,
+    Option<i64>: 'a + Encode<'a, DB> + Type<DB>,
+    f64: 'a + Encode<'a, DB> + Type<DB>,
+    String: 'a + Encode<'a, DB> + Type<DB>,
+{
+    fn push(&mut self, sql: &str) -> &mut Self {
+        QueryBuilder::push(self, sql)
+    }
+    fn push_int(&mut self, v: i64) -> &mut Self {
+        self.push_bind(v)
+    }
+    fn push_opt_int(&mut self, v: Option<i64>) -> &mut Self {
+        self.push_bind(v)
+    }
+    fn push_real(&mut self, v: f64) -> &mut Self {
+        self.push_bind(v)
+    }
+    fn push_text(&mut self, v: String) -> &mut Self {
+        self.push_bind(v)
+    }
+}
+
+/// A statement for rusqlite: `?` placeholders and rusqlite's own value type.
+#[derive(Default)]
+pub struct LiteQuery {
+    pub sql: String,
+    pub args: Vec<Value>,
+}
+
+impl Sink for LiteQuery {
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+    fn push_int(&mut self, v: i64) -> &mut Self {
+        self.sql.push('?');
+        self.args.push(Value::Integer(v));
+        self
+    }
+    fn push_opt_int(&mut self, v: Option<i64>) -> &mut Self {
+        self.sql.push('?');
+        self.args.push(v.map_or(Value::Null, Value::Integer));
+        self
+    }
+    fn push_real(&mut self, v: f64) -> &mut Self {
+        self.sql.push('?');
+        self.args.push(Value::Real(v));
+        self
+    }
+    fn push_text(&mut self, v: String) -> &mut Self {
+        self.sql.push('?');
+        self.args.push(Value::Text(v));
+        self
+    }
+}
 
 use crate::rows::TASK_COLUMNS;
 use crate::TaskUpdate;
@@ -11,25 +80,17 @@ use crate::TaskUpdate;
 /// an update already admitted (see [`crate::rules::admits`]) of a task seen in `state`. The
 /// condition is repeated in the statement so it holds even where the transaction did not
 /// lock the row first.
-pub fn task_update<'a, DB>(u: &TaskUpdate, state: TaskState, now: i64) -> QueryBuilder<'a, DB>
-where
-    DB: Database,
-    i64: 'a + Encode<'a, DB> + Type<DB>,
-    Option<i64>: 'a + Encode<'a, DB> + Type<DB>,
-    f64: 'a + Encode<'a, DB> + Type<DB>,
-    String: 'a + Encode<'a, DB> + Type<DB>,
-{
-    let mut q = QueryBuilder::new("UPDATE tasks SET updated_at = ");
-    q.push_bind(now);
+pub fn task_update<S: Sink>(q: &mut S, u: &TaskUpdate, state: TaskState, now: i64) {
+    q.push("UPDATE tasks SET updated_at = ").push_int(now);
     if let Some(to) = u.to {
-        q.push(", state = ").push_bind(to.as_str().to_string());
+        q.push(", state = ").push_text(to.as_str().to_string());
         if to == TaskState::Submitting {
             q.push(", started_at = COALESCE(started_at, ")
-                .push_bind(now)
+                .push_int(now)
                 .push(")");
         }
         if to.is_terminal() {
-            q.push(", finished_at = ").push_bind(now);
+            q.push(", finished_at = ").push_int(now);
             if to == TaskState::Succeeded {
                 q.push(", progress = 1");
             }
@@ -41,60 +102,59 @@ where
         }
     }
     if let Some(p) = u.progress {
-        q.push(", progress = ").push_bind(p);
+        q.push(", progress = ").push_real(p);
     }
     if let Some(c) = &u.channel {
-        q.push(", channel = ").push_bind(c.clone());
+        q.push(", channel = ").push_text(c.clone());
     }
     if let Some(id) = &u.upstream_id {
-        q.push(", upstream_id = ").push_bind(id.clone());
+        q.push(", upstream_id = ").push_text(id.clone());
     }
     if u.bump_attempts {
         q.push(", attempts = attempts + 1");
     }
     if let Some(next) = u.next_attempt_at {
-        q.push(", next_attempt_at = ").push_bind(next);
+        q.push(", next_attempt_at = ").push_opt_int(next);
     }
     if u.release_lease {
         q.push(", lease_owner = NULL, lease_until = NULL");
     }
     if let Some(c) = u.cancel_upstream {
-        q.push(", cancel_upstream = ").push_bind(c as i64);
+        q.push(", cancel_upstream = ").push_int(c as i64);
     }
     if let Some((code, msg)) = &u.failure {
-        q.push(", failure_code = ").push_bind(code.clone());
-        q.push(", failure_message = ").push_bind(msg.clone());
+        q.push(", failure_code = ").push_text(code.clone());
+        q.push(", failure_message = ").push_text(msg.clone());
     }
     if let Some(o) = &u.outputs {
         q.push(", outputs = ")
-            .push_bind(serde_json::to_string(o).unwrap_or_default());
+            .push_text(serde_json::to_string(o).unwrap_or_default());
     }
     if let Some(o) = &u.upstream_outputs {
         q.push(", upstream_outputs = ")
-            .push_bind(serde_json::to_string(o).unwrap_or_default());
+            .push_text(serde_json::to_string(o).unwrap_or_default());
     }
     if let Some(p) = &u.poster {
-        q.push(", poster = ").push_bind(p.clone());
+        q.push(", poster = ").push_text(p.clone());
     }
     if let Some(l) = &u.last_frame {
-        q.push(", last_frame = ").push_bind(l.clone());
+        q.push(", last_frame = ").push_text(l.clone());
     }
     if let Some(e) = u.expires_at {
-        q.push(", expires_at = ").push_bind(e);
+        q.push(", expires_at = ").push_int(e);
     }
     if let Some(a) = u.archive_started_at {
         q.push(", archive_started_at = COALESCE(archive_started_at, ")
-            .push_bind(a)
+            .push_int(a)
             .push(")");
     }
-    q.push(" WHERE id = ").push_bind(u.task_id.clone());
+    q.push(" WHERE id = ").push_text(u.task_id.clone());
     q.push(" AND state = ")
-        .push_bind(state.as_str().to_string());
+        .push_text(state.as_str().to_string());
     if let Some(owner) = &u.lease_owner {
-        q.push(" AND lease_owner = ").push_bind(owner.clone());
+        q.push(" AND lease_owner = ").push_text(owner.clone());
     }
     q.push(" RETURNING ").push(TASK_COLUMNS);
-    q
 }
 
 #[cfg(test)]
@@ -106,11 +166,14 @@ mod tests {
         let u = TaskUpdate::new("t1", &[TaskState::Running])
             .leased_by("w")
             .to(TaskState::Succeeded);
-        let lite = task_update::<sqlx::Sqlite>(&u, TaskState::Running, 5);
-        let pg = task_update::<sqlx::Postgres>(&u, TaskState::Running, 5);
+        let mut lite = LiteQuery::default();
+        task_update(&mut lite, &u, TaskState::Running, 5);
+        let mut pg = QueryBuilder::<sqlx::Postgres>::new("");
+        task_update(&mut pg, &u, TaskState::Running, 5);
         assert!(lite
-            .sql()
+            .sql
             .starts_with("UPDATE tasks SET updated_at = ?, state = ?"));
+        assert_eq!(lite.args.len(), 6);
         assert!(pg
             .sql()
             .starts_with("UPDATE tasks SET updated_at = $1, state = $2"));

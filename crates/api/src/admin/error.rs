@@ -46,7 +46,9 @@ impl AdminError {
             AdminError::Store(StoreError::Invalid(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
-            AdminError::Store(StoreError::Database(_) | StoreError::Migrate(_)) => {
+            AdminError::Store(
+                StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Migrate(_),
+            ) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
             AdminError::WebhookPending(_) => (StatusCode::CONFLICT, "webhook_pending"),

@@ -713,10 +713,9 @@ impl Store for PgStore {
                 return Ok(None);
             }
         }
-        let row = crate::sql::task_update::<sqlx::Postgres>(&u, state, now)
-            .build()
-            .fetch_optional(&mut *tx)
-            .await?;
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+        crate::sql::task_update(&mut q, &u, state, now);
+        let row = q.build().fetch_optional(&mut *tx).await?;
         let Some(row) = row else { return Ok(None) };
         let settled = rules::settlement(state, u.to);
         if let Some((kind, reason)) = &settled {

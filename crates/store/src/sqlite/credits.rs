@@ -1,148 +1,124 @@
-//! Ledger writes. Each function runs inside the caller's transaction, next to the task change
-//! it belongs to, and moves the account balance with a conditional update in that same
-//! transaction: the balance is never read first and written after.
+//! Ledger writes. Each function runs inside the caller's transaction (a job of the writer),
+//! next to the task change it belongs to, and moves the account balance with a conditional
+//! update in that same transaction: the balance is never read first and written after.
 
-use sqlx::{Row, SqliteConnection};
+use rusqlite::{params, Connection, OptionalExtension};
 
+use super::lite::{exec, one};
 use crate::rules::{self, Credited, MAX_BALANCE};
-use crate::{now_ms, LedgerKind, Result, StoreError};
+use crate::{now_ms, Account, LedgerKind, Result, StoreError};
 
-async fn entry(
-    conn: &mut SqliteConnection,
+fn entry(
+    conn: &Connection,
     account_id: &str,
     kind: LedgerKind,
     amount: i64,
     task_id: Option<&str>,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(
+    exec(
+        conn,
         "INSERT INTO ledger_entries (account_id, kind, amount, task_id, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(account_id)
-    .bind(kind.as_str())
-    .bind(amount)
-    .bind(task_id)
-    .bind(reason)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
+        params![account_id, kind.as_str(), amount, task_id, reason, now_ms()],
+    )?;
     Ok(())
 }
 
 /// Holds `amount` for a task if the account has it available. False when it does not.
-pub async fn hold(
-    conn: &mut SqliteConnection,
+pub(super) fn hold(
+    conn: &Connection,
     account_id: &str,
     task_id: &str,
     amount: i64,
 ) -> Result<bool> {
-    let sql = "UPDATE accounts SET credits_available = credits_available - ?1, credits_held = credits_held + ?1
-               WHERE id = ?2 AND credits_available >= ?1";
-    let entry = (LedgerKind::Hold, Some(task_id), "task accepted");
-    guarded_entry(conn, sql, account_id, amount, entry).await
-}
-
-/// Runs a balance update guarded by its `WHERE` (the balance never goes negative) and, if it
-/// applied, appends the matching ledger entry. False when the guard refused it.
-async fn guarded_entry(
-    conn: &mut SqliteConnection,
-    sql: &str,
-    account_id: &str,
-    amount: i64,
-    (kind, task_id, reason): (LedgerKind, Option<&str>, &str),
-) -> Result<bool> {
-    let moved = sqlx::query(sql)
-        .bind(amount)
-        .bind(account_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let moved = exec(
+        conn,
+        "UPDATE accounts SET credits_available = credits_available - ?1, credits_held = credits_held + ?1
+         WHERE id = ?2 AND credits_available >= ?1",
+        params![amount, account_id],
+    )?;
     if moved == 0 {
         return Ok(false);
     }
-    entry(conn, account_id, kind, amount, task_id, reason).await?;
+    entry(
+        conn,
+        account_id,
+        LedgerKind::Hold,
+        amount,
+        Some(task_id),
+        "task accepted",
+    )?;
     Ok(true)
 }
 
 /// Ends a task's hold: what is still held is captured or refunded, once. Called in the
 /// transaction that moves the task to its terminal state.
-pub async fn settle(
-    conn: &mut SqliteConnection,
+pub(super) fn settle(
+    conn: &Connection,
     task_id: &str,
     kind: LedgerKind,
     reason: &str,
 ) -> Result<()> {
     debug_assert!(matches!(kind, LedgerKind::Capture | LedgerKind::Refund));
-    let row = sqlx::query(
-        "SELECT account_id, credits_held - credits_captured - credits_refunded AS remaining FROM tasks WHERE id = ?",
-    )
-    .bind(task_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let account_id: String = row.try_get("account_id")?;
-    let remaining: i64 = row.try_get("remaining")?;
+    let (account_id, remaining): (String, i64) = conn
+        .prepare_cached(
+            "SELECT account_id, credits_held - credits_captured - credits_refunded FROM tasks WHERE id = ?",
+        )?
+        .query_row([task_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if remaining < 0 {
         return Err(StoreError::Corrupt(format!(
             "task {task_id} settled more than it held"
         )));
     }
-    let (task_col, account_sql) = match kind {
-        LedgerKind::Capture => ("credits_captured", "UPDATE accounts SET credits_held = credits_held - ?1 WHERE id = ?2"),
+    let (task_sql, account_sql) = match kind {
+        LedgerKind::Capture => (
+            "UPDATE tasks SET credits_captured = credits_captured + ? WHERE id = ?",
+            "UPDATE accounts SET credits_held = credits_held - ?1 WHERE id = ?2",
+        ),
         _ => (
-            "credits_refunded",
+            "UPDATE tasks SET credits_refunded = credits_refunded + ? WHERE id = ?",
             "UPDATE accounts SET credits_held = credits_held - ?1, credits_available = credits_available + ?1 WHERE id = ?2",
         ),
     };
-    sqlx::query(&format!(
-        "UPDATE tasks SET {task_col} = {task_col} + ? WHERE id = ?"
-    ))
-    .bind(remaining)
-    .bind(task_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(account_sql)
-        .bind(remaining)
-        .bind(&account_id)
-        .execute(&mut *conn)
-        .await?;
-    entry(conn, &account_id, kind, remaining, Some(task_id), reason).await
+    exec(conn, task_sql, params![remaining, task_id])?;
+    exec(conn, account_sql, params![remaining, account_id])?;
+    entry(conn, &account_id, kind, remaining, Some(task_id), reason)
 }
 
 /// A top-up or an adjustment, guarded so the balance stays within `0..=MAX_BALANCE`. On a
 /// refusal nothing is written and the outcome says why.
-pub async fn credit(
-    conn: &mut SqliteConnection,
+pub(super) fn credit(
+    conn: &Connection,
     account_id: &str,
     kind: LedgerKind,
     amount: i64,
     reason: &str,
 ) -> Result<Credited> {
     rules::check_credit(kind, amount)?;
-    let moved = sqlx::query(
+    let moved = exec(
+        conn,
         "UPDATE accounts SET credits_available = credits_available + ?1
          WHERE id = ?2 AND credits_available + ?1 >= 0
            AND credits_available + credits_held + ?1 <= ?3",
-    )
-    .bind(amount)
-    .bind(account_id)
-    .bind(MAX_BALANCE)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+        params![amount, account_id, MAX_BALANCE],
+    )?;
     if moved == 0 {
-        let row = sqlx::query("SELECT credits_available, credits_held FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        return Ok(match row {
+        let balance: Option<(i64, i64)> = conn
+            .prepare_cached("SELECT credits_available, credits_held FROM accounts WHERE id = ?")?
+            .query_row([account_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        return Ok(match balance {
             None => Credited::NoAccount,
-            Some(r) => rules::refusal(r.try_get(0)?, r.try_get(1)?, amount),
+            Some((available, held)) => rules::refusal(available, held, amount),
         });
     }
-    entry(conn, account_id, kind, amount, None, reason).await?;
-    let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
-        .bind(account_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(Credited::Done(crate::rows::account_from_row(&row)?))
+    entry(conn, account_id, kind, amount, None, reason)?;
+    Ok(Credited::Done(account(conn, account_id)?.ok_or_else(
+        || StoreError::NotFound(format!("account {account_id}")),
+    )?))
+}
+
+/// The account row, as the writer's transaction sees it.
+pub(super) fn account(conn: &Connection, account_id: &str) -> Result<Option<Account>> {
+    one(conn, "SELECT * FROM accounts WHERE id = ?", [account_id])
 }

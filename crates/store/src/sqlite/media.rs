@@ -1,46 +1,48 @@
 //! Archived media: the objects of each task, what serving one needs, and the sweeper's queries.
 
+use rusqlite::{params, Connection};
 use sqlx::{Row, SqlitePool};
+
+use super::lite::exec;
 
 use crate::{MediaObject, Result, ServedMedia};
 
 use crate::rows::{object_from_row, served_from_row, MEDIA_COLUMNS as COLUMNS};
 
 /// The `SET` parts of a task update that concern media.
-pub(super) async fn record(write: &SqlitePool, objects: &[MediaObject]) -> Result<()> {
-    if objects.is_empty() {
+pub(super) fn record(conn: &Connection, objects: &[MediaObject]) -> Result<()> {
+    let Some(first) = objects.first() else {
         return Ok(());
-    }
-    let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
+    };
+    let sql = format!(
+        "INSERT INTO media_objects ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (task_id, name) DO UPDATE SET kind = excluded.kind,
+            output_index = excluded.output_index, content_type = excluded.content_type,
+            size = excluded.size, sha256 = excluded.sha256, source_url = excluded.source_url,
+            created_at = excluded.created_at"
+    );
     for o in objects {
-        sqlx::query(&format!(
-            "INSERT INTO media_objects ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (task_id, name) DO UPDATE SET kind = excluded.kind,
-                output_index = excluded.output_index, content_type = excluded.content_type,
-                size = excluded.size, sha256 = excluded.sha256, source_url = excluded.source_url,
-                created_at = excluded.created_at"
-        ))
-        .bind(&o.task_id)
-        .bind(&o.name)
-        .bind(o.kind.as_str())
-        .bind(o.output_index)
-        .bind(&o.content_type)
-        .bind(o.size)
-        .bind(&o.sha256)
-        .bind(&o.source_url)
-        .bind(o.created_at)
-        .execute(&mut *tx)
-        .await?;
+        exec(
+            conn,
+            &sql,
+            params![
+                o.task_id,
+                o.name,
+                o.kind.as_str(),
+                o.output_index,
+                o.content_type,
+                o.size,
+                o.sha256,
+                o.source_url,
+                o.created_at
+            ],
+        )?;
     }
-    // Recorded objects of a task that already lost its media (a late archiver after a sweep)
-    // must be swept again.
-    sqlx::query(
+    exec(
+        conn,
         "UPDATE tasks SET media_purged_at = NULL WHERE id = ? AND media_purged_at IS NOT NULL",
-    )
-    .bind(&objects[0].task_id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+        [&first.task_id],
+    )?;
     Ok(())
 }
 
@@ -86,55 +88,42 @@ pub(super) async fn expired(read: &SqlitePool, now: i64, limit: i64) -> Result<V
 
 /// Forgets the objects that were deleted and marks the task purged, unless another object was
 /// recorded meanwhile (a late archiver): the task then stays on the sweeper's list.
-pub(super) async fn purged(
-    write: &SqlitePool,
-    task_id: &str,
-    names: &[String],
-    now: i64,
-) -> Result<()> {
-    let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
+pub(super) fn purged(conn: &Connection, task_id: &str, names: &[String], now: i64) -> Result<()> {
     for name in names {
-        sqlx::query("DELETE FROM media_objects WHERE task_id = ? AND name = ?")
-            .bind(task_id)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        exec(
+            conn,
+            "DELETE FROM media_objects WHERE task_id = ? AND name = ?",
+            params![task_id, name],
+        )?;
     }
-    sqlx::query(
-        "UPDATE tasks SET media_purged_at = ? WHERE id = ?
-           AND NOT EXISTS (SELECT 1 FROM media_objects WHERE task_id = ?)",
-    )
-    .bind(now)
-    .bind(task_id)
-    .bind(task_id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    exec(
+        conn,
+        "UPDATE tasks SET media_purged_at = ?1 WHERE id = ?2
+           AND NOT EXISTS (SELECT 1 FROM media_objects WHERE task_id = ?2)",
+        params![now, task_id],
+    )?;
     Ok(())
 }
 
-pub(super) async fn expire(write: &SqlitePool, task_id: &str, at: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE tasks SET expires_at = MIN(COALESCE(expires_at, ?), ?), media_purged_at = NULL
-         WHERE id = ?",
-    )
-    .bind(at)
-    .bind(at)
-    .bind(task_id)
-    .execute(write)
-    .await?;
+pub(super) fn expire(conn: &Connection, task_id: &str, at: i64) -> Result<()> {
+    exec(
+        conn,
+        "UPDATE tasks SET expires_at = MIN(COALESCE(expires_at, ?1), ?1), media_purged_at = NULL
+         WHERE id = ?2",
+        params![at, task_id],
+    )?;
     Ok(())
 }
 
-pub(super) async fn set_retention(
-    write: &SqlitePool,
+pub(super) fn set_retention(
+    conn: &Connection,
     account_id: &str,
     seconds: Option<i64>,
 ) -> Result<bool> {
-    let done = sqlx::query("UPDATE accounts SET retention_seconds = ? WHERE id = ?")
-        .bind(seconds)
-        .bind(account_id)
-        .execute(write)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let done = exec(
+        conn,
+        "UPDATE accounts SET retention_seconds = ? WHERE id = ?",
+        params![seconds, account_id],
+    )?;
+    Ok(done == 1)
 }

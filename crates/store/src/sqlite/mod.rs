@@ -1,11 +1,13 @@
-//! SQLite backend: WAL, a busy timeout, one writer connection (SQLite has one writer anyway;
-//! funnelling writes through one connection avoids lock-upgrade deadlocks) and several readers.
-//! Write transactions start with `BEGIN IMMEDIATE` so a read inside them is already under the
-//! write lock.
+//! SQLite backend: WAL, a busy timeout, one writer and several readers. Every write runs on
+//! the writer thread ([`writer`]), which commits the jobs waiting for it together (group
+//! commit); reads go through sqlx's pool of read-only connections. Write transactions start
+//! with `BEGIN IMMEDIATE` so a read inside them is already under the write lock.
 
 mod credits;
+mod lite;
 mod media;
 mod webhooks;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,12 +15,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reelay_core::TaskState;
+use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use crate::rows::{
     self, account_from_row, key_from_row, ledger_from_row, task_from_row, BalanceCheckRow,
-    SealedSecretsRow, TaskCreditsRow, TASK_COLUMNS,
+    MessageRow, SealedSecretsRow, TaskCreditsRow, TaskRow, TASK_COLUMNS,
 };
 use crate::rules::{self, CancelPlan};
 use crate::{
@@ -27,98 +30,34 @@ use crate::{
     NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskUpdate,
     WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
 };
+use lite::{all, exec, one, value};
+use writer::{Work, WriteCount, Writer};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// How long a statement waits for a lock another connection holds (another process, or
+/// another store opened on the same file).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct SqliteStore {
-    write: SqlitePool,
+    writer: Writer,
     read: SqlitePool,
-    callbacks: Option<Arc<dyn Callbacks>>,
-    secrets: SecretBox,
+    ctx: Arc<Ctx>,
     writes: Arc<WriteCount>,
 }
 
-/// Rows changed by committed transactions on the writer, counted by SQLite's own hooks (so no
-/// write path can be missed): changes are pending until their transaction commits, and a
-/// rollback forgets them.
-#[derive(Default)]
-struct WriteCount {
-    pending: std::sync::atomic::AtomicU64,
-    committed: std::sync::atomic::AtomicU64,
+/// What the writer's jobs need besides the connection.
+struct Ctx {
+    callbacks: Option<Arc<dyn Callbacks>>,
+    secrets: SecretBox,
 }
 
-impl WriteCount {
-    fn install(self: &Arc<Self>, handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let (w1, w2, w3) = (self.clone(), self.clone(), self.clone());
-        handle.set_update_hook(move |_| {
-            w1.pending.fetch_add(1, Relaxed);
-        });
-        handle.set_commit_hook(move || {
-            w2.committed.fetch_add(w2.pending.swap(0, Relaxed), Relaxed);
-            true
-        });
-        handle.set_rollback_hook(move || {
-            w3.pending.store(0, Relaxed);
-        });
-    }
-}
-
-impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
-    /// and applies migrations.
-    pub async fn open(url: &str) -> Result<SqliteStore> {
-        let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let writes = Arc::new(WriteCount::default());
-        let hooks = writes.clone();
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .after_connect(move |conn, _| {
-                let hooks = hooks.clone();
-                Box::pin(async move {
-                    hooks.install(&mut conn.lock_handle().await?);
-                    Ok(())
-                })
-            })
-            .connect_with(opts.clone())
-            .await?;
-        MIGRATOR.run(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts.read_only(true))
-            .await?;
-        Ok(SqliteStore {
-            write,
-            read,
-            callbacks: None,
-            secrets: SecretBox::ephemeral(),
-            writes,
-        })
-    }
-
-    /// The dialects' callback rules, consulted in every transition's transaction.
-    pub fn with_callbacks(mut self, callbacks: Arc<dyn Callbacks>) -> SqliteStore {
-        self.callbacks = Some(callbacks);
-        self
-    }
-
-    /// The key sealing secrets at rest. Without one, a key that lives as long as the process
-    /// is used (fine for tests, not for a server: secrets would not open after a restart).
-    pub fn with_secret_key(mut self, key: [u8; 32]) -> SqliteStore {
-        self.secrets = SecretBox::new(key);
-        self
-    }
-
-    /// Writes the callback of a transition, if its dialect reports it (inside `conn`'s tx).
-    async fn callback(
+impl Ctx {
+    /// Writes the callback of a transition, if its dialect reports it (inside the job's tx).
+    fn callback(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: &Connection,
         task: &Task,
         from: Option<TaskState>,
         to: TaskState,
@@ -126,28 +65,117 @@ impl SqliteStore {
     ) -> Result<bool> {
         match &self.callbacks {
             Some(cb) if task.spec.callback_url.is_some() => {
-                webhooks::enqueue(conn, cb.as_ref(), task, from, to, now).await
+                webhooks::enqueue(conn, cb.as_ref(), task, from, to, now)
             }
             _ => Ok(false),
         }
     }
+}
 
-    /// After the commit that wrote a message: wake the deliverers.
-    fn committed(&self, enqueued: bool) {
-        if let (true, Some(cb)) = (enqueued, &self.callbacks) {
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `url` (`sqlite://path`) and applies
+    /// migrations.
+    pub async fn open(url: &str) -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let path = opts.get_filename().to_path_buf();
+        if path.as_os_str() == ":memory:" {
+            // The writer and the readers are separate connections: they must share a file.
+            return Err(StoreError::UnsupportedUrl(format!(
+                "{url}: an in-memory SQLite database cannot be shared by the writer and the readers; use sqlite://<file>"
+            )));
+        }
+        {
+            let migrate = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await?;
+            let done = MIGRATOR.run(&migrate).await;
+            migrate.close().await;
+            done?;
+        }
+        let conn = tokio::task::spawn_blocking(move || writer_connection(&path))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("opening the writer: {e}")))??;
+        let writes = Arc::new(WriteCount::default());
+        let writer = Writer::start(conn, writes.clone())
+            .map_err(|e| StoreError::Corrupt(format!("starting the writer thread: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(SqliteStore {
+            writer,
+            read,
+            ctx: Arc::new(Ctx {
+                callbacks: None,
+                secrets: SecretBox::ephemeral(),
+            }),
+            writes,
+        })
+    }
+
+    /// The dialects' callback rules, consulted in every transition's transaction.
+    pub fn with_callbacks(mut self, callbacks: Arc<dyn Callbacks>) -> SqliteStore {
+        self.ctx = Arc::new(Ctx {
+            callbacks: Some(callbacks),
+            secrets: self.ctx.secrets.clone(),
+        });
+        self
+    }
+
+    /// The key sealing secrets at rest. Without one, a key that lives as long as the process
+    /// is used (fine for tests, not for a server: secrets would not open after a restart).
+    pub fn with_secret_key(mut self, key: [u8; 32]) -> SqliteStore {
+        self.ctx = Arc::new(Ctx {
+            callbacks: self.ctx.callbacks.clone(),
+            secrets: SecretBox::new(key),
+        });
+        self
+    }
+
+    /// Runs `f` on the writer, in the next group commit; after the commit, wakes the
+    /// deliverers if it wrote a webhook message.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Work<'_>, &Ctx) -> Result<T> + Send + 'static,
+    {
+        let ctx = self.ctx.clone();
+        let (value, enqueued) = self.writer.run(move |w| f(w, &ctx)).await?;
+        if let (true, Some(cb)) = (enqueued, &self.ctx.callbacks) {
             cb.committed();
         }
+        Ok(value)
+    }
+
+    /// Write transactions committed since the store was opened, and the jobs (accepts,
+    /// transitions, ...) committed in them: with group commit, many jobs per commit under
+    /// load. A diagnostic for tests and the load tool.
+    pub fn commits(&self) -> (u64, u64) {
+        self.writes.commits()
     }
 
     /// Closes every connection (waits for those in use to be returned).
     pub async fn close(&self) {
         self.read.close().await;
-        self.write.close().await;
+        self.writer.close().await;
     }
+}
 
-    async fn begin(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
-    }
+/// The writer's connection, configured as sqlx configures the readers.
+fn writer_connection(path: &std::path::Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
 }
 
 /// Tasks holding an upstream slot on channel `?` (see [`rules::IN_FLIGHT`]).
@@ -162,34 +190,61 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-async fn insert_event(
-    tx: &mut sqlx::SqliteConnection,
+fn insert_event(
+    conn: &Connection,
     task_id: &str,
     from: Option<TaskState>,
     to: TaskState,
     data: &serde_json::Value,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
+    exec(
+        conn,
         "INSERT INTO task_events (id, task_id, from_state, to_state, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(new_id())
-    .bind(task_id)
-    .bind(from.map(TaskState::as_str))
-    .bind(to.as_str())
-    .bind(data.to_string())
-    .bind(now)
-    .execute(tx)
-    .await?;
+        params![
+            new_id(),
+            task_id,
+            from.map(TaskState::as_str),
+            to.as_str(),
+            data.to_string(),
+            now
+        ],
+    )?;
     Ok(())
+}
+
+/// The task as the writer's transaction sees it.
+fn task_row(conn: &Connection, id: &str) -> Result<Option<Task>> {
+    let row: Option<TaskRow> = one(
+        conn,
+        &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"),
+        [id],
+    )?;
+    row.map(Task::try_from).transpose()
+}
+
+/// A task's state and lease owner, read under the write lock.
+fn state_and_owner(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<(TaskState, Option<String>)>> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached(sql)?
+        .query_row(params, |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(s, o)| {
+        TaskState::parse(&s)
+            .map(|st| (st, o))
+            .ok_or(StoreError::Corrupt(s))
+    })
+    .transpose()
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     fn committed_writes(&self) -> u64 {
-        self.writes
-            .committed
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.writes.committed()
     }
 
     async fn ping(&self) -> Result<()> {
@@ -214,60 +269,53 @@ impl Store for SqliteStore {
                 crate::MAX_BALANCE
             )));
         }
-        let id = format!("acct_{}", uuid::Uuid::now_v7().simple());
-        let now = now_ms();
-        // Account, initial credits, limits and first key in one transaction: a failure at
-        // any step leaves no half-made account behind an error answer.
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO accounts (id, name, credits_available, webhook_secret, created_at,
-                                   price_multiplier, max_active_tasks)
-             VALUES (?, ?, 0, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&new.name)
-        .bind(
-            self.secrets.seal(
-                &new.webhook_secret
-                    .clone()
-                    .unwrap_or_else(crate::generate_webhook_secret),
-            ),
-        )
-        .bind(now)
-        .bind(new.price_multiplier.unwrap_or(1.0))
-        .bind(new.max_active_tasks)
-        .execute(&mut *tx)
-        .await?;
-        if credits > 0 {
-            credits::credit(&mut tx, &id, LedgerKind::Topup, credits, "initial credits").await?;
-        }
-        let key_id = match &new.key {
-            Some(key) => {
-                let key_id = format!("kid_{}", uuid::Uuid::now_v7().simple());
-                sqlx::query(
-                    "INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at)
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(&key_id)
-                .bind(&id)
-                .bind(&key.hash)
-                .bind(&key.prefix)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                Some(key_id)
+        let new = new.clone();
+        // Account, initial credits, limits and first key in one job: a failure at any step
+        // rolls the whole job back, leaving no half-made account behind an error answer.
+        self.write(move |w, ctx| {
+            let id = format!("acct_{}", uuid::Uuid::now_v7().simple());
+            let now = now_ms();
+            let secret = new
+                .webhook_secret
+                .clone()
+                .unwrap_or_else(crate::generate_webhook_secret);
+            exec(
+                w.conn,
+                "INSERT INTO accounts (id, name, credits_available, webhook_secret, created_at,
+                                       price_multiplier, max_active_tasks)
+                 VALUES (?, ?, 0, ?, ?, ?, ?)",
+                params![
+                    id,
+                    new.name,
+                    ctx.secrets.seal(&secret),
+                    now,
+                    new.price_multiplier.unwrap_or(1.0),
+                    new.max_active_tasks
+                ],
+            )?;
+            if credits > 0 {
+                credits::credit(w.conn, &id, LedgerKind::Topup, credits, "initial credits")?;
             }
-            None => None,
-        };
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-        // Decoded before the commit: a failure after it would answer an error for a write
-        // that stands.
-        let account = account_from_row(&row)?;
-        tx.commit().await?;
-        Ok((account, key_id))
+            let key_id = match &new.key {
+                Some(key) => {
+                    let key_id = format!("kid_{}", uuid::Uuid::now_v7().simple());
+                    exec(
+                        w.conn,
+                        "INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at)
+                         VALUES (?, ?, ?, ?, ?)",
+                        params![key_id, id, key.hash, key.prefix, now],
+                    )?;
+                    Some(key_id)
+                }
+                None => None,
+            };
+            // Read before the commit: a failure after it would answer an error for a write
+            // that stands.
+            let account = credits::account(w.conn, &id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("account {id} vanished")))?;
+            Ok((account, key_id))
+        })
+        .await
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>> {
@@ -280,7 +328,7 @@ impl Store for SqliteStore {
 
     async fn count_accounts(&self) -> Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) FROM accounts")
-            .fetch_one(&self.write)
+            .fetch_one(&self.read)
             .await?
             .try_get(0)?)
     }
@@ -291,22 +339,25 @@ impl Store for SqliteStore {
         key_hash: &str,
         prefix: &str,
     ) -> Result<String> {
-        let id = format!("kid_{}", uuid::Uuid::now_v7().simple());
-        let res = sqlx::query(
-            "INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at)
-             SELECT ?, id, ?, ?, ? FROM accounts WHERE id = ?",
-        )
-        .bind(&id)
-        .bind(key_hash)
-        .bind(prefix)
-        .bind(now_ms())
-        .bind(account_id)
-        .execute(&self.write)
-        .await?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("account {account_id}")));
-        }
-        Ok(id)
+        let (account_id, key_hash, prefix) = (
+            account_id.to_string(),
+            key_hash.to_string(),
+            prefix.to_string(),
+        );
+        self.write(move |w, _| {
+            let id = format!("kid_{}", uuid::Uuid::now_v7().simple());
+            let n = exec(
+                w.conn,
+                "INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at)
+                 SELECT ?, id, ?, ?, ? FROM accounts WHERE id = ?",
+                params![id, key_hash, prefix, now_ms(), account_id],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {account_id}")));
+            }
+            Ok(id)
+        })
+        .await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, Account)>> {
@@ -332,115 +383,112 @@ impl Store for SqliteStore {
     }
 
     async fn accept_task(&self, task: NewTask, acceptance: Acceptance) -> Result<AcceptOutcome> {
-        let now = now_ms();
         let spec =
             serde_json::to_string(&task.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.begin().await?;
-        if let Some(idem) = &acceptance.idempotency {
-            let prior = sqlx::query(
-                "SELECT request_hash, task_id, response_status, response_body FROM idempotency_keys
-                 WHERE account_id = ? AND key = ? AND expires_at > ?",
-            )
-            .bind(&task.account_id)
-            .bind(&idem.key)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(prior) = prior {
-                let hash: String = prior.try_get("request_hash")?;
-                if hash != idem.request_hash {
-                    return Ok(AcceptOutcome::IdempotencyMismatch);
+        self.write(move |w, ctx| {
+            let now = now_ms();
+            let conn = w.conn;
+            if let Some(idem) = &acceptance.idempotency {
+                let prior: Option<(String, Option<String>, i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT request_hash, task_id, response_status, response_body
+                         FROM idempotency_keys WHERE account_id = ? AND key = ? AND expires_at > ?",
+                    )?
+                    .query_row(params![task.account_id, idem.key, now], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .optional()?;
+                if let Some((hash, task_id, status, body)) = prior {
+                    if hash != idem.request_hash {
+                        return Ok(AcceptOutcome::IdempotencyMismatch);
+                    }
+                    return Ok(AcceptOutcome::Replayed {
+                        task_id: task_id.unwrap_or_default(),
+                        status: status as u16,
+                        body,
+                    });
                 }
-                return Ok(AcceptOutcome::Replayed {
-                    task_id: prior.try_get("task_id")?,
-                    status: prior.try_get::<i64, _>("response_status")? as u16,
-                    body: prior.try_get("response_body")?,
+            }
+            let (available, own_cap): (i64, Option<i64>) = conn
+                .prepare_cached("SELECT credits_available, max_active_tasks FROM accounts WHERE id = ?")?
+                .query_row([&task.account_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => {
+                        StoreError::NotFound(format!("account {}", task.account_id))
+                    }
+                    e => e.into(),
+                })?;
+            if let Some(limit) = own_cap.or(acceptance.max_active_tasks) {
+                let active: i64 = value(
+                    conn,
+                    &format!(
+                        "SELECT COUNT(*) FROM tasks WHERE account_id = ? AND {}",
+                        rules::LIVE
+                    ),
+                    [&task.account_id],
+                )?
+                .unwrap_or(0);
+                if active >= limit {
+                    return Ok(AcceptOutcome::TooManyActive { limit });
+                }
+            }
+            let row: Option<TaskRow> = one(
+                conn,
+                &format!(
+                    "INSERT INTO tasks (id, account_id, key_id, dialect, endpoint, model, spec, state,
+                                        next_attempt_at, credits_held, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?8, ?8) RETURNING {TASK_COLUMNS}"
+                ),
+                params![
+                    task.id,
+                    task.account_id,
+                    task.key_id,
+                    task.dialect,
+                    task.spec.endpoint,
+                    task.spec.model,
+                    spec,
+                    now,
+                    task.spec.price
+                ],
+            )?;
+            let row = row.ok_or_else(|| StoreError::Corrupt("insert returned no row".into()))?;
+            if !credits::hold(conn, &task.account_id, &task.id, task.spec.price)? {
+                // The job's writes roll back: nothing was created.
+                w.discard();
+                return Ok(AcceptOutcome::InsufficientCredits {
+                    available,
+                    price: task.spec.price,
                 });
             }
-        }
-        let account =
-            sqlx::query("SELECT credits_available, max_active_tasks FROM accounts WHERE id = ?")
-                .bind(&task.account_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("account {}", task.account_id)))?;
-        let own_cap: Option<i64> = account.try_get("max_active_tasks")?;
-        if let Some(limit) = own_cap.or(acceptance.max_active_tasks) {
-            let active: i64 = sqlx::query(&format!(
-                "SELECT COUNT(*) FROM tasks WHERE account_id = ? AND {}",
-                rules::LIVE
-            ))
-            .bind(&task.account_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            if active >= limit {
-                return Ok(AcceptOutcome::TooManyActive { limit });
+            insert_event(conn, &task.id, None, TaskState::Queued, &serde_json::json!({}), now)?;
+            if let Some(idem) = &acceptance.idempotency {
+                exec(
+                    conn,
+                    "INSERT INTO idempotency_keys (account_id, key, request_hash, task_id, response_status,
+                                                   response_body, created_at, expires_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (account_id, key) DO UPDATE SET request_hash = excluded.request_hash,
+                        task_id = excluded.task_id, response_status = excluded.response_status,
+                        response_body = excluded.response_body, created_at = excluded.created_at,
+                        expires_at = excluded.expires_at",
+                    params![
+                        task.account_id,
+                        idem.key,
+                        idem.request_hash,
+                        task.id,
+                        idem.response_status as i64,
+                        idem.response_body,
+                        now,
+                        now + idem.ttl_ms
+                    ],
+                )?;
             }
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO tasks (id, account_id, key_id, dialect, endpoint, model, spec, state,
-                                next_attempt_at, credits_held, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING {TASK_COLUMNS}"
-        ))
-        .bind(&task.id)
-        .bind(&task.account_id)
-        .bind(&task.key_id)
-        .bind(&task.dialect)
-        .bind(&task.spec.endpoint)
-        .bind(&task.spec.model)
-        .bind(spec)
-        .bind(now)
-        .bind(task.spec.price)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !credits::hold(&mut tx, &task.account_id, &task.id, task.spec.price).await? {
-            // Dropping the transaction rolls the insert back: nothing was created.
-            let available: i64 = account.try_get("credits_available")?;
-            return Ok(AcceptOutcome::InsufficientCredits {
-                available,
-                price: task.spec.price,
-            });
-        }
-        insert_event(
-            &mut tx,
-            &task.id,
-            None,
-            TaskState::Queued,
-            &serde_json::json!({}),
-            now,
-        )
-        .await?;
-        if let Some(idem) = &acceptance.idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (account_id, key, request_hash, task_id, response_status,
-                                               response_body, created_at, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (account_id, key) DO UPDATE SET request_hash = excluded.request_hash,
-                    task_id = excluded.task_id, response_status = excluded.response_status,
-                    response_body = excluded.response_body, created_at = excluded.created_at,
-                    expires_at = excluded.expires_at",
-            )
-            .bind(&task.account_id)
-            .bind(&idem.key)
-            .bind(&idem.request_hash)
-            .bind(&task.id)
-            .bind(idem.response_status as i64)
-            .bind(&idem.response_body)
-            .bind(now)
-            .bind(now + idem.ttl_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let created = task_from_row(&row)?;
-        let enqueued = self
-            .callback(&mut tx, &created, None, TaskState::Queued, now)
-            .await?;
-        tx.commit().await?;
-        self.committed(enqueued);
-        Ok(AcceptOutcome::Created(Box::new(created)))
+            let created = Task::try_from(row)?;
+            let enqueued = ctx.callback(conn, &created, None, TaskState::Queued, now)?;
+            w.enqueued(enqueued);
+            Ok(AcceptOutcome::Created(Box::new(created)))
+        })
+        .await
     }
 
     async fn get_task(&self, account_id: &str, id: &str) -> Result<Option<Task>> {
@@ -479,20 +527,22 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Task>> {
         // The claimed task comes due again at the lease expiry: if this worker dies, another
         // picks it up then, with no separate sweeper.
-        let rows = sqlx::query(&format!(
-            "UPDATE tasks SET lease_owner = ?1, lease_until = ?2, next_attempt_at = ?2
-             WHERE id IN (SELECT id FROM tasks
-                          WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?3
-                          ORDER BY next_attempt_at LIMIT ?4)
-             RETURNING {TASK_COLUMNS}"
-        ))
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.write)
-        .await?;
-        rows.iter().map(task_from_row).collect()
+        let owner = owner.to_string();
+        self.write(move |w, _| {
+            let rows: Vec<TaskRow> = all(
+                w.conn,
+                &format!(
+                    "UPDATE tasks SET lease_owner = ?1, lease_until = ?2, next_attempt_at = ?2
+                     WHERE id IN (SELECT id FROM tasks
+                                  WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?3
+                                  ORDER BY next_attempt_at LIMIT ?4)
+                     RETURNING {TASK_COLUMNS}"
+                ),
+                params![owner, lease_until, now, limit],
+            )?;
+            rows.into_iter().map(Task::try_from).collect()
+        })
+        .await
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>> {
@@ -513,63 +563,56 @@ impl Store for SqliteStore {
     }
 
     async fn update_task(&self, u: TaskUpdate) -> Result<Option<Task>> {
-        let now = now_ms();
-        let mut tx = self.begin().await?;
-        let current = sqlx::query("SELECT state, lease_owner FROM tasks WHERE id = ?")
-            .bind(&u.task_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(current) = current else {
-            return Ok(None);
-        };
-        let state_str: String = current.try_get("state")?;
-        let state =
-            TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
-        let owner: Option<String> = current.try_get("lease_owner")?;
-        if !rules::admits(&u, state, owner.as_deref()) {
-            return Ok(None);
-        }
-        if let (Some(cap), Some(channel)) = (u.channel_cap, &u.channel) {
-            // Under the write lock (BEGIN IMMEDIATE): the count cannot change before the update.
-            let others: i64 = sqlx::query(&format!("{} AND id != ?", in_flight_sql()))
-                .bind(channel)
-                .bind(&u.task_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
-            if others >= cap {
+        self.write(move |w, ctx| {
+            let now = now_ms();
+            let conn = w.conn;
+            let Some((state, owner)) = state_and_owner(
+                conn,
+                "SELECT state, lease_owner FROM tasks WHERE id = ?",
+                [&u.task_id],
+            )?
+            else {
+                return Ok(None);
+            };
+            if !rules::admits(&u, state, owner.as_deref()) {
                 return Ok(None);
             }
-        }
-        let row = crate::sql::task_update::<sqlx::Sqlite>(&u, state, now)
-            .build()
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let settled = rules::settlement(state, u.to);
-        if let Some((kind, reason)) = &settled {
-            credits::settle(&mut tx, &u.task_id, *kind, reason).await?;
-        }
-        let row = if settled.is_some() {
-            sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
-                .bind(&u.task_id)
-                .fetch_one(&mut *tx)
-                .await?
-        } else {
-            row
-        };
-        if let Some(to) = u.to.filter(|to| *to != state) {
-            let data = rules::event_data(&u);
-            insert_event(&mut tx, &u.task_id, Some(state), to, &data, now).await?;
-        }
-        let task = task_from_row(&row)?;
-        let mut enqueued = false;
-        if let Some(to) = u.to.filter(|to| *to != state) {
-            enqueued = self.callback(&mut tx, &task, Some(state), to, now).await?;
-        }
-        tx.commit().await?;
-        self.committed(enqueued);
-        Ok(Some(task))
+            if let (Some(cap), Some(channel)) = (u.channel_cap, &u.channel) {
+                // Under the write lock: the count cannot change before the update.
+                let others: i64 = value(
+                    conn,
+                    &format!("{} AND id != ?", in_flight_sql()),
+                    params![channel, u.task_id],
+                )?
+                .unwrap_or(0);
+                if others >= cap {
+                    return Ok(None);
+                }
+            }
+            let mut q = crate::sql::LiteQuery::default();
+            crate::sql::task_update(&mut q, &u, state, now);
+            let row: Option<TaskRow> =
+                one(conn, &q.sql, rusqlite::params_from_iter(q.args.iter()))?;
+            let Some(row) = row else { return Ok(None) };
+            let settled = rules::settlement(state, u.to);
+            let task = match &settled {
+                Some((kind, reason)) => {
+                    credits::settle(conn, &u.task_id, *kind, reason)?;
+                    task_row(conn, &u.task_id)?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("task {} vanished", u.task_id))
+                    })?
+                }
+                None => Task::try_from(row)?,
+            };
+            if let Some(to) = u.to.filter(|to| *to != state) {
+                let data = rules::event_data(&u);
+                insert_event(conn, &u.task_id, Some(state), to, &data, now)?;
+                let enqueued = ctx.callback(conn, &task, Some(state), to, now)?;
+                w.enqueued(enqueued);
+            }
+            Ok(Some(task))
+        })
+        .await
     }
 
     async fn usage_by_model(&self, account_id: &str, since_ms: i64) -> Result<Vec<(String, i64)>> {
@@ -633,13 +676,16 @@ impl Store for SqliteStore {
         reason: &str,
     ) -> Result<Credited> {
         crate::rules::check_credit(kind, amount)?;
-        let mut tx = self.begin().await?;
-        let outcome = credits::credit(&mut tx, account_id, kind, amount, reason).await?;
-        // Only an applied credit is committed; a refusal rolls back with the drop.
-        if matches!(outcome, Credited::Done(_)) {
-            tx.commit().await?;
-        }
-        Ok(outcome)
+        let (account_id, reason) = (account_id.to_string(), reason.to_string());
+        self.write(move |w, _| {
+            let outcome = credits::credit(w.conn, &account_id, kind, amount, &reason)?;
+            // Only an applied credit is committed; a refusal leaves nothing behind.
+            if !matches!(outcome, Credited::Done(_)) {
+                w.discard();
+            }
+            Ok(outcome)
+        })
+        .await
     }
 
     async fn ledger(&self, account_id: &str, limit: i64) -> Result<Vec<LedgerEntry>> {
@@ -689,28 +735,25 @@ impl Store for SqliteStore {
         price_multiplier: Option<f64>,
         max_active_tasks: Option<Option<i64>>,
     ) -> Result<Option<Account>> {
-        let mut tx = self.begin().await?;
-        if let Some(m) = price_multiplier {
-            sqlx::query("UPDATE accounts SET price_multiplier = ? WHERE id = ?")
-                .bind(m)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(cap) = max_active_tasks {
-            sqlx::query("UPDATE accounts SET max_active_tasks = ? WHERE id = ?")
-                .bind(cap)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let account = row.map(|r| account_from_row(&r)).transpose()?;
-        tx.commit().await?;
-        Ok(account)
+        let account_id = account_id.to_string();
+        self.write(move |w, _| {
+            if let Some(m) = price_multiplier {
+                exec(
+                    w.conn,
+                    "UPDATE accounts SET price_multiplier = ? WHERE id = ?",
+                    params![m, account_id],
+                )?;
+            }
+            if let Some(cap) = max_active_tasks {
+                exec(
+                    w.conn,
+                    "UPDATE accounts SET max_active_tasks = ? WHERE id = ?",
+                    params![cap, account_id],
+                )?;
+            }
+            credits::account(w.conn, &account_id)
+        })
+        .await
     }
 
     async fn list_api_keys(&self, account_id: &str) -> Result<Vec<ApiKey>> {
@@ -723,44 +766,47 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_api_key(&self, key_id: &str) -> Result<bool> {
-        let n =
-            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(now_ms())
-                .bind(key_id)
-                .execute(&self.write)
-                .await?
-                .rows_affected();
-        Ok(n == 1)
+        let key_id = key_id.to_string();
+        self.write(move |w, _| {
+            let n = exec(
+                w.conn,
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                params![now_ms(), key_id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn touch_api_keys(&self, used: &[(String, i64)]) -> Result<()> {
         if used.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        for (id, at) in used {
-            sqlx::query(
-                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
-            )
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let used = used.to_vec();
+        self.write(move |w, _| {
+            for (id, at) in &used {
+                exec(
+                    w.conn,
+                    "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+                    params![at, id],
+                )?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn purge_idempotency(&self, now: i64, limit: i64) -> Result<u64> {
-        Ok(sqlx::query(
-            "DELETE FROM idempotency_keys WHERE rowid IN
-               (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)",
-        )
-        .bind(now)
-        .bind(limit)
-        .execute(&self.write)
-        .await?
-        .rows_affected())
+        self.write(move |w, _| {
+            let n = exec(
+                w.conn,
+                "DELETE FROM idempotency_keys WHERE rowid IN
+                   (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)",
+                params![now, limit],
+            )?;
+            Ok(n as u64)
+        })
+        .await
     }
 
     async fn cancel_or_delete(
@@ -769,90 +815,69 @@ impl Store for SqliteStore {
         id: &str,
         refund_after_upstream: bool,
     ) -> Result<CancelOutcome> {
-        let now = now_ms();
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(
-            "SELECT state, upstream_id FROM tasks WHERE id = ? AND account_id = ? AND deleted = 0",
-        )
-        .bind(id)
-        .bind(account_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(CancelOutcome::NotFound);
-        };
-        let state_str: String = row.try_get("state")?;
-        let state =
-            TaskState::parse(&state_str).ok_or_else(|| StoreError::Corrupt(state_str.clone()))?;
-        let upstream_id: Option<String> = row.try_get("upstream_id")?;
-        let mut enqueued = false;
-        let outcome = match rules::cancel_plan(state, upstream_id.is_some(), refund_after_upstream)
-        {
-            CancelPlan::Delete => {
-                // A deleted task's media go with it: the sweeper takes them on its next pass.
-                sqlx::query(
-                "UPDATE tasks SET deleted = 1, updated_at = ?,
-                        expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE MIN(expires_at, ?) END
-                 WHERE id = ?",
+        let (account_id, id) = (account_id.to_string(), id.to_string());
+        self.write(move |w, ctx| {
+            let now = now_ms();
+            let conn = w.conn;
+            let Some((state, upstream_id)) = state_and_owner(
+                conn,
+                "SELECT state, upstream_id FROM tasks WHERE id = ? AND account_id = ? AND deleted = 0",
+                params![id, account_id],
+            )?
+            else {
+                return Ok(CancelOutcome::NotFound);
+            };
+            Ok(
+                match rules::cancel_plan(state, upstream_id.is_some(), refund_after_upstream) {
+                    CancelPlan::Delete => {
+                        // A deleted task's media go with it: the sweeper takes them on its next pass.
+                        exec(
+                            conn,
+                            "UPDATE tasks SET deleted = 1, updated_at = ?1,
+                                    expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE MIN(expires_at, ?1) END
+                             WHERE id = ?2",
+                            params![now, id],
+                        )?;
+                        CancelOutcome::Deleted
+                    }
+                    CancelPlan::Cancel {
+                        owes_upstream,
+                        keep_lease,
+                        settle,
+                    } => {
+                        // While `cancel_upstream` is set the engine owes the upstream its cancel call.
+                        exec(
+                            conn,
+                            "UPDATE tasks SET state = 'cancelled', deleted = 1, finished_at = ?1, updated_at = ?1,
+                                    cancel_upstream = ?2,
+                                    next_attempt_at = CASE WHEN ?2 THEN
+                                        (CASE WHEN upstream_id IS NOT NULL THEN ?1 ELSE next_attempt_at END)
+                                        ELSE NULL END,
+                                    lease_owner = CASE WHEN ?3 THEN lease_owner ELSE NULL END,
+                                    lease_until = CASE WHEN ?3 THEN lease_until ELSE NULL END
+                             WHERE id = ?4 AND state = ?5",
+                            params![now, owes_upstream as i64, keep_lease as i64, id, state.as_str()],
+                        )?;
+                        credits::settle(conn, &id, settle, "cancelled by client")?;
+                        insert_event(
+                            conn,
+                            &id,
+                            Some(state),
+                            TaskState::Cancelled,
+                            &serde_json::json!({"by": "client"}),
+                            now,
+                        )?;
+                        let task = task_row(conn, &id)?
+                            .ok_or_else(|| StoreError::Corrupt(format!("task {id} vanished")))?;
+                        let enqueued =
+                            ctx.callback(conn, &task, Some(state), TaskState::Cancelled, now)?;
+                        w.enqueued(enqueued);
+                        CancelOutcome::Cancelled
+                    }
+                },
             )
-                .bind(now)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                CancelOutcome::Deleted
-            }
-            CancelPlan::Cancel {
-                owes_upstream,
-                keep_lease,
-                settle,
-            } => {
-                // While `cancel_upstream` is set the engine owes the upstream its cancel call.
-                sqlx::query(
-                "UPDATE tasks SET state = 'cancelled', deleted = 1, finished_at = ?, updated_at = ?,
-                        cancel_upstream = ?,
-                        next_attempt_at = CASE WHEN ? THEN
-                            (CASE WHEN upstream_id IS NOT NULL THEN ? ELSE next_attempt_at END)
-                            ELSE NULL END,
-                        lease_owner = CASE WHEN ? THEN lease_owner ELSE NULL END,
-                        lease_until = CASE WHEN ? THEN lease_until ELSE NULL END
-                 WHERE id = ? AND state = ?",
-            )
-            .bind(now)
-            .bind(now)
-            .bind(owes_upstream as i64)
-            .bind(owes_upstream)
-            .bind(now)
-            .bind(keep_lease)
-            .bind(keep_lease)
-            .bind(id)
-            .bind(state.as_str())
-            .execute(&mut *tx)
-            .await?;
-                credits::settle(&mut tx, id, settle, "cancelled by client").await?;
-                insert_event(
-                    &mut tx,
-                    id,
-                    Some(state),
-                    TaskState::Cancelled,
-                    &serde_json::json!({"by": "client"}),
-                    now,
-                )
-                .await?;
-                let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let task = task_from_row(&row)?;
-                enqueued = self
-                    .callback(&mut tx, &task, Some(state), TaskState::Cancelled, now)
-                    .await?;
-                CancelOutcome::Cancelled
-            }
-        };
-        tx.commit().await?;
-        self.committed(enqueued);
-        Ok(outcome)
+        })
+        .await
     }
 
     async fn webhook_secrets(&self, account_id: &str) -> Result<Option<WebhookSecrets>> {
@@ -868,35 +893,38 @@ impl Store for SqliteStore {
             Some(sealed) => sealed,
             // Accounts from before webhooks: give them a secret on first use.
             None => {
-                let fresh = crate::generate_webhook_secret();
-                let mut tx = self.begin().await?;
-                sqlx::query(
-                    "UPDATE accounts SET webhook_secret = ? WHERE id = ? AND webhook_secret IS NULL",
-                )
-                .bind(self.secrets.seal(&fresh))
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-                let sealed: String =
-                    sqlx::query("SELECT webhook_secret FROM accounts WHERE id = ?")
-                        .bind(account_id)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get(0)?;
-                tx.commit().await?;
-                sealed
+                let account_id = account_id.to_string();
+                self.write(move |w, ctx| {
+                    exec(
+                        w.conn,
+                        "UPDATE accounts SET webhook_secret = ? WHERE id = ? AND webhook_secret IS NULL",
+                        params![ctx.secrets.seal(&crate::generate_webhook_secret()), account_id],
+                    )?;
+                    value::<String>(
+                        w.conn,
+                        "SELECT webhook_secret FROM accounts WHERE id = ?",
+                        [&account_id],
+                    )?
+                    .ok_or_else(|| StoreError::NotFound(format!("account {account_id}")))
+                })
+                .await?
             }
         };
-        Ok(Some(row.open(&self.secrets, &current, now_ms())?))
+        Ok(Some(row.open(&self.ctx.secrets, &current, now_ms())?))
     }
 
     async fn set_webhook_hmac_key(&self, account_id: &str, key: Option<&str>) -> Result<bool> {
-        let done = sqlx::query("UPDATE accounts SET webhook_hmac_key = ? WHERE id = ?")
-            .bind(key.map(|k| self.secrets.seal(k)))
-            .bind(account_id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let sealed = key.map(|k| self.ctx.secrets.seal(k));
+        let account_id = account_id.to_string();
+        self.write(move |w, _| {
+            let n = exec(
+                w.conn,
+                "UPDATE accounts SET webhook_hmac_key = ? WHERE id = ?",
+                params![sealed, account_id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn rotate_webhook_secret(
@@ -905,16 +933,19 @@ impl Store for SqliteStore {
         grace_ms: i64,
     ) -> Result<Option<String>> {
         let fresh = crate::generate_webhook_secret();
-        let done = sqlx::query(
-            "UPDATE accounts SET webhook_secret_prev = webhook_secret,
-                    webhook_secret_prev_until = ?, webhook_secret = ? WHERE id = ?",
-        )
-        .bind(now_ms() + grace_ms.max(0))
-        .bind(self.secrets.seal(&fresh))
-        .bind(account_id)
-        .execute(&self.write)
-        .await?;
-        Ok((done.rows_affected() == 1).then_some(fresh))
+        let sealed = self.ctx.secrets.seal(&fresh);
+        let account_id = account_id.to_string();
+        let done = self
+            .write(move |w, _| {
+                exec(
+                    w.conn,
+                    "UPDATE accounts SET webhook_secret_prev = webhook_secret,
+                            webhook_secret_prev_until = ?, webhook_secret = ? WHERE id = ?",
+                    params![now_ms() + grace_ms.max(0), sealed, account_id],
+                )
+            })
+            .await?;
+        Ok((done == 1).then_some(fresh))
     }
 
     async fn claim_webhooks(
@@ -924,25 +955,25 @@ impl Store for SqliteStore {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<WebhookMessage>> {
-        let rows = sqlx::query(&format!(
-            "UPDATE webhook_messages SET lease_owner = ?, lease_until = ?, next_attempt_at = ?,
-                    updated_at = ?
-             WHERE id IN (SELECT id FROM webhook_messages
-                          WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
-                            AND state = 'pending'
-                          ORDER BY next_attempt_at LIMIT ?)
-             RETURNING {}",
-            rows::MESSAGE_COLUMNS
-        ))
-        .bind(owner)
-        .bind(lease_until)
-        .bind(lease_until)
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.write)
-        .await?;
-        rows.iter().map(rows::message_from_row).collect()
+        let owner = owner.to_string();
+        self.write(move |w, _| {
+            let rows: Vec<MessageRow> = all(
+                w.conn,
+                &format!(
+                    "UPDATE webhook_messages SET lease_owner = ?1, lease_until = ?2, next_attempt_at = ?2,
+                            updated_at = ?3
+                     WHERE id IN (SELECT id FROM webhook_messages
+                                  WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?3
+                                    AND state = 'pending'
+                                  ORDER BY next_attempt_at LIMIT ?4)
+                     RETURNING {}",
+                    rows::MESSAGE_COLUMNS
+                ),
+                params![owner, lease_until, now, limit],
+            )?;
+            rows.into_iter().map(WebhookMessage::try_from).collect()
+        })
+        .await
     }
 
     async fn next_webhook_due(&self) -> Result<Option<i64>> {
@@ -960,74 +991,65 @@ impl Store for SqliteStore {
         a: WebhookAttempt,
         next: WebhookNext,
     ) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.begin().await?;
-        let (state, due, delivered_at) = match next {
-            WebhookNext::Delivered => ("delivered", None, Some(now)),
-            WebhookNext::RetryAt(t) => ("pending", Some(t), None),
-            WebhookNext::Failed => ("failed", None, None),
-        };
-        let row = sqlx::query(
-            "UPDATE webhook_messages SET state = ?, next_attempt_at = ?, delivered_at = ?,
-                    attempts = attempts + 1, last_error = ?, lease_owner = NULL,
-                    lease_until = NULL, updated_at = ?
-             WHERE id = ? AND lease_owner = ? AND state = 'pending'
-             RETURNING task_id",
-        )
-        .bind(state)
-        .bind(due)
-        .bind(delivered_at)
-        .bind(&a.error)
-        .bind(now)
-        .bind(&a.message_id)
-        .bind(owner)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(false) };
-        let task_id: String = row.try_get("task_id")?;
-        // Attempt numbers run on across redeliveries (the message's counter restarts).
-        let n: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(n), 0) + 1 FROM webhook_attempts WHERE message_id = ?",
-        )
-        .bind(&a.message_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        sqlx::query(
-            "INSERT INTO webhook_attempts (message_id, n, started_at, status, latency_ms, error,
-                                           response_excerpt)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&a.message_id)
-        .bind(n)
-        .bind(a.started_at)
-        .bind(a.status.map(i64::from))
-        .bind(a.latency_ms)
-        .bind(&a.error)
-        .bind(&a.response_excerpt)
-        .execute(&mut *tx)
-        .await?;
-        if state != "pending" {
-            // Settled: the task's next message may go now.
-            webhooks::kick(&mut tx, &task_id, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let owner = owner.to_string();
+        self.write(move |w, _| {
+            let now = now_ms();
+            let conn = w.conn;
+            let (state, due, delivered_at) = match next {
+                WebhookNext::Delivered => ("delivered", None, Some(now)),
+                WebhookNext::RetryAt(t) => ("pending", Some(t), None),
+                WebhookNext::Failed => ("failed", None, None),
+            };
+            let task_id: Option<String> = value(
+                conn,
+                "UPDATE webhook_messages SET state = ?, next_attempt_at = ?, delivered_at = ?,
+                        attempts = attempts + 1, last_error = ?, lease_owner = NULL,
+                        lease_until = NULL, updated_at = ?
+                 WHERE id = ? AND lease_owner = ? AND state = 'pending'
+                 RETURNING task_id",
+                params![state, due, delivered_at, a.error, now, a.message_id, owner],
+            )?;
+            let Some(task_id) = task_id else {
+                return Ok(false);
+            };
+            // Attempt numbers run on across redeliveries (the message's counter restarts).
+            exec(
+                conn,
+                "INSERT INTO webhook_attempts (message_id, n, started_at, status, latency_ms, error,
+                                               response_excerpt)
+                 VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM webhook_attempts WHERE message_id = ?1),
+                         ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    a.message_id,
+                    a.started_at,
+                    a.status.map(i64::from),
+                    a.latency_ms,
+                    a.error,
+                    a.response_excerpt
+                ],
+            )?;
+            if state != "pending" {
+                // Settled: the task's next message may go now.
+                webhooks::kick(conn, &task_id, now)?;
+            }
+            Ok(true)
+        })
+        .await
     }
 
     async fn postpone_webhook(&self, id: &str, owner: &str, at: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE webhook_messages SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
-                    updated_at = ?
-             WHERE id = ? AND lease_owner = ? AND state = 'pending'",
-        )
-        .bind(at)
-        .bind(now_ms())
-        .bind(id)
-        .bind(owner)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let (id, owner) = (id.to_string(), owner.to_string());
+        self.write(move |w, _| {
+            let n = exec(
+                w.conn,
+                "UPDATE webhook_messages SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
+                        updated_at = ?
+                 WHERE id = ? AND lease_owner = ? AND state = 'pending'",
+                params![at, now_ms(), id, owner],
+            )?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn webhook_messages(&self, task_id: &str) -> Result<Vec<WebhookMessage>> {
@@ -1061,43 +1083,38 @@ impl Store for SqliteStore {
     }
 
     async fn redeliver_webhooks(&self, task_id: &str, message_id: Option<&str>) -> Result<u64> {
-        let now = now_ms();
-        let mut tx = self.begin().await?;
-        // Queued again as waiting; `kick` then makes the task's earliest pending message due,
-        // so order per task still holds.
-        let done = match message_id {
-            Some(id) => {
-                sqlx::query(
+        let (task_id, message_id) = (task_id.to_string(), message_id.map(str::to_string));
+        self.write(move |w, _| {
+            let now = now_ms();
+            // Queued again as waiting; `kick` then makes the task's earliest pending message
+            // due, so order per task still holds.
+            let n = match &message_id {
+                Some(id) => exec(
+                    w.conn,
                     "UPDATE webhook_messages SET state = 'pending', next_attempt_at = NULL,
-                        delivered_at = NULL, attempts = 0, updated_at = ?
-                 WHERE id = ? AND task_id = ? AND lease_owner IS NULL
-                   AND state IN ('failed', 'delivered')",
-                )
-                .bind(now)
-                .bind(id)
-                .bind(task_id)
-                .execute(&mut *tx)
-                .await?
-            }
-            None => {
-                sqlx::query(
+                            delivered_at = NULL, attempts = 0, updated_at = ?
+                     WHERE id = ? AND task_id = ? AND lease_owner IS NULL
+                       AND state IN ('failed', 'delivered')",
+                    params![now, id, task_id],
+                )?,
+                None => exec(
+                    w.conn,
                     "UPDATE webhook_messages SET state = 'pending', next_attempt_at = NULL,
-                        attempts = 0, updated_at = ?
-                 WHERE task_id = ? AND state = 'failed'",
-                )
-                .bind(now)
-                .bind(task_id)
-                .execute(&mut *tx)
-                .await?
-            }
-        };
-        webhooks::kick(&mut tx, task_id, now).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+                            attempts = 0, updated_at = ?
+                     WHERE task_id = ? AND state = 'failed'",
+                    params![now, task_id],
+                )?,
+            };
+            webhooks::kick(w.conn, &task_id, now)?;
+            Ok(n as u64)
+        })
+        .await
     }
 
     async fn record_media(&self, objects: &[MediaObject]) -> Result<()> {
-        media::record(&self.write, objects).await
+        let objects = objects.to_vec();
+        self.write(move |w, _| media::record(w.conn, &objects))
+            .await
     }
 
     async fn media_objects(&self, task_id: &str) -> Result<Vec<MediaObject>> {
@@ -1113,11 +1130,15 @@ impl Store for SqliteStore {
     }
 
     async fn media_purged(&self, task_id: &str, names: &[String], now: i64) -> Result<()> {
-        media::purged(&self.write, task_id, names, now).await
+        let (task_id, names) = (task_id.to_string(), names.to_vec());
+        self.write(move |w, _| media::purged(w.conn, &task_id, &names, now))
+            .await
     }
 
     async fn expire_media(&self, task_id: &str, at: i64) -> Result<()> {
-        media::expire(&self.write, task_id, at).await
+        let task_id = task_id.to_string();
+        self.write(move |w, _| media::expire(w.conn, &task_id, at))
+            .await
     }
 
     async fn set_account_retention(
@@ -1125,9 +1146,13 @@ impl Store for SqliteStore {
         account_id: &str,
         seconds: Option<i64>,
     ) -> Result<Option<Account>> {
-        if !media::set_retention(&self.write, account_id, seconds).await? {
-            return Ok(None);
-        }
-        self.get_account(account_id).await
+        let account_id = account_id.to_string();
+        self.write(move |w, _| {
+            if !media::set_retention(w.conn, &account_id, seconds)? {
+                return Ok(None);
+            }
+            credits::account(w.conn, &account_id)
+        })
+        .await
     }
 }
