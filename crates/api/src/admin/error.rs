@@ -48,9 +48,7 @@ impl AdminError {
             }
             AdminError::Store(
                 StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Migrate(_),
-            ) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
-            }
+            ) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             AdminError::WebhookPending(_) => (StatusCode::CONFLICT, "webhook_pending"),
             AdminError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AdminError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
