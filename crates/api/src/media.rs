@@ -21,7 +21,7 @@ use axum::Router;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use reelay_core::TaskState;
-use reelay_store::{now_ms, Task};
+use reelay_store::{now_ms, ServedMedia, Task};
 use sha2::Sha256;
 
 use crate::AppState;
@@ -223,7 +223,7 @@ async fn serve(
     if !state.links.verify(&task_id, &name, exp, &sig) {
         return not_found();
     }
-    let served = match state.store.media_object(&task_id, &name).await {
+    let served = match served_media(&state, &task_id, &name).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_found(),
         Err(e) => {
@@ -359,6 +359,49 @@ async fn serve(
     *r.status_mut() = status;
     r.headers_mut().extend(h);
     r
+}
+
+/// The record of object `name`, derived first when it is a frame the task shows that nobody
+/// asked for yet (the last frame is made on its first request).
+async fn served_media(
+    state: &AppState,
+    task_id: &str,
+    name: &str,
+) -> reelay_store::Result<Option<ServedMedia>> {
+    if let Some(s) = state.store.media_object(task_id, name).await? {
+        return Ok(Some(s));
+    }
+    let Some(task) = state.store.get_task_by_id(task_id).await? else {
+        return Ok(None);
+    };
+    if state.engine.frame_on_demand(&task, name).await?.is_none() {
+        return Ok(None);
+    }
+    state.store.media_object(task_id, name).await
+}
+
+/// The bytes of object `name` of `task`, derived first like [`served_media`] does.
+pub(crate) async fn object_bytes(
+    state: &AppState,
+    task: &Task,
+    name: &str,
+) -> Result<Option<bytes::Bytes>, String> {
+    let key = format!("{}/{name}", task.id);
+    match state.media.get_bytes(&key).await {
+        Ok(b) => return Ok(Some(b)),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    match state.engine.frame_on_demand(task, name).await {
+        Ok(Some(_)) => state
+            .media
+            .get_bytes(&key)
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {

@@ -35,6 +35,38 @@ pub enum Dialect {
     Reverse,
 }
 
+/// The video the simulator serves as every video output (default: its small embedded sample).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SimVideo {
+    /// Serve a generated H.264 MP4 of this size (`1280x720`: what Runway makes, five seconds).
+    #[arg(long, value_name = "WIDTHxHEIGHT")]
+    pub video_size: Option<String>,
+    /// Pad the served video to this many bytes (a valid MP4 still), for archive figures.
+    #[arg(long, requires = "video_size", value_name = "BYTES")]
+    pub video_bytes: Option<u64>,
+}
+
+/// Videos bigger than this are refused: the simulator holds the file in memory.
+const MAX_VIDEO_BYTES: u64 = 2 << 30;
+
+impl SimVideo {
+    /// The file, when one was asked for.
+    pub fn build(&self) -> anyhow::Result<Option<bytes::Bytes>> {
+        let Some(size) = &self.video_size else {
+            return Ok(None);
+        };
+        let spec = reelay_sim::clip::ClipSpec::parse_size(size).map_err(anyhow::Error::msg)?;
+        let mut mp4 = reelay_sim::clip::generate(&spec).map_err(anyhow::Error::msg)?;
+        if let Some(total) = self.video_bytes {
+            if total > MAX_VIDEO_BYTES {
+                anyhow::bail!("--video-bytes {total}: at most {MAX_VIDEO_BYTES}");
+            }
+            mp4 = reelay_sim::clip::padded(mp4, total);
+        }
+        Ok(Some(mp4.into()))
+    }
+}
+
 pub struct BenchArgs {
     /// Running servers, comma-separated; `None`: start our own.
     pub url: Option<String>,
@@ -56,6 +88,8 @@ pub struct BenchArgs {
     pub frames: bool,
     /// Our own server: this database instead of a temporary SQLite file.
     pub database_url: Option<String>,
+    /// Our own simulator: the video it serves.
+    pub video: SimVideo,
 }
 
 fn percentiles(mut v: Vec<Duration>) -> Value {
@@ -303,6 +337,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
                 reelay_sim::SimConfig {
                     pending_seconds: 0.0,
                     run_seconds: args.sim_run_seconds,
+                    output_video: args.video.build()?,
                     ..reelay_sim::SimConfig::default()
                 },
                 "127.0.0.1:0".parse().expect("static address"),

@@ -52,6 +52,8 @@ enum Command {
         failure_rate: f64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[command(flatten)]
+        video: reelay::bench::SimVideo,
     },
     /// The load tool: submits (and with `--mode e2e` waits for every terminal callback),
     /// then reports throughput, latency, errors by cause, upstream requests per task and the
@@ -89,6 +91,8 @@ enum Command {
         /// Our own server: this database (e.g. postgres://...) instead of a temporary SQLite.
         #[arg(long)]
         database_url: Option<String>,
+        #[command(flatten)]
+        video: reelay::bench::SimVideo,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -348,8 +352,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             max_concurrent,
             failure_rate,
             seed,
+            video,
         } => {
             init_tracing("info");
+            let output_video = video.build()?;
             let handle = reelay_sim::spawn(
                 reelay_sim::SimConfig {
                     run_seconds,
@@ -357,6 +363,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     max_concurrent,
                     failure_rate,
                     seed,
+                    output_video,
                     ..Default::default()
                 },
                 listen,
@@ -378,6 +385,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sim_run_seconds,
             frames,
             database_url,
+            video,
             json,
         } => {
             let report = reelay::bench::run(reelay::bench::BenchArgs {
@@ -393,6 +401,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sim_run_seconds,
                 frames,
                 database_url,
+                video,
             })
             .await?;
             if json {

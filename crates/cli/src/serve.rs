@@ -12,7 +12,7 @@ use reelay_api::{
 };
 use reelay_core::Catalog;
 use reelay_engine::{Archive, Channel, Channels, Deliverer, Engine, EngineHandle};
-use reelay_media::{Ffmpeg, MediaStore};
+use reelay_media::{Ffmpeg, Frames, MediaStore};
 use reelay_sim::{SimConfig, SimHandle};
 use reelay_store::postgres::PgStore;
 use reelay_store::sqlite::SqliteStore;
@@ -428,16 +428,18 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
              served by one instance will 404 on the others"
         );
     }
-    let ffmpeg = match config.media.derive_frames {
+    let frames = match config.media.derive_frames {
         true => {
-            Ffmpeg::detect(
+            let timeout = Duration::from_secs(config.media.ffmpeg_timeout_seconds);
+            let ffmpeg = Ffmpeg::detect(
                 &config.media.ffmpeg,
-                Duration::from_secs(config.media.ffmpeg_timeout_seconds),
+                timeout,
                 config.media.ffmpeg_concurrency,
             )
-            .await
+            .await;
+            Frames::new(ffmpeg, timeout, config.media.ffmpeg_concurrency)
         }
-        false => None,
+        false => Frames::disabled(),
     };
     let fetcher = archive_guard.client(
         Duration::from_secs(10),
@@ -452,7 +454,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
             media: media.clone(),
             config: config.media.clone(),
             fetcher,
-            ffmpeg,
+            frames,
             retention_seconds: config.retention_seconds,
         },
     )

@@ -1,5 +1,5 @@
 //! Copies a succeeded task's outputs into our media store before the upstream's signed URLs
-//! expire, and derives the poster and last frame of every video output.
+//! expire, and derives the poster of every video output (its last frame on first request).
 //!
 //! Each output is fetched through the SSRF guard (the upstream's output hosts are not ours to
 //! trust either), streamed part by part into the store with its SHA-256 computed on the way
@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use reelay_core::TaskState;
 use reelay_media::types::{effective_content_type, extension, is_video};
-use reelay_media::{FRAME_CONTENT_TYPE, FRAME_EXT};
+use reelay_media::{FrameKind, FRAME_CONTENT_TYPE};
 use reelay_store::{now_ms, MediaKind, MediaObject, Task};
 
 use crate::backoff::backoff_ms;
@@ -110,9 +111,9 @@ impl Engine {
         }
         for video in videos {
             let i = video.output_index as usize;
-            let frames = match (find(MediaKind::Poster, i), find(MediaKind::LastFrame, i)) {
-                (Some(p), Some(l)) => Some((p.name, l.name)),
-                _ => self.derive_frames(&video).await,
+            let frames = match find(MediaKind::Poster, i) {
+                Some(p) => Some((p.name, FrameKind::LastFrame.object_name(i as i64))),
+                None => self.derive_frames(&video).await,
             };
             if let Some((poster, last)) = frames {
                 if archived.poster.is_none() {
@@ -247,7 +248,7 @@ impl Engine {
     /// recorded, so a crash in between only means fetching it again). Without ffmpeg the
     /// video stays as it is, with one warning at start, like the frames.
     async fn watermark(&self, object: &mut MediaObject, text: &str) -> Result<(), ArchiveError> {
-        let Some(ffmpeg) = self.archive.ffmpeg.as_ref() else {
+        let Some(ffmpeg) = self.archive.frames.ffmpeg() else {
             return Ok(());
         };
         let key = object.key();
@@ -290,62 +291,105 @@ impl Engine {
         Ok(())
     }
 
-    /// Poster and last frame of an archived video, as object names; `None` when ffmpeg is not
-    /// there or cannot read the video (the task succeeds without them).
+    /// The poster of an archived video, and the name its last frame will have, as object
+    /// names; `None` when no deriver reads the video (the task succeeds without frames). The
+    /// last frame (a whole GOP of decoding) is made on its first request, not here:
+    /// [`Engine::frame_on_demand`].
     async fn derive_frames(&self, video: &MediaObject) -> Option<(String, String)> {
-        let ffmpeg = self.archive.ffmpeg.as_ref()?;
-        let input = match self.archive.media.reader_input(&video.key()).await {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!(task = %video.task_id, error = %e, "cannot read the archived video for its frames");
-                return None;
-            }
-        };
-        let frames = match ffmpeg.frames(&input).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(task = %video.task_id, output = video.output_index, error = %e, "no poster or last frame: ffmpeg could not derive them");
-                return None;
-            }
-        };
-        let i = video.output_index;
-        let mut names = Vec::new();
-        for (kind, label, bytes) in [
-            (MediaKind::Poster, "poster", frames.poster),
-            (MediaKind::LastFrame, "last", frames.last_frame),
-        ] {
-            let name = format!("{i}.{label}.{FRAME_EXT}");
-            let key = format!("{}/{name}", video.task_id);
-            let stored = match self
-                .archive
-                .media
-                .put(&key, FRAME_CONTENT_TYPE, bytes)
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(task = %video.task_id, error = %e, "storing a derived frame failed");
-                    return None;
-                }
-            };
-            let object = MediaObject {
-                task_id: video.task_id.clone(),
-                name: name.clone(),
-                kind,
-                output_index: i,
-                content_type: FRAME_CONTENT_TYPE.into(),
-                size: stored.size as i64,
-                sha256: stored.sha256,
-                source_url: None,
-                created_at: now_ms(),
-            };
-            if let Err(e) = self.store.record_media(&[object]).await {
-                tracing::warn!(task = %video.task_id, error = %e, "recording a derived frame failed");
-                return None;
-            }
-            names.push(name);
+        if !self.archive.frames.is_enabled() {
+            return None;
         }
-        let last = names.pop()?;
-        Some((names.pop()?, last))
+        let poster = match self.derive_frame(video, FrameKind::Poster).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(task = %video.task_id, output = video.output_index, error = %e, "no poster or last frame");
+                return None;
+            }
+        };
+        Some((
+            poster.name,
+            FrameKind::LastFrame.object_name(video.output_index),
+        ))
+    }
+
+    /// Derives, stores and records one frame of an archived video.
+    async fn derive_frame(
+        &self,
+        video: &MediaObject,
+        kind: FrameKind,
+    ) -> Result<MediaObject, String> {
+        let media = &self.archive.media;
+        let bytes = self
+            .archive
+            .frames
+            .derive(media, &video.key(), kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = kind.object_name(video.output_index);
+        let stored = media
+            .put(
+                &format!("{}/{name}", video.task_id),
+                FRAME_CONTENT_TYPE,
+                bytes,
+            )
+            .await
+            .map_err(|e| format!("storing the {} failed: {e}", kind.label()))?;
+        let object = MediaObject {
+            task_id: video.task_id.clone(),
+            name,
+            kind: match kind {
+                FrameKind::Poster => MediaKind::Poster,
+                FrameKind::LastFrame => MediaKind::LastFrame,
+            },
+            output_index: video.output_index,
+            content_type: FRAME_CONTENT_TYPE.into(),
+            size: stored.size as i64,
+            sha256: stored.sha256,
+            source_url: None,
+            created_at: now_ms(),
+        };
+        self.store
+            .record_media(std::slice::from_ref(&object))
+            .await
+            .map_err(|e| format!("recording the {} failed: {e}", kind.label()))?;
+        Ok(object)
+    }
+
+    /// A frame the task shows but nobody asked for yet (the last frame is derived on its
+    /// first request and kept): derives it from the archived video now. `Ok(None)` when `name`
+    /// is not such a frame of this succeeded task with live media, or it cannot be derived.
+    /// Two first requests at once both derive it; both record the same picture.
+    pub(crate) async fn frame_on_demand(
+        &self,
+        task: &Task,
+        name: &str,
+    ) -> reelay_store::Result<Option<MediaObject>> {
+        let Some((index, kind)) = FrameKind::from_object_name(name) else {
+            return Ok(None);
+        };
+        let shown = match kind {
+            FrameKind::Poster => &task.poster,
+            FrameKind::LastFrame => &task.last_frame,
+        };
+        let live = task.expires_at.is_none_or(|e| e > now_ms());
+        if task.state != TaskState::Succeeded || shown.as_deref() != Some(name) || !live {
+            return Ok(None);
+        }
+        let objects = self.store.media_objects(&task.id).await?;
+        let Some(video) = objects.iter().find(|o| {
+            o.kind == MediaKind::Output && o.output_index == index && is_video(&o.content_type)
+        }) else {
+            return Ok(None);
+        };
+        match self.derive_frame(video, kind).await {
+            Ok(o) => {
+                tracing::info!(task = %task.id, name, "frame derived on its first request");
+                Ok(Some(o))
+            }
+            Err(e) => {
+                tracing::warn!(task = %task.id, name, error = %e, "a frame could not be derived");
+                Ok(None)
+            }
+        }
     }
 }

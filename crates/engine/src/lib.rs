@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelay_core::TaskState;
-use reelay_media::{Ffmpeg, MediaConfig, MediaStore};
+use reelay_media::{Frames, MediaConfig, MediaStore};
 use reelay_store::{now_ms, Store, Task};
 use tokio::sync::{watch, Notify, Semaphore};
 
@@ -47,8 +47,9 @@ pub struct Archive {
     pub config: MediaConfig,
     /// Fetches outputs through the SSRF guard.
     pub fetcher: reelay_outbound::GuardedClient,
-    /// `None` when ffmpeg is not installed: no posters or last frames.
-    pub ffmpeg: Option<Ffmpeg>,
+    /// Posters and last frames (in process for H.264 MP4s, ffmpeg for the rest), and
+    /// ffmpeg for watermarks when it is installed.
+    pub frames: Frames,
     /// Media retention unless the account sets its own.
     pub retention_seconds: u64,
 }
@@ -61,6 +62,15 @@ impl EngineHandle {
     /// New or changed work exists (a task was accepted or cancelled): look now.
     pub fn notify(&self) {
         self.0.wake.notify_one();
+    }
+    /// A frame a task shows but that is derived on its first request (see the archiver):
+    /// derived, stored and recorded now; `Ok(None)` when `name` is no such frame of `task`.
+    pub async fn frame_on_demand(
+        &self,
+        task: &reelay_store::Task,
+        name: &str,
+    ) -> reelay_store::Result<Option<reelay_store::MediaObject>> {
+        self.0.frame_on_demand(task, name).await
     }
     pub fn is_running(&self) -> bool {
         self.0.alive.load(Ordering::Relaxed)

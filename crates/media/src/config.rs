@@ -30,13 +30,15 @@ pub struct MediaConfig {
     pub redirect: bool,
     /// Lifetime of those presigned URLs.
     pub presign_ttl_seconds: u64,
-    /// Derive a poster (first frame) and a last frame of every video output.
+    /// Derive a poster (first frame) of every video output at success, and its last frame on
+    /// first request (in process for H.264 MP4s, with ffmpeg for other codecs).
     pub derive_frames: bool,
     /// The ffmpeg binary (a name looked up in `PATH`, or a path).
     pub ffmpeg: String,
-    /// One ffmpeg run is killed after this long.
+    /// One frame derivation (in process, or an ffmpeg run) is stopped after this long.
     pub ffmpeg_timeout_seconds: u64,
-    /// ffmpeg runs at once (per instance).
+    /// Frame derivations at once per instance: in process (each holds a core) and ffmpeg
+    /// runs, each.
     pub ffmpeg_concurrency: usize,
     /// If a succeeded task's outputs are still not archived this long after the upstream
     /// reported success, the task fails with `ARCHIVE_FAILED` and is refunded.

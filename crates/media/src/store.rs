@@ -253,6 +253,15 @@ impl MediaStore {
         }
     }
 
+    /// The object's file, for the local store (read in place, without the object store).
+    pub(crate) fn local_file(&self, key: &str) -> Option<PathBuf> {
+        let path = self.path(key).ok()?;
+        match &self.backend {
+            Backend::Local { root } => Some(root.join(path.as_ref())),
+            Backend::S3 { .. } => None,
+        }
+    }
+
     /// What ffmpeg reads an object from: its file for the local store, a short-lived presigned
     /// URL for S3 (ffmpeg seeks with HTTP ranges, so the last frame costs no full download).
     pub async fn reader_input(&self, key: &str) -> Result<String, MediaError> {

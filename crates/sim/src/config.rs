@@ -27,6 +27,10 @@ pub struct SimConfig {
     /// the task's id) instead of a signed URL of the sim's own files: lets a test point a
     /// gateway's archiver at a file server of its own (large, failing or special files).
     pub output_url: Option<String>,
+    /// When set, every video output is this file instead of the small embedded sample: a clip
+    /// from [`crate::clip::generate`] (1280×720 H.264, say), padded with [`crate::clip::padded`]
+    /// to the size an archive benchmark wants.
+    pub output_video: Option<bytes::Bytes>,
 }
 
 impl Default for SimConfig {
@@ -41,6 +45,7 @@ impl Default for SimConfig {
             failure_rate: 0.0,
             public_base_url: None,
             output_url: None,
+            output_video: None,
         }
     }
 }

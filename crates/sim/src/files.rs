@@ -17,7 +17,11 @@ pub(crate) fn output_file(kind: OutputKindName) -> (&'static str, &'static str, 
     }
 }
 
-pub(crate) fn file_by_name(name: &str) -> Option<(&'static str, &'static [u8])> {
+/// The bytes served under `name`: the configured video in place of the sample, if any.
+pub(crate) fn file_by_name(
+    name: &str,
+    video: Option<&bytes::Bytes>,
+) -> Option<(&'static str, bytes::Bytes)> {
     [
         OutputKindName::Video,
         OutputKindName::Image,
@@ -26,7 +30,10 @@ pub(crate) fn file_by_name(name: &str) -> Option<(&'static str, &'static [u8])> 
     .into_iter()
     .map(output_file)
     .find(|(n, _, _)| *n == name)
-    .map(|(_, ct, bytes)| (ct, bytes))
+    .map(|(_, ct, bytes)| match (ct, video) {
+        ("video/mp4", Some(v)) => (ct, v.clone()),
+        _ => (ct, bytes::Bytes::from_static(bytes)),
+    })
 }
 
 /// A keyed hash over what the URL grants: this file of this task until `exp`.

@@ -12,6 +12,7 @@
 //!
 //! Routes: see [`Sim::router`].
 
+pub mod clip;
 mod config;
 mod fault;
 mod files;

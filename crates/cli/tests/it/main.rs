@@ -15,6 +15,7 @@ mod chaos;
 mod credits;
 mod db_faults;
 mod engine_faults;
+mod frames;
 mod hardening;
 mod kill9;
 mod kill9_webhooks;

@@ -39,7 +39,7 @@ pub(crate) async fn download(
     if unix_now() >= exp {
         return denied("Request has expired");
     }
-    match file_by_name(&name) {
+    match file_by_name(&name, sim.inner.config.output_video.as_ref()) {
         Some((content_type, bytes)) => (
             StatusCode::OK,
             [

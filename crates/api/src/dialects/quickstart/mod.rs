@@ -110,17 +110,19 @@ pub(crate) async fn last_frame(state: &AppState, task: &Task) -> Result<Frame, Q
             task.id
         )));
     };
-    let bytes = state
-        .media
-        .get_bytes(&format!("{}/{name}", task.id))
+    let no_frame = || {
+        QsError::Validation(format!(
+            "Task {} has no last frame to continue from",
+            task.id
+        ))
+    };
+    let bytes = crate::media::object_bytes(state, task, name)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, task = %task.id, "reading a last frame");
-            QsError::Validation(format!(
-                "Task {} has no last frame to continue from",
-                task.id
-            ))
-        })?;
+            no_frame()
+        })?
+        .ok_or_else(no_frame)?;
     let ct = if bytes.starts_with(b"\x89PNG") {
         "image/png"
     } else {

@@ -1,0 +1,451 @@
+//! Poster and last frame of an H.264-in-MP4 video, in process: the `mp4` crate demuxes the
+//! first H.264 track, OpenH264 (built from source by cargo, no system library) decodes it, and
+//! the picture is encoded as a JPEG. What Runway produces needs no ffmpeg this way.
+//!
+//! Synchronous and CPU-bound: callers run it on a blocking thread. Every size the file states
+//! is checked before it is trusted (picture dimensions, sample sizes, the `moov` box), the
+//! decoding of a whole GOP stops at a deadline, and a bad file is an error, never a panic
+//! (the demuxer and the bindings can panic on malformed input: that is caught here).
+
+use std::io::{Read, Seek, SeekFrom};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openh264::decoder::{DecodedYUV, Decoder, DecoderConfig, Flush};
+use openh264::formats::YUVSource;
+use openh264::OpenH264API;
+
+use crate::frames::{FrameError, FrameKind};
+
+/// Limits on what a file may ask of us.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Widest or tallest picture (8K).
+    pub max_side: u32,
+    /// Pixels of one picture.
+    pub max_pixels: u64,
+    /// One coded picture.
+    pub max_sample_bytes: u32,
+    /// The `moov` box (the sample tables of a long video are a few MB).
+    pub max_moov_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_side: 8192,
+            max_pixels: 8192 * 4352,
+            max_sample_bytes: 32 << 20,
+            max_moov_bytes: 64 << 20,
+        }
+    }
+}
+
+/// JPEG quality of the derived images (ffmpeg's `-q:v 2` is about this).
+const JPEG_QUALITY: u8 = 90;
+
+fn invalid(why: impl std::fmt::Display) -> FrameError {
+    FrameError::Invalid(why.to_string())
+}
+
+/// The poster (first frame) or the last frame of the MP4 in `reader` (`size` bytes), as JPEG.
+/// [`FrameError::Unsupported`] when it is not an MP4 with an H.264 track (another deriver may
+/// know it); [`FrameError::Invalid`] when it claims to be one but cannot be decoded.
+pub(crate) fn derive<R: Read + Seek>(
+    reader: R,
+    size: u64,
+    kind: FrameKind,
+    limits: Limits,
+    timeout: Duration,
+) -> Result<Bytes, FrameError> {
+    let deadline = Instant::now() + timeout;
+    match catch_unwind(AssertUnwindSafe(|| {
+        derive_inner(reader, size, kind, limits, (deadline, timeout))
+    })) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(invalid(format!("the demuxer or decoder gave up: {what}")))
+        }
+    }
+}
+
+fn derive_inner<R: Read + Seek>(
+    mut reader: R,
+    size: u64,
+    kind: FrameKind,
+    limits: Limits,
+    (deadline, timeout): (Instant, Duration),
+) -> Result<Bytes, FrameError> {
+    check_boxes(&mut reader, size, &limits)?;
+    reader.seek(SeekFrom::Start(0))?;
+    let mut mp4 = mp4::Mp4Reader::read_header(reader, size).map_err(invalid)?;
+    let track = mp4
+        .tracks()
+        .values()
+        .filter(|t| matches!(t.media_type(), Ok(mp4::MediaType::H264)))
+        .min_by_key(|t| t.track_id())
+        .ok_or_else(|| FrameError::Unsupported("no H.264 track".into()))?;
+    let track_id = track.track_id();
+    let stbl = &track.trak.mdia.minf.stbl;
+    let avc1 = stbl
+        .stsd
+        .avc1
+        .as_ref()
+        .ok_or_else(|| FrameError::Unsupported("no avc1 sample entry".into()))?;
+    check_picture(avc1.width as u32, avc1.height as u32, &limits)?;
+    let avcc = &avc1.avcc;
+    let length_size = (avcc.length_size_minus_one & 3) as usize + 1;
+    let count = track.sample_count();
+    if count == 0 {
+        return Err(invalid("the video track has no samples"));
+    }
+    let largest = if stbl.stsz.sample_size > 0 {
+        stbl.stsz.sample_size
+    } else {
+        stbl.stsz.sample_sizes.iter().copied().max().unwrap_or(0)
+    };
+    if largest > limits.max_sample_bytes {
+        return Err(invalid(format!("a sample of {largest} bytes")));
+    }
+    // The poster is the first picture; the last one needs only its GOP: from the last sync
+    // sample (without an `stss` box every sample is one) to the end.
+    let first = match kind {
+        FrameKind::Poster => 1,
+        FrameKind::LastFrame => match &stbl.stss {
+            Some(stss) => stss
+                .entries
+                .iter()
+                .copied()
+                .filter(|&s| (1..=count).contains(&s))
+                .max()
+                .unwrap_or(1),
+            None => count,
+        },
+    };
+
+    let mut parameter_sets = Vec::new();
+    for nal in avcc
+        .sequence_parameter_sets
+        .iter()
+        .chain(&avcc.picture_parameter_sets)
+    {
+        parameter_sets.extend_from_slice(&[0, 0, 0, 1]);
+        parameter_sets.extend_from_slice(&nal.bytes);
+    }
+    let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
+    let mut decoder =
+        Decoder::with_api_config(OpenH264API::from_source(), config).map_err(invalid)?;
+    if !parameter_sets.is_empty() {
+        // Parameter sets alone give no picture; an error here shows up on the slices.
+        let _ = decoder.decode(&parameter_sets);
+    }
+
+    let mut picture: Option<Picture> = None;
+    let mut annex_b = Vec::new();
+    let mut errors = 0u32;
+    let mut last_error = String::new();
+    for id in first..=count {
+        if Instant::now() > deadline {
+            return Err(FrameError::Timeout(timeout));
+        }
+        let Some(sample) = mp4.read_sample(track_id, id).map_err(invalid)? else {
+            continue;
+        };
+        to_annex_b(&sample.bytes, length_size, &mut annex_b)?;
+        match decoder.decode(&annex_b) {
+            Ok(Some(yuv)) => {
+                picture = Some(Picture::of(&yuv, &limits, picture.take())?);
+                if kind == FrameKind::Poster {
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                errors += 1;
+                last_error = e.to_string();
+            }
+        }
+    }
+    let want_more = kind == FrameKind::LastFrame || picture.is_none();
+    if want_more {
+        // Pictures held back for reordering come out now; the last of them is the last one.
+        if let Ok(rest) = decoder.flush_remaining() {
+            for yuv in rest {
+                picture = Some(Picture::of(&yuv, &limits, picture.take())?);
+                if kind == FrameKind::Poster {
+                    break;
+                }
+            }
+        }
+    }
+    let picture = picture.ok_or_else(|| {
+        invalid(format!(
+            "no picture decoded ({errors} samples failed{}{last_error})",
+            if errors > 0 { ": " } else { "" }
+        ))
+    })?;
+    picture.jpeg()
+}
+
+/// An RGB picture, its buffer reused from one decoded frame to the next.
+struct Picture {
+    width: usize,
+    height: usize,
+    rgb: Vec<u8>,
+}
+
+impl Picture {
+    fn of(
+        yuv: &DecodedYUV<'_>,
+        limits: &Limits,
+        reuse: Option<Picture>,
+    ) -> Result<Picture, FrameError> {
+        let (width, height) = yuv.dimensions();
+        check_picture(width as u32, height as u32, limits)?;
+        let mut rgb = reuse.map(|p| p.rgb).unwrap_or_default();
+        rgb.resize(width * height * 3, 0);
+        yuv.write_rgb8(&mut rgb);
+        Ok(Picture { width, height, rgb })
+    }
+
+    fn jpeg(&self) -> Result<Bytes, FrameError> {
+        let mut out = Vec::with_capacity(self.rgb.len() / 10);
+        jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY)
+            .encode(
+                &self.rgb,
+                self.width as u16,
+                self.height as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .map_err(|e| invalid(format!("JPEG encoding: {e}")))?;
+        Ok(out.into())
+    }
+}
+
+fn check_picture(width: u32, height: u32, limits: &Limits) -> Result<(), FrameError> {
+    if width == 0
+        || height == 0
+        || width > limits.max_side
+        || height > limits.max_side
+        || width as u64 * height as u64 > limits.max_pixels
+    {
+        return Err(invalid(format!("a picture of {width}x{height}")));
+    }
+    Ok(())
+}
+
+/// AVCC samples (NAL units behind big-endian lengths) to the Annex-B stream OpenH264 reads
+/// (each unit behind a start code).
+fn to_annex_b(sample: &[u8], length_size: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    out.clear();
+    let mut rest = sample;
+    while !rest.is_empty() {
+        if rest.len() < length_size {
+            return Err(invalid("a sample ends inside a NAL length"));
+        }
+        let (len, tail) = rest.split_at(length_size);
+        let len = len.iter().fold(0usize, |n, &b| (n << 8) | b as usize);
+        if len == 0 || len > tail.len() {
+            return Err(invalid("a NAL unit runs past its sample"));
+        }
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(&tail[..len]);
+        rest = &tail[len..];
+    }
+    Ok(())
+}
+
+/// Walks the top-level boxes: an MP4 starts with `ftyp` and has a `moov` of sane size. Anything
+/// else is not ours to decode (ffmpeg may know it); an impossible box is a broken file.
+fn check_boxes<R: Read + Seek>(r: &mut R, size: u64, limits: &Limits) -> Result<(), FrameError> {
+    let mut pos = 0u64;
+    let mut moov = false;
+    for n in 0..4096 {
+        if pos + 8 > size {
+            break;
+        }
+        r.seek(SeekFrom::Start(pos))?;
+        let mut header = [0u8; 16];
+        r.read_exact(&mut header[..8])?;
+        let kind = [header[4], header[5], header[6], header[7]];
+        let mut box_size = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as u64;
+        if box_size == 1 {
+            r.read_exact(&mut header[8..])?;
+            box_size = u64::from_be_bytes(header[8..16].try_into().expect("8 bytes"));
+        } else if box_size == 0 {
+            box_size = size - pos;
+        }
+        if n == 0 && &kind != b"ftyp" {
+            return Err(FrameError::Unsupported(
+                "not an MP4 (no ftyp box first)".into(),
+            ));
+        }
+        if box_size < 8 || box_size > size - pos {
+            return Err(invalid(format!(
+                "box {:?} of {box_size} bytes at {pos} in a file of {size}",
+                String::from_utf8_lossy(&kind)
+            )));
+        }
+        if &kind == b"moov" {
+            if box_size > limits.max_moov_bytes {
+                return Err(invalid(format!("a moov box of {box_size} bytes")));
+            }
+            moov = true;
+        }
+        pos += box_size;
+    }
+    if !moov {
+        return Err(invalid("no moov box"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use reelay_sim::clip::{self, ClipSpec, FIRST_COLOUR, LAST_COLOUR, MARKER};
+
+    use super::*;
+
+    fn spec() -> ClipSpec {
+        ClipSpec {
+            width: 320,
+            height: 180,
+            frames: 30,
+            fps: 24,
+            keyframe_interval: 12,
+        }
+    }
+
+    fn run(bytes: &[u8], kind: FrameKind) -> Result<Bytes, FrameError> {
+        derive(
+            Cursor::new(bytes),
+            bytes.len() as u64,
+            kind,
+            Limits::default(),
+            Duration::from_secs(60),
+        )
+    }
+
+    /// Decodes a JPEG: (width, height, RGB).
+    fn pixels(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
+        let mut d = jpeg_decoder::Decoder::new(jpeg);
+        let rgb = d.decode().expect("a JPEG");
+        let info = d.info().unwrap();
+        (info.width as usize, info.height as usize, rgb)
+    }
+
+    fn pixel(img: &(usize, usize, Vec<u8>), x: usize, y: usize) -> [u8; 3] {
+        let i = (y * img.0 + x) * 3;
+        [img.2[i], img.2[i + 1], img.2[i + 2]]
+    }
+
+    fn near(got: [u8; 3], want: [u8; 3]) -> bool {
+        got.iter()
+            .zip(want)
+            .all(|(&g, w)| (g as i32 - w as i32).abs() <= 24)
+    }
+
+    #[test]
+    fn poster_and_last_frame_are_the_clips_pictures() {
+        let clip = clip::generate(&spec()).unwrap();
+        let poster = pixels(&run(&clip, FrameKind::Poster).unwrap());
+        assert_eq!((poster.0, poster.1), (320, 180));
+        let centre = pixel(&poster, 160, 90);
+        assert!(near(centre, FIRST_COLOUR), "poster centre {centre:?}");
+        let (mx, my, side) = MARKER;
+        let marker = pixel(&poster, (mx + side / 2) as usize, (my + side / 2) as usize);
+        assert!(near(marker, [255, 255, 255]), "marker {marker:?}");
+
+        let last = pixels(&run(&clip, FrameKind::LastFrame).unwrap());
+        assert_eq!((last.0, last.1), (320, 180));
+        for (x, y) in [(160, 90), (5, 5), (310, 170)] {
+            let p = pixel(&last, x, y);
+            assert!(near(p, LAST_COLOUR), "last frame at {x},{y}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn the_embedded_sample_decodes() {
+        let poster = run(reelay_sim::SAMPLE_MP4, FrameKind::Poster).unwrap();
+        let last = run(reelay_sim::SAMPLE_MP4, FrameKind::LastFrame).unwrap();
+        assert!(pixels(&poster).0 > 0 && pixels(&last).0 > 0);
+    }
+
+    #[test]
+    fn broken_files_are_errors_not_panics() {
+        let clip = clip::generate(&spec()).unwrap();
+        // Not an MP4 at all: another deriver's business.
+        for other in [&b"\x89PNG\r\n\x1a\n0000000000000000"[..], b"", b"GIF89a"] {
+            assert!(matches!(
+                run(other, FrameKind::Poster),
+                Err(FrameError::Unsupported(_) | FrameError::Invalid(_))
+            ));
+        }
+        // Truncated anywhere, and with bytes flipped in the sample tables and the pictures.
+        for cut in [9, 100, clip.len() / 3, clip.len() / 2, clip.len() - 10] {
+            let r = run(&clip[..cut], FrameKind::LastFrame);
+            assert!(r.is_err(), "cut at {cut}");
+        }
+        let mut seed = 7u64;
+        for round in 0..60 {
+            let mut bad = clip.clone();
+            for _ in 0..1 + round % 8 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let at = (seed >> 33) as usize % bad.len();
+                bad[at] ^= (seed >> 17) as u8 | 1;
+            }
+            // Either a picture or an error: what matters is no panic and no hang.
+            let _ = run(&bad, FrameKind::Poster);
+            let _ = run(&bad, FrameKind::LastFrame);
+        }
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused() {
+        let clip = clip::generate(&spec()).unwrap();
+        let tight = Limits {
+            max_side: 100,
+            ..Limits::default()
+        };
+        let r = derive(
+            Cursor::new(&clip),
+            clip.len() as u64,
+            FrameKind::Poster,
+            tight,
+            Duration::from_secs(60),
+        );
+        assert!(matches!(r, Err(FrameError::Invalid(m)) if m.contains("320x180")));
+        let tight = Limits {
+            max_sample_bytes: 10,
+            ..Limits::default()
+        };
+        let r = derive(
+            Cursor::new(&clip),
+            clip.len() as u64,
+            FrameKind::Poster,
+            tight,
+            Duration::from_secs(60),
+        );
+        assert!(matches!(r, Err(FrameError::Invalid(m)) if m.contains("sample")));
+    }
+
+    #[test]
+    fn annex_b_conversion_checks_lengths() {
+        let mut out = Vec::new();
+        to_annex_b(&[0, 0, 0, 2, 0x65, 1, 0, 0, 0, 1, 0x41], 4, &mut out).unwrap();
+        assert_eq!(out, [0, 0, 0, 1, 0x65, 1, 0, 0, 0, 1, 0x41]);
+        assert!(to_annex_b(&[0, 0, 0, 9, 0x65], 4, &mut out).is_err());
+        assert!(to_annex_b(&[0, 0], 4, &mut out).is_err());
+        assert!(to_annex_b(&[0, 0, 0, 0], 4, &mut out).is_err());
+    }
+}
