@@ -13,6 +13,8 @@ pub struct Account {
     pub max_active_tasks: Option<i64>,
     /// How long this account's media are kept, in seconds; `None` = the configured default.
     pub retention_seconds: Option<i64>,
+    /// Its live tasks now (what the cap counts), kept by the database.
+    pub live_tasks: i64,
     pub created_at: i64,
 }
 

@@ -14,6 +14,8 @@ pub const IN_FLIGHT: &str =
      AND (state != 'throttled' OR upstream_id IS NOT NULL)";
 
 /// The SQL condition of a live task (one the per-account cap counts): not finished, still due.
+/// The triggers keeping `accounts.live_tasks` (SQLite migration 0008, PostgreSQL 0002) spell
+/// it out; the store's tests check the column against a count with this condition.
 pub const LIVE: &str =
     "next_attempt_at IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled')";
 

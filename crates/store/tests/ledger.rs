@@ -1,8 +1,8 @@
 //! A state-machine property test of the credit ledger: random sequences of top-ups,
 //! adjustments, submits (with and without idempotency keys), upstream acceptance, success,
 //! failure, client cancels and restarts (the store closed and reopened on the same file). A
-//! plain model predicts every balance; after each step the store must agree with it, the
-//! ledger must verify, and no balance may be negative. On SQLite and on PostgreSQL (fewer
+//! plain model predicts every balance and the account's live-task count; after each step the
+//! store must agree with it, the ledger must verify, and no balance may be negative. On SQLite and on PostgreSQL (fewer
 //! cases there: each has a database of its own).
 
 mod common;
@@ -94,6 +94,13 @@ async fn check(store: &dyn Store, account: &str, m: &Model, step: usize, op: &Op
         "balance after step {step}: {op:?}"
     );
     assert!(a.credits_available >= 0 && a.credits_held >= 0);
+    // The live-task count the database keeps (triggers) is the count of unfinished tasks.
+    let live = m
+        .tasks
+        .iter()
+        .filter(|t| !t.deleted && !t.state.is_terminal())
+        .count() as i64;
+    assert_eq!(a.live_tasks, live, "live tasks after step {step}: {op:?}");
     assert_eq!(store.verify_ledger().await.unwrap(), vec![], "step {step}");
     for t in &m.tasks {
         let s = store.get_task_by_id(&t.id).await.unwrap().unwrap();

@@ -409,26 +409,20 @@ impl Store for SqliteStore {
                     });
                 }
             }
-            let (available, own_cap): (i64, Option<i64>) = conn
-                .prepare_cached("SELECT credits_available, max_active_tasks FROM accounts WHERE id = ?")?
-                .query_row([&task.account_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            let (available, own_cap, live): (i64, Option<i64>, i64) = conn
+                .prepare_cached(
+                    "SELECT credits_available, max_active_tasks, live_tasks FROM accounts WHERE id = ?",
+                )?
+                .query_row([&task.account_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(|e| match e {
                     rusqlite::Error::QueryReturnedNoRows => {
                         StoreError::NotFound(format!("account {}", task.account_id))
                     }
                     e => e.into(),
                 })?;
+            // `live_tasks` is kept by triggers (migration 0008) in the writes that change it.
             if let Some(limit) = own_cap.or(acceptance.max_active_tasks) {
-                let active: i64 = value(
-                    conn,
-                    &format!(
-                        "SELECT COUNT(*) FROM tasks WHERE account_id = ? AND {}",
-                        rules::LIVE
-                    ),
-                    [&task.account_id],
-                )?
-                .unwrap_or(0);
-                if active >= limit {
+                if live >= limit {
                     return Ok(AcceptOutcome::TooManyActive { limit });
                 }
             }
