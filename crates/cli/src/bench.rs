@@ -74,6 +74,9 @@ pub struct BenchArgs {
     pub key: Option<String>,
     pub tasks: usize,
     pub concurrency: usize,
+    /// Open loop: offer this many submits per second (at most `concurrency` in flight)
+    /// instead of sending the next as soon as one returns.
+    pub rate: Option<f64>,
     pub mode: Mode,
     pub dialect: Dialect,
     /// Give up waiting after this long (the report says how many did not finish).
@@ -361,7 +364,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
             let cb = (args.mode == Mode::E2e).then_some(&callback_url);
             let (client, base, key) = (&client, &bases[n % bases.len()], &key);
             async move {
-                let t0 = Instant::now();
+                // Open loop: submit `n` is due at its slot of the schedule, and its latency
+                // counts from then, so a server that falls behind shows it in the latency
+                // (no coordinated omission) instead of slowing the offered load.
+                let t0 = match args.rate {
+                    Some(rate) => {
+                        let due = started + Duration::from_secs_f64(n as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 if t0 > deadline {
                     return (Duration::ZERO, t0, Err("not sent: --max-seconds".into()));
                 }
@@ -421,6 +434,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
         "servers": bases.len(),
         "tasks": args.tasks,
         "concurrency": args.concurrency,
+        "offered_per_second": args.rate,
         "accepted": accepted.len(),
         "errors": errors,
         "submit_seconds": submit_elapsed.as_secs_f64(),
@@ -498,6 +512,9 @@ pub fn table(r: &Value) -> String {
         ),
         format!("  submit latency      {}", ms(&r["submit_latency_ms"])),
     ];
+    if let Some(rate) = r["offered_per_second"].as_f64() {
+        out.insert(1, format!("  offered             {rate:.0}/s (open loop)"));
+    }
     match r["errors"].as_object() {
         Some(e) if !e.is_empty() => {
             out.push("  errors".into());

@@ -68,8 +68,13 @@ enum Command {
         key: Option<String>,
         #[arg(long, default_value_t = 1000)]
         tasks: usize,
+        /// Connections in flight at most.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Open loop: offer this many submits per second (latency counted from each one's
+        /// slot in the schedule); default: closed loop, each connection sends again at once.
+        #[arg(long, value_parser = positive_rate)]
+        rate: Option<f64>,
         #[arg(long, value_enum, default_value = "submit")]
         mode: reelay::bench::Mode,
         #[arg(long, value_enum, default_value = "runway")]
@@ -377,6 +382,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             key,
             tasks,
             concurrency,
+            rate,
             mode,
             dialect,
             max_seconds,
@@ -393,6 +399,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 key,
                 tasks,
                 concurrency,
+                rate,
                 mode,
                 dialect,
                 max_seconds,
@@ -549,4 +556,14 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// `--rate`: a finite number of submits per second above zero.
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1e7 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate: give submits per second, above 0"
+        )),
+    }
 }
