@@ -216,7 +216,11 @@ impl Picture {
 
     fn jpeg(&self) -> Result<Bytes, FrameError> {
         let mut out = Vec::with_capacity(self.rgb.len() / 10);
-        jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY)
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
+        // The video's chroma is 4:2:0 already: coding it at full resolution (the encoder's
+        // default at this quality) would only double the work for the same picture.
+        encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+        encoder
             .encode(
                 &self.rgb,
                 self.width as u16,
