@@ -93,6 +93,13 @@ pub struct BenchArgs {
     pub database_url: Option<String>,
     /// Our own simulator: the video it serves.
     pub video: SimVideo,
+    /// After the submits (and every upstream create), watch the tasks in flight this long:
+    /// upstream polls per second against what the poll schedule makes due, the server's CPU
+    /// in that window and its RSS.
+    pub hold_seconds: Option<u64>,
+    /// Our own server: poll every task at this fixed interval (engine.poll_min_ms =
+    /// poll_max_ms), so the due poll rate is tasks / interval.
+    pub poll_seconds: Option<u64>,
 }
 
 fn percentiles(mut v: Vec<Duration>) -> Value {
@@ -192,6 +199,7 @@ max_active_tasks = 1000000
 
 [media]
 derive_frames = {frames}
+{engine}
 
 [[channels]]
 name = "sim"
@@ -199,6 +207,13 @@ kind = "sandbox"
 base_url = "{sim_url}"
 "#,
             frames = args.frames,
+            engine = args
+                .poll_seconds
+                .map(|p| format!(
+                    "\n[engine]\npoll_min_ms = {ms}\npoll_max_ms = {ms}\n",
+                    ms = p * 1000
+                ))
+                .unwrap_or_default(),
             db = args
                 .database_url
                 .as_ref()
@@ -266,6 +281,87 @@ fn process_usage(pid: u32) -> Option<(u64, f64)> {
     let ticks: u64 = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
     // USER_HZ is 100 on every Linux this runs on.
     Some((hwm, ticks as f64 / 100.0))
+}
+
+/// The server's resident memory now (kB), from `/proc`.
+fn current_rss_kb(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `--hold-seconds`: waits until the upstream received every accepted task (and, with a
+/// fixed poll interval, one interval more, so every task is on its schedule), then counts the
+/// upstream polls, the server's CPU and its RSS over `hold` seconds.
+async fn hold_in_flight(
+    args: &BenchArgs,
+    sim: &SimSource,
+    client: &reqwest::Client,
+    pid: Option<u32>,
+    accepted: usize,
+    creates_before: u64,
+    hold: u64,
+) -> Value {
+    let give_up = Instant::now() + Duration::from_secs(args.max_seconds);
+    if sim_stats(sim, client).await.is_none() {
+        return json!({"error": "no simulator to count upstream requests at (--sim-url)"});
+    }
+    loop {
+        let creates = sim_stats(sim, client)
+            .await
+            .map(|s| s.creates_received - creates_before)
+            .unwrap_or(0);
+        if creates as usize >= accepted || Instant::now() > give_up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all_upstream = Instant::now();
+    if let Some(p) = args.poll_seconds {
+        tokio::time::sleep(Duration::from_secs(p)).await;
+    }
+    // With a fixed interval the polls of a burst of submits come in bunches one interval
+    // apart: only a window of whole intervals holds the average rate the schedule makes due.
+    let hold = match args.poll_seconds {
+        Some(p) => hold.div_ceil(p).max(1) * p,
+        None => hold,
+    };
+    let before = sim_stats(sim, client).await;
+    let usage_before = pid.and_then(process_usage);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(hold)).await;
+    let window = t0.elapsed().as_secs_f64();
+    let after = sim_stats(sim, client).await;
+    let usage_after = pid.and_then(process_usage);
+    let polls = match (before, after) {
+        (Some(b), Some(a)) => a.polls - b.polls,
+        _ => 0,
+    };
+    let mut v = json!({
+        "tasks": accepted,
+        "seconds_until_all_upstream": all_upstream.elapsed().as_secs_f64() - window
+            - args.poll_seconds.unwrap_or(0) as f64,
+        "window_seconds": window,
+        "polls": polls,
+        "polls_per_second": polls as f64 / window,
+    });
+    if let Some(p) = args.poll_seconds {
+        v["due_polls_per_second"] = json!(accepted as f64 / p as f64);
+    }
+    if let (Some((_, c0)), Some((_, c1))) = (usage_before, usage_after) {
+        v["server_cpu_seconds"] = json!(c1 - c0);
+        v["server_cpu_ms_per_poll"] = json!((c1 - c0) * 1000.0 / (polls.max(1) as f64));
+    }
+    if let Some(kb) = pid.and_then(current_rss_kb) {
+        v["server_rss_mb"] = json!(kb as f64 / 1024.0);
+    }
+    v
 }
 
 /// Why a submit failed: the status and the dialect's own error code or message.
@@ -468,6 +564,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
                 .collect(),
         );
     }
+    if let Some(hold) = args.hold_seconds {
+        report["in_flight"] = hold_in_flight(
+            &args,
+            &sim,
+            &client,
+            pid,
+            accepted.len(),
+            stats_before.as_ref().map_or(0, |s| s.creates_received),
+            hold,
+        )
+        .await;
+    }
     if let (Some(before), Some(after)) = (stats_before, sim_stats(&sim, &client).await) {
         let creates = after.creates_received - before.creates_received;
         let polls = after.polls - before.polls;
@@ -512,6 +620,22 @@ pub fn table(r: &Value) -> String {
         ),
         format!("  submit latency      {}", ms(&r["submit_latency_ms"])),
     ];
+    if let Some(f) = r["in_flight"].as_object() {
+        let n = |k: &str| f.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+        out.push(format!(
+            "  in flight           {} tasks: {:.0} polls/s upstream (due by the schedule: {}), \
+             {:.3} ms server CPU per poll, RSS {:.1} MB, over {:.0} s",
+            f.get("tasks").cloned().unwrap_or_default(),
+            n("polls_per_second"),
+            f.get("due_polls_per_second")
+                .and_then(Value::as_f64)
+                .map(|d| format!("{d:.0}/s"))
+                .unwrap_or_else(|| "-".into()),
+            n("server_cpu_ms_per_poll"),
+            n("server_rss_mb"),
+            n("window_seconds"),
+        ));
+    }
     if let Some(rate) = r["offered_per_second"].as_f64() {
         out.insert(1, format!("  offered             {rate:.0}/s (open loop)"));
     }

@@ -98,6 +98,15 @@ enum Command {
         database_url: Option<String>,
         #[command(flatten)]
         video: reelay::bench::SimVideo,
+        /// After the submits, watch the tasks in flight this long (with --poll-seconds, rounded
+        /// up to whole intervals): upstream polls per second against the schedule, the
+        /// server's CPU per poll and its RSS.
+        #[arg(long)]
+        hold_seconds: Option<u64>,
+        /// Our own server: poll every task at this fixed interval, so the due rate is
+        /// tasks / interval.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        poll_seconds: Option<u64>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -392,6 +401,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             frames,
             database_url,
             video,
+            hold_seconds,
+            poll_seconds,
             json,
         } => {
             let report = reelay::bench::run(reelay::bench::BenchArgs {
@@ -409,6 +420,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 frames,
                 database_url,
                 video,
+                hold_seconds,
+                poll_seconds,
             })
             .await?;
             if json {

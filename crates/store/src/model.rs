@@ -332,8 +332,8 @@ pub trait Callbacks: Send + Sync + 'static {
 }
 
 /// What an archived object is to its task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum MediaKind {
     Output,
     Poster,
@@ -356,7 +356,7 @@ impl MediaKind {
 }
 
 /// One object in the media store, stored under the key `<task_id>/<name>`.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct MediaObject {
     pub task_id: String,
     /// `0.mp4`, `0.poster.jpg`, ...

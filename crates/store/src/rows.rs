@@ -239,7 +239,7 @@ pub struct ServedRow {
 }
 
 /// An account's sealed webhook secrets as stored.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub struct SealedSecretsRow {
     pub webhook_secret: Option<String>,
     webhook_secret_prev: Option<String>,

@@ -7,7 +7,7 @@ use super::lite::exec;
 
 use crate::{MediaObject, Result, ServedMedia};
 
-use crate::rows::{object_from_row, served_from_row, MEDIA_COLUMNS as COLUMNS};
+use crate::rows::{served_from_row, MEDIA_COLUMNS as COLUMNS};
 
 /// The `SET` parts of a task update that concern media.
 pub(super) fn record(conn: &Connection, objects: &[MediaObject]) -> Result<()> {
@@ -46,14 +46,14 @@ pub(super) fn record(conn: &Connection, objects: &[MediaObject]) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn of_task(read: &SqlitePool, task_id: &str) -> Result<Vec<MediaObject>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM media_objects WHERE task_id = ? ORDER BY output_index, name"
-    ))
-    .bind(task_id)
-    .fetch_all(read)
-    .await?;
-    rows.iter().map(object_from_row).collect()
+pub(super) fn of_task(c: &Connection, task_id: &str) -> Result<Vec<MediaObject>> {
+    super::lite::all(
+        c,
+        &format!(
+            "SELECT {COLUMNS} FROM media_objects WHERE task_id = ? ORDER BY output_index, name"
+        ),
+        [task_id],
+    )
 }
 
 pub(super) async fn served(

@@ -6,6 +6,7 @@
 mod credits;
 mod lite;
 mod media;
+mod reader;
 mod webhooks;
 mod writer;
 
@@ -20,8 +21,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::rows::{
-    self, account_from_row, key_from_row, ledger_from_row, task_from_row, BalanceCheckRow,
-    MessageRow, SealedSecretsRow, TaskCreditsRow, TaskRow, TASK_COLUMNS,
+    self, account_from_row, key_from_row, ledger_from_row, BalanceCheckRow, MessageRow,
+    SealedSecretsRow, TaskCreditsRow, TaskRow, TASK_COLUMNS,
 };
 use crate::rules::{self, CancelPlan};
 use crate::{
@@ -31,6 +32,7 @@ use crate::{
     WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
 };
 use lite::{all, exec, one, value};
+use reader::Readers;
 use writer::{Work, WriteCount, Writer};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -42,6 +44,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: Writer,
+    /// Point reads, inline ([`reader`]).
+    readers: Arc<Readers>,
+    /// Scans of unbounded length, on sqlx's threads.
     read: SqlitePool,
     ctx: Arc<Ctx>,
     writes: Arc<WriteCount>,
@@ -106,10 +111,12 @@ impl SqliteStore {
             .map_err(|e| StoreError::Corrupt(format!("starting the writer thread: {e}")))?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(opts.read_only(true))
+            .connect_with(opts.clone().read_only(true))
             .await?;
+        let readers = Arc::new(Readers::new(opts.get_filename())?);
         Ok(SqliteStore {
             writer,
+            readers,
             read,
             ctx: Arc::new(Ctx {
                 callbacks: None,
@@ -319,11 +326,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|r| account_from_row(&r)).transpose()
+        self.readers
+            .with(|c| one(c, "SELECT * FROM accounts WHERE id = ?", [id]))
     }
 
     async fn count_accounts(&self) -> Result<i64> {
@@ -361,25 +365,29 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, Account)>> {
-        let row = sqlx::query(
-            "SELECT k.id AS key_id, k.prefix, k.created_at AS key_created_at, a.*
-             FROM api_keys k JOIN accounts a ON a.id = k.account_id
-             WHERE k.key_hash = ? AND k.revoked_at IS NULL",
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.read)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let account = account_from_row(&row)?;
-        let key = ApiKey {
-            id: row.try_get("key_id")?,
-            account_id: account.id.clone(),
-            prefix: row.try_get("prefix")?,
-            created_at: row.try_get("key_created_at")?,
-            revoked_at: None,
-            last_used_at: None,
-        };
-        Ok(Some((key, account)))
+        // Every authenticated request asks this: inline, one statement.
+        self.readers.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT k.id AS key_id, k.prefix, k.created_at AS key_created_at, a.*
+                 FROM api_keys k JOIN accounts a ON a.id = k.account_id
+                 WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+            )?;
+            let mut rows = stmt.query([key_hash])?;
+            let Some(row) = rows.next()? else {
+                return Ok(None);
+            };
+            // The account's columns by name; the key's own three are not the account's.
+            let account: Account = serde_rusqlite::from_row(row)?;
+            let key = ApiKey {
+                id: row.get("key_id")?,
+                account_id: account.id.clone(),
+                prefix: row.get("prefix")?,
+                created_at: row.get("key_created_at")?,
+                revoked_at: None,
+                last_used_at: None,
+            };
+            Ok(Some((key, account)))
+        })
     }
 
     async fn accept_task(&self, task: NewTask, acceptance: Acceptance) -> Result<AcceptOutcome> {
@@ -486,22 +494,20 @@ impl Store for SqliteStore {
     }
 
     async fn get_task(&self, account_id: &str, id: &str) -> Result<Option<Task>> {
-        let row = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND account_id = ? AND deleted = 0"
-        ))
-        .bind(id)
-        .bind(account_id)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| task_from_row(&r)).transpose()
+        let row: Option<TaskRow> = self.readers.with(|c| {
+            one(
+                c,
+                &format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND account_id = ? AND deleted = 0"
+                ),
+                [id, account_id],
+            )
+        })?;
+        row.map(Task::try_from).transpose()
     }
 
     async fn get_task_by_id(&self, id: &str) -> Result<Option<Task>> {
-        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|r| task_from_row(&r)).transpose()
+        self.readers.with(|c| task_row(c, id))
     }
 
     async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>> {
@@ -540,20 +546,20 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>> {
-        Ok(
-            sqlx::query("SELECT MIN(next_attempt_at) FROM tasks WHERE next_attempt_at IS NOT NULL")
-                .fetch_one(&self.read)
-                .await?
-                .try_get(0)?,
-        )
+        // MIN over the partial index `tasks_due`: its first entry.
+        self.readers.with(|c| {
+            Ok(value::<Option<i64>>(
+                c,
+                "SELECT MIN(next_attempt_at) FROM tasks WHERE next_attempt_at IS NOT NULL",
+                [],
+            )?
+            .flatten())
+        })
     }
 
     async fn count_in_flight(&self, channel: &str) -> Result<i64> {
-        Ok(sqlx::query(&in_flight_sql())
-            .bind(channel)
-            .fetch_one(&self.read)
-            .await?
-            .try_get(0)?)
+        self.readers
+            .with(|c| Ok(value(c, &in_flight_sql(), [channel])?.unwrap_or(0)))
     }
 
     async fn update_task(&self, u: TaskUpdate) -> Result<Option<Task>> {
@@ -875,13 +881,14 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_secrets(&self, account_id: &str) -> Result<Option<WebhookSecrets>> {
-        let row: Option<SealedSecretsRow> = sqlx::query_as(
-            "SELECT webhook_secret, webhook_secret_prev, webhook_secret_prev_until, webhook_hmac_key
-             FROM accounts WHERE id = ?",
-        )
-        .bind(account_id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row: Option<SealedSecretsRow> = self.readers.with(|c| {
+            one(
+                c,
+                "SELECT webhook_secret, webhook_secret_prev, webhook_secret_prev_until, webhook_hmac_key
+                 FROM accounts WHERE id = ?",
+                [account_id],
+            )
+        })?;
         let Some(row) = row else { return Ok(None) };
         let current = match row.webhook_secret.clone() {
             Some(sealed) => sealed,
@@ -971,12 +978,14 @@ impl Store for SqliteStore {
     }
 
     async fn next_webhook_due(&self) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) FROM webhook_messages WHERE next_attempt_at IS NOT NULL",
-        )
-        .fetch_one(&self.read)
-        .await?;
-        Ok(row.try_get(0)?)
+        self.readers.with(|c| {
+            Ok(value::<Option<i64>>(
+                c,
+                "SELECT MIN(next_attempt_at) FROM webhook_messages WHERE next_attempt_at IS NOT NULL",
+                [],
+            )?
+            .flatten())
+        })
     }
 
     async fn finish_webhook_attempt(
@@ -1112,7 +1121,7 @@ impl Store for SqliteStore {
     }
 
     async fn media_objects(&self, task_id: &str) -> Result<Vec<MediaObject>> {
-        media::of_task(&self.read, task_id).await
+        self.readers.with(|c| media::of_task(c, task_id))
     }
 
     async fn media_object(&self, task_id: &str, name: &str) -> Result<Option<ServedMedia>> {
