@@ -153,6 +153,7 @@ impl Engine {
         i: usize,
         url: &str,
     ) -> Result<MediaObject, ArchiveError> {
+        let started = std::time::Instant::now();
         let cap = self.config.max_output_bytes;
         let idle = Duration::from_secs(self.archive.config.fetch_idle_timeout_seconds);
         let req = self
@@ -230,7 +231,8 @@ impl Engine {
             .finish()
             .await
             .map_err(|e| transient(format!("storing output {i}: {e}")))?;
-        tracing::info!(task = %task.id, output = i, bytes = stored.size, %content_type, "output archived");
+        let ms = started.elapsed().as_millis() as u64;
+        tracing::info!(task = %task.id, output = i, bytes = stored.size, ms, %content_type, "output archived");
         Ok(MediaObject {
             task_id: task.id.clone(),
             name,
