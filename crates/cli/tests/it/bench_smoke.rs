@@ -86,3 +86,79 @@ async fn against_a_running_server_it_names_the_cause_of_each_error() {
         "every failure is named as the rate limit: {r}"
     );
 }
+
+#[test]
+fn open_loop_in_flight_and_a_real_video_with_frames() {
+    // Open loop at a fixed rate, tasks that never finish, polled every second: the in-flight
+    // window counts the polls the schedule makes due.
+    let r = bench(&[
+        "--tasks",
+        "40",
+        "--concurrency",
+        "8",
+        "--rate",
+        "200",
+        "--sim-run-seconds",
+        "1000",
+        "--poll-seconds",
+        "1",
+        "--hold-seconds",
+        "2",
+        "--max-seconds",
+        "120",
+    ]);
+    assert_eq!(r["accepted"], 40, "{r}");
+    assert_eq!(r["offered_per_second"], 200.0, "{r}");
+    let f = &r["in_flight"];
+    assert_eq!(f["tasks"], 40, "{r}");
+    assert_eq!(f["window_seconds"].as_f64().unwrap().round(), 2.0, "{r}");
+    assert_eq!(f["due_polls_per_second"], 40.0, "{r}");
+    let polls = f["polls"].as_u64().unwrap();
+    assert!(
+        (1..=160).contains(&polls),
+        "polls in a 2 s window of 40 tasks: {r}"
+    );
+    assert!(f["server_rss_mb"].as_f64().unwrap() > 1.0, "{r}");
+
+    // The simulator serves a generated H.264 clip; with frames on, every task still ends
+    // with its callback (the poster decoded in process).
+    let r = bench(&[
+        "--tasks",
+        "10",
+        "--concurrency",
+        "4",
+        "--mode",
+        "e2e",
+        "--video-size",
+        "320x180",
+        "--video-bytes",
+        "300000",
+        "--frames",
+        "--max-seconds",
+        "120",
+    ]);
+    assert_eq!(r["completed"], 10, "{r}");
+    assert_eq!(r["errors"], serde_json::json!({}), "{r}");
+}
+
+#[test]
+fn bad_load_options_are_refused_by_name() {
+    for (args, says) in [
+        (&["--rate", "0"][..], "--rate"),
+        (&["--video-size", "1280"][..], "WIDTHxHEIGHT"),
+        (&["--video-bytes", "100"][..], "--video-size"),
+        (&["--poll-seconds", "0"][..], "--poll-seconds"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_reelay"))
+            .arg("bench")
+            .args(args)
+            .env_remove("REELAY_CONFIG")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+}
