@@ -193,11 +193,14 @@ fn derive_inner<R: Read + Seek>(
     picture.jpeg()
 }
 
-/// An RGB picture, its buffer reused from one decoded frame to the next.
+/// A decoded picture's planes (4:2:0), their buffers reused from one decoded frame to the
+/// next. Coded to JPEG straight from YCbCr: no conversion to RGB and back.
 struct Picture {
     width: usize,
     height: usize,
-    rgb: Vec<u8>,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
 }
 
 impl Picture {
@@ -208,27 +211,101 @@ impl Picture {
     ) -> Result<Picture, FrameError> {
         let (width, height) = yuv.dimensions();
         check_picture(width as u32, height as u32, limits)?;
-        let mut rgb = reuse.map(|p| p.rgb).unwrap_or_default();
-        rgb.resize(width * height * 3, 0);
-        yuv.write_rgb8(&mut rgb);
-        Ok(Picture { width, height, rgb })
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        let (ys, us, vs) = yuv.strides();
+        let (mut y, mut u, mut v) = match reuse {
+            Some(p) => (p.y, p.u, p.v),
+            None => Default::default(),
+        };
+        // Tight planes, row by row (the decoder's rows are padded to its strides).
+        let copy = |out: &mut Vec<u8>, plane: &[u8], stride: usize, w: usize, h: usize| {
+            out.clear();
+            for row in 0..h {
+                let at = row * stride;
+                match plane.get(at..at + w) {
+                    Some(r) => out.extend_from_slice(r),
+                    None => return Err(invalid("a decoded plane is shorter than its picture")),
+                }
+            }
+            Ok(())
+        };
+        copy(&mut y, yuv.y(), ys, width, height)?;
+        copy(&mut u, yuv.u(), us, cw, ch)?;
+        copy(&mut v, yuv.v(), vs, cw, ch)?;
+        Ok(Picture {
+            width,
+            height,
+            y,
+            u,
+            v,
+        })
     }
 
     fn jpeg(&self) -> Result<Bytes, FrameError> {
-        let mut out = Vec::with_capacity(self.rgb.len() / 10);
+        let mut out = Vec::with_capacity(self.width * self.height / 4);
         let mut encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
         // The video's chroma is 4:2:0 already: coding it at full resolution (the encoder's
         // default at this quality) would only double the work for the same picture.
         encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
         encoder
-            .encode(
-                &self.rgb,
-                self.width as u16,
-                self.height as u16,
-                jpeg_encoder::ColorType::Rgb,
-            )
+            .encode_image(Planes::new(self))
             .map_err(|e| invalid(format!("JPEG encoding: {e}")))?;
         Ok(out.into())
+    }
+}
+
+/// H.264 pictures are "video range" (luma 16–235, chroma 16–240); JFIF's YCbCr is full range.
+/// Same BT.601 matrix, so only the ranges are stretched.
+struct Planes<'a> {
+    picture: &'a Picture,
+    luma: [u8; 256],
+    chroma: [u8; 256],
+}
+
+impl<'a> Planes<'a> {
+    fn new(picture: &'a Picture) -> Planes<'a> {
+        let stretch = |lo: f32, span: f32, centre: f32| {
+            std::array::from_fn(|i| {
+                let x = ((i as f32 - lo) * 255.0 / span + centre).round();
+                x.clamp(0.0, 255.0) as u8
+            })
+        };
+        Planes {
+            picture,
+            luma: stretch(16.0, 219.0, 0.0),
+            chroma: stretch(128.0, 224.0, 128.0),
+        }
+    }
+}
+
+impl jpeg_encoder::ImageBuffer for Planes<'_> {
+    fn get_jpeg_color_type(&self) -> jpeg_encoder::JpegColorType {
+        jpeg_encoder::JpegColorType::Ycbcr
+    }
+
+    fn width(&self) -> u16 {
+        self.picture.width as u16
+    }
+
+    fn height(&self) -> u16 {
+        self.picture.height as u16
+    }
+
+    fn fill_buffers(&self, row: u16, buffers: &mut [Vec<u8>; 4]) {
+        let p = self.picture;
+        let (w, cw) = (p.width, p.width.div_ceil(2));
+        let y = &p.y[row as usize * w..][..w];
+        buffers[0].extend(y.iter().map(|&l| self.luma[l as usize]));
+        let c = (row as usize / 2) * cw;
+        for (plane, out) in [(&p.u, 1), (&p.v, 2)] {
+            // Each chroma sample covers two pixels of the row.
+            let samples = &plane[c..c + cw];
+            let doubled = samples
+                .iter()
+                .flat_map(|&s| [self.chroma[s as usize]; 2])
+                .take(w);
+            buffers[out].extend(doubled);
+        }
     }
 }
 
