@@ -148,3 +148,31 @@ async fn a_failing_write_in_a_batch_fails_alone() {
     assert_eq!(store.verify_ledger().await.unwrap(), vec![]);
     assert_eq!(store.task_events(&taken.id).await.unwrap().len(), 1);
 }
+
+/// WAL checkpoints run on their own thread: after a burst of writes, with no further commit
+/// (so the writer's own checkpoint, a backstop at a far larger WAL, never runs), the pages
+/// reach the database file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_off_the_writer_thread() {
+    let (dir, store) = open().await;
+    let acct = store.create_account("a", 1_000_000_000).await.unwrap();
+    let db = dir.path().join("g.db");
+    let size = || std::fs::metadata(&db).unwrap().len();
+    let tasks = (0..400)
+        .map(|_| (new_task(&acct.id), Acceptance::default()))
+        .collect();
+    accept_all(&store, tasks).await;
+    let wal = std::fs::metadata(dir.path().join("g.db-wal")).unwrap().len();
+    assert!(wal > 100 * 4096, "the burst went to the WAL: {wal} bytes");
+    let before = size();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while size() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 30 s: the database file stayed at {before} bytes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Every task is readable through the checkpointed file too.
+    assert_eq!(store.verify_ledger().await.unwrap(), vec![]);
+}

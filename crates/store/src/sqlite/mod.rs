@@ -3,6 +3,7 @@
 //! commit); reads go through sqlx's pool of read-only connections. Write transactions start
 //! with `BEGIN IMMEDIATE` so a read inside them is already under the write lock.
 
+mod checkpoint;
 mod credits;
 mod lite;
 mod media;
@@ -50,6 +51,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     ctx: Arc<Ctx>,
     writes: Arc<WriteCount>,
+    /// WAL checkpoints, off the writer thread.
+    checkpointer: Arc<checkpoint::Checkpointer>,
 }
 
 /// What the writer's jobs need besides the connection.
@@ -114,6 +117,7 @@ impl SqliteStore {
             .connect_with(opts.clone().read_only(true))
             .await?;
         let readers = Arc::new(Readers::new(opts.get_filename())?);
+        let checkpointer = Arc::new(checkpoint::Checkpointer::start(opts.get_filename())?);
         Ok(SqliteStore {
             writer,
             readers,
@@ -123,6 +127,7 @@ impl SqliteStore {
                 secrets: SecretBox::ephemeral(),
             }),
             writes,
+            checkpointer,
         })
     }
 
@@ -170,6 +175,7 @@ impl SqliteStore {
     /// Closes every connection (waits for those in use to be returned).
     pub async fn close(&self) {
         self.read.close().await;
+        self.checkpointer.stop();
         self.writer.close().await;
     }
 }
@@ -181,6 +187,8 @@ fn writer_connection(path: &std::path::Path) -> Result<Connection> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;
+    // Checkpoints run on their own thread (`checkpoint`); this is the backstop.
+    conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
