@@ -12,11 +12,7 @@
 # ratio of the medians. Everything started is stopped on exit.
 set -euo pipefail
 bin=$(realpath "$1"); bytes=${2:-100000000}; rounds=${3:-5}
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 
 sim_port=$(free_port)
 "$bin" sim --listen "127.0.0.1:$sim_port" --run-seconds 0.2 --video-size 1280x720 \

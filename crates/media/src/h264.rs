@@ -391,6 +391,7 @@ fn check_boxes<R: Read + Seek>(r: &mut R, size: u64, limits: &Limits) -> Result<
 mod tests {
     use std::io::Cursor;
 
+    use reelay_sim::clip::jpeg::{near, pixel, pixels};
     use reelay_sim::clip::{self, ClipSpec, FIRST_COLOUR, LAST_COLOUR, MARKER};
 
     use super::*;
@@ -413,25 +414,6 @@ mod tests {
             Limits::default(),
             Duration::from_secs(60),
         )
-    }
-
-    /// Decodes a JPEG: (width, height, RGB).
-    fn pixels(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
-        let mut d = jpeg_decoder::Decoder::new(jpeg);
-        let rgb = d.decode().expect("a JPEG");
-        let info = d.info().unwrap();
-        (info.width as usize, info.height as usize, rgb)
-    }
-
-    fn pixel(img: &(usize, usize, Vec<u8>), x: usize, y: usize) -> [u8; 3] {
-        let i = (y * img.0 + x) * 3;
-        [img.2[i], img.2[i + 1], img.2[i + 2]]
-    }
-
-    fn near(got: [u8; 3], want: [u8; 3]) -> bool {
-        got.iter()
-            .zip(want)
-            .all(|(&g, w)| (g as i32 - w as i32).abs() <= 24)
     }
 
     #[test]
@@ -494,29 +476,24 @@ mod tests {
     #[test]
     fn absurd_sizes_are_refused() {
         let clip = clip::generate(&spec()).unwrap();
-        let tight = Limits {
+        let with = |limits: Limits| {
+            derive(
+                Cursor::new(&clip),
+                clip.len() as u64,
+                FrameKind::Poster,
+                limits,
+                Duration::from_secs(60),
+            )
+        };
+        let r = with(Limits {
             max_side: 100,
             ..Limits::default()
-        };
-        let r = derive(
-            Cursor::new(&clip),
-            clip.len() as u64,
-            FrameKind::Poster,
-            tight,
-            Duration::from_secs(60),
-        );
+        });
         assert!(matches!(r, Err(FrameError::Invalid(m)) if m.contains("320x180")));
-        let tight = Limits {
+        let r = with(Limits {
             max_sample_bytes: 10,
             ..Limits::default()
-        };
-        let r = derive(
-            Cursor::new(&clip),
-            clip.len() as u64,
-            FrameKind::Poster,
-            tight,
-            Duration::from_secs(60),
-        );
+        });
         assert!(matches!(r, Err(FrameError::Invalid(m)) if m.contains("sample")));
     }
 

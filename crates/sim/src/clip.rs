@@ -264,6 +264,34 @@ pub fn padded(mut mp4: Vec<u8>, total: u64) -> Vec<u8> {
     mp4
 }
 
+/// Reading derived frames back, for tests of what a gateway makes of a clip (feature `jpeg`).
+#[cfg(feature = "jpeg")]
+pub mod jpeg {
+    /// A decoded picture: width, height and RGB bytes.
+    pub type Image = (usize, usize, Vec<u8>);
+
+    /// Decodes a JPEG (panics on anything else: for tests).
+    pub fn pixels(jpeg: &[u8]) -> Image {
+        let mut d = jpeg_decoder::Decoder::new(jpeg);
+        let rgb = d.decode().expect("a JPEG");
+        let info = d.info().expect("decoded");
+        (info.width as usize, info.height as usize, rgb)
+    }
+
+    /// The colour at `x`, `y`.
+    pub fn pixel(img: &Image, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * img.0 + x) * 3;
+        [img.2[i], img.2[i + 1], img.2[i + 2]]
+    }
+
+    /// Within what lossy coding changes of a flat colour.
+    pub fn near(got: [u8; 3], want: [u8; 3]) -> bool {
+        got.iter()
+            .zip(want)
+            .all(|(&g, w)| (g as i32 - w as i32).abs() <= 24)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -162,7 +162,9 @@ async fn the_wal_is_checkpointed_off_the_writer_thread() {
         .map(|_| (new_task(&acct.id), Acceptance::default()))
         .collect();
     accept_all(&store, tasks).await;
-    let wal = std::fs::metadata(dir.path().join("g.db-wal")).unwrap().len();
+    let wal = std::fs::metadata(dir.path().join("g.db-wal"))
+        .unwrap()
+        .len();
     assert!(wal > 100 * 4096, "the burst went to the WAL: {wal} bytes");
     let before = size();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

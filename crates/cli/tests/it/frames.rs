@@ -9,6 +9,7 @@ use crate::common;
 use common::files::{FileServer, Reply};
 use common::{fast_sim, gen4_turbo, TestApp};
 use reelay_core::TaskState;
+use reelay_sim::clip::jpeg::{near, pixel, pixels};
 use reelay_sim::clip::{self, ClipSpec, FIRST_COLOUR, LAST_COLOUR, MARKER};
 use reelay_sim::SimConfig;
 use reelay_store::MediaKind;
@@ -35,25 +36,6 @@ async fn app_without_ffmpeg(video: Vec<u8>) -> TestApp {
         |c| c.media.ffmpeg = "/nonexistent/ffmpeg".into(),
     )
     .await
-}
-
-/// (width, height, RGB) of a JPEG.
-fn pixels(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
-    let mut d = jpeg_decoder::Decoder::new(jpeg);
-    let rgb = d.decode().expect("a JPEG");
-    let info = d.info().unwrap();
-    (info.width as usize, info.height as usize, rgb)
-}
-
-fn pixel(img: &(usize, usize, Vec<u8>), x: usize, y: usize) -> [u8; 3] {
-    let i = (y * img.0 + x) * 3;
-    [img.2[i], img.2[i + 1], img.2[i + 2]]
-}
-
-fn near(got: [u8; 3], want: [u8; 3]) -> bool {
-    got.iter()
-        .zip(want)
-        .all(|(&g, w)| (g as i32 - w as i32).abs() <= 24)
 }
 
 /// The task's state once terminal (quick-start ids are the stored ids).
