@@ -76,6 +76,8 @@ for r in $(seq 1 "$rounds"); do
     reelay_ms+=("$ms")
     echo "round $r: curl ${curl_ms[-1]} ms, reelay archive $ms ms"
 done
+serve_pid=${pids[1]}
+echo "reelay serve: peak RSS $(grep VmHWM /proc/$serve_pid/status | awk '{print $2/1024}') MB after $rounds archives of $bytes bytes"
 python3 - "$bytes" "${curl_ms[*]}" "${reelay_ms[*]}" <<'PY'
 import statistics, sys
 n = int(sys.argv[1]); c = [int(x) for x in sys.argv[2].split()]; r = [int(x) for x in sys.argv[3].split()]

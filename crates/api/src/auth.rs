@@ -137,7 +137,10 @@ impl Keys {
 
     /// Background upkeep: last-used writes and trimming idle rate-limit state.
     pub async fn run_upkeep(self: Arc<Self>, store: Arc<dyn Store>) {
-        let mut tick = tokio::time::interval(self.config.touch_interval);
+        // The first flush one interval after start, not at once: an `interval`'s first tick is
+        // immediate, and would race the first requests for a write nobody needs yet.
+        let period = self.config.touch_interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;

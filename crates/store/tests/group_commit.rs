@@ -16,11 +16,11 @@ async fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
     (dir, Arc::new(SqliteStore::open(&url).await.unwrap()))
 }
 
-/// Accepts `n` tasks at once; their outcomes.
-async fn accept_all(
+/// Accepts the tasks at once; what each accept returned.
+async fn try_accept_all(
     store: &Arc<SqliteStore>,
     tasks: Vec<(reelay_store::NewTask, Acceptance)>,
-) -> Vec<AcceptOutcome> {
+) -> Vec<reelay_store::Result<AcceptOutcome>> {
     let handles: Vec<_> = tasks
         .into_iter()
         .map(|(t, a)| {
@@ -30,9 +30,18 @@ async fn accept_all(
         .collect();
     let mut out = Vec::new();
     for h in handles {
-        out.push(h.await.unwrap().unwrap());
+        out.push(h.await.unwrap());
     }
     out
+}
+
+/// Accepts the tasks at once; their outcomes (none may fail).
+async fn accept_all(
+    store: &Arc<SqliteStore>,
+    tasks: Vec<(reelay_store::NewTask, Acceptance)>,
+) -> Vec<AcceptOutcome> {
+    let results = try_accept_all(store, tasks).await;
+    results.into_iter().map(|r| r.unwrap()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -126,16 +135,9 @@ async fn a_failing_write_in_a_batch_fails_alone() {
         dup.id = taken.id.clone();
         tasks[i] = (dup, Acceptance::default());
     }
-    let handles: Vec<_> = tasks
-        .into_iter()
-        .map(|(t, a)| {
-            let s = store.clone();
-            tokio::spawn(async move { s.accept_task(t, a).await })
-        })
-        .collect();
     let (mut ok, mut failed) = (0, 0);
-    for h in handles {
-        match h.await.unwrap() {
+    for r in try_accept_all(&store, tasks).await {
+        match r {
             Ok(AcceptOutcome::Created(_)) => ok += 1,
             Ok(other) => panic!("unexpected {other:?}"),
             Err(_) => failed += 1,
