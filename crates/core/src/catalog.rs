@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::CoreError;
-use crate::spec::Operation;
+pub use crate::kinds::{MediaKind, Operation};
 
 /// Runway's generation endpoints (`POST /v1/<name>`); the catalog has an entry for each.
 pub const GENERATION_ENDPOINTS: [&str; 14] = [
@@ -68,36 +68,10 @@ pub struct ModelSpec {
     pub price: Price,
     /// What the model produces, for content types and media handling.
     #[serde(default)]
-    pub output: Option<OutputKind>,
+    pub output: Option<MediaKind>,
     /// The model name to send upstream, when it differs from the public one.
     #[serde(default)]
     pub upstream_model: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputKind {
-    Video,
-    Image,
-    Audio,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MediaKind {
-    Image,
-    Video,
-    Audio,
-}
-
-impl MediaKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaKind::Image => "image",
-            MediaKind::Video => "video",
-            MediaKind::Audio => "audio",
-        }
-    }
 }
 
 /// What one body field accepts. `validate.rs` gives each variant its meaning.

@@ -1,4 +1,4 @@
-use crate::validate::Issue;
+use crate::issue::Issue;
 
 /// Errors of the domain. Each dialect maps these onto its own status codes and bodies once.
 #[derive(Debug, thiserror::Error)]

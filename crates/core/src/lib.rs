@@ -3,6 +3,8 @@
 
 pub mod catalog;
 pub mod error;
+pub mod issue;
+pub mod kinds;
 pub mod media_ref;
 pub mod spec;
 pub mod state;
@@ -13,9 +15,10 @@ pub use catalog::{
     REVERSE_MAP_JSON,
 };
 pub use error::CoreError;
-pub use spec::{Operation, TaskSpec};
+pub use issue::Issue;
+pub use kinds::{MediaKind, Operation};
+pub use spec::TaskSpec;
 pub use state::TaskState;
-pub use validate::Issue;
 
 /// Task ids are UUIDv7: sortable by creation time, unguessable enough to hand out.
 pub fn new_task_id() -> uuid::Uuid {

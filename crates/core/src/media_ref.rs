@@ -3,7 +3,7 @@
 
 use base64::Engine;
 
-use crate::catalog::MediaKind;
+use crate::kinds::MediaKind;
 
 /// Data URI caps, counted on the whole encoded URI as Runway does.
 pub const IMAGE_DATA_URI_MAX: usize = 5 * 1024 * 1024;

@@ -1,30 +1,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::catalog::{Catalog, OutputKind};
+use crate::catalog::Catalog;
 use crate::error::CoreError;
-use crate::validate::{validate_body, Issue};
-
-/// What a task does, whatever dialect it arrived in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    TextToVideo,
-    ImageToVideo,
-    VideoToVideo,
-    CharacterPerformance,
-    Extend,
-    Upscale,
-    TextToImage,
-    ImageUpscale,
-    SoundEffect,
-    TextToSpeech,
-    SpeechToSpeech,
-    VoiceDubbing,
-    VoiceIsolation,
-    VideoToAudio,
-    VideoToHdr,
-}
+use crate::issue::Issue;
+pub use crate::kinds::{MediaKind, Operation};
+use crate::validate::validate_body;
 
 /// A validated request, in the canonical form every dialect produces.
 ///
@@ -43,7 +24,7 @@ pub struct TaskSpec {
     /// Credits this task holds until it ends.
     pub price: i64,
     #[serde(default)]
-    pub output: Option<OutputKindName>,
+    pub output: Option<MediaKind>,
     #[serde(default)]
     pub callback_url: Option<String>,
     /// The creating dialect's own facts about the request that the Runway body cannot carry
@@ -53,24 +34,6 @@ pub struct TaskSpec {
     /// Text drawn at the bottom right of video outputs when they are archived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputKindName {
-    Video,
-    Image,
-    Audio,
-}
-
-impl From<OutputKind> for OutputKindName {
-    fn from(k: OutputKind) -> Self {
-        match k {
-            OutputKind::Video => OutputKindName::Video,
-            OutputKind::Image => OutputKindName::Image,
-            OutputKind::Audio => OutputKindName::Audio,
-        }
-    }
 }
 
 impl TaskSpec {
@@ -95,10 +58,7 @@ impl TaskSpec {
             model: model_name,
             input,
             price: model.price.credits_for(obj),
-            output: model
-                .output
-                .map(Into::into)
-                .or(Some(default_output(ep.operation))),
+            output: model.output.or(Some(default_output(ep.operation))),
             callback_url: None,
             params: None,
             watermark: None,
@@ -106,12 +66,12 @@ impl TaskSpec {
     }
 }
 
-fn default_output(op: Operation) -> OutputKindName {
+fn default_output(op: Operation) -> MediaKind {
     use Operation::*;
     match op {
-        TextToImage | ImageUpscale => OutputKindName::Image,
+        TextToImage | ImageUpscale => MediaKind::Image,
         SoundEffect | TextToSpeech | SpeechToSpeech | VoiceDubbing | VoiceIsolation
-        | VideoToAudio => OutputKindName::Audio,
-        _ => OutputKindName::Video,
+        | VideoToAudio => MediaKind::Audio,
+        _ => MediaKind::Video,
     }
 }

@@ -1,61 +1,12 @@
 //! Checks a request body against a catalog model entry and reports problems as zod-style
 //! issues (`code`, `path`, `message`), the shape Runway's 400 answers carry.
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::catalog::{EndpointSpec, FieldSpec, MediaKind};
+use crate::catalog::{EndpointSpec, FieldSpec};
+pub use crate::issue::Issue;
+use crate::kinds::MediaKind;
 use crate::media_ref;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Issue {
-    pub code: String,
-    pub path: Vec<Value>,
-    pub message: String,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl Issue {
-    pub fn new(code: &str, path: Vec<Value>, message: impl Into<String>) -> Issue {
-        Issue {
-            code: code.into(),
-            path,
-            message: message.into(),
-            extra: Map::new(),
-        }
-    }
-    pub fn custom(path: Vec<Value>, message: impl Into<String>) -> Issue {
-        Issue::new("custom", path, message)
-    }
-    fn with(mut self, k: &str, v: impl Into<Value>) -> Issue {
-        self.extra.insert(k.into(), v.into());
-        self
-    }
-    fn invalid_type(path: Vec<Value>, expected: &str, got: Option<&Value>) -> Issue {
-        Issue::new(
-            "invalid_type",
-            path,
-            format!(
-                "Invalid input: expected {expected}, received {}",
-                type_name(got)
-            ),
-        )
-        .with("expected", expected)
-    }
-}
-
-fn type_name(v: Option<&Value>) -> &'static str {
-    match v {
-        None => "undefined",
-        Some(Value::Null) => "null",
-        Some(Value::Bool(_)) => "boolean",
-        Some(Value::Number(_)) => "number",
-        Some(Value::String(_)) => "string",
-        Some(Value::Array(_)) => "array",
-        Some(Value::Object(_)) => "object",
-    }
-}
 
 fn p(path: &[Value], key: impl Into<Value>) -> Vec<Value> {
     let mut v = path.to_vec();

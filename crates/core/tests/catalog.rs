@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use reelay_core::catalog::{FieldSpec, MediaKind};
-use reelay_core::spec::OutputKindName;
 use reelay_core::{Catalog, CoreError, TaskSpec};
 use serde_json::{json, Map, Value};
 
@@ -312,12 +311,12 @@ fn parse(endpoint: &str, body: &Value) -> Result<TaskSpec, CoreError> {
     TaskSpec::parse(&Catalog::builtin(), endpoint, body)
 }
 
-fn expected_output(endpoint: &str) -> OutputKindName {
+fn expected_output(endpoint: &str) -> MediaKind {
     match endpoint {
-        "text_to_image" | "image_upscale" => OutputKindName::Image,
+        "text_to_image" | "image_upscale" => MediaKind::Image,
         "sound_effect" | "text_to_speech" | "speech_to_speech" | "voice_dubbing"
-        | "voice_isolation" | "video_to_audio" => OutputKindName::Audio,
-        _ => OutputKindName::Video,
+        | "voice_isolation" | "video_to_audio" => MediaKind::Audio,
+        _ => MediaKind::Video,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Output files: the small real media embedded in the crate, served behind signed, expiring
 //! URLs the way a CDN serves Runway's outputs.
 
-use reelay_core::spec::OutputKindName;
+use reelay_core::MediaKind;
 use sha2::{Digest, Sha256};
 
 pub const SAMPLE_MP4: &[u8] = include_bytes!("../assets/sample.mp4");
@@ -9,11 +9,11 @@ pub const SAMPLE_PNG: &[u8] = include_bytes!("../assets/sample.png");
 pub const SAMPLE_MP3: &[u8] = include_bytes!("../assets/sample.mp3");
 
 /// The file a task of this output kind produces: (name, content type, bytes).
-pub(crate) fn output_file(kind: OutputKindName) -> (&'static str, &'static str, &'static [u8]) {
+pub(crate) fn output_file(kind: MediaKind) -> (&'static str, &'static str, &'static [u8]) {
     match kind {
-        OutputKindName::Video => ("output.mp4", "video/mp4", SAMPLE_MP4),
-        OutputKindName::Image => ("output.png", "image/png", SAMPLE_PNG),
-        OutputKindName::Audio => ("output.mp3", "audio/mpeg", SAMPLE_MP3),
+        MediaKind::Video => ("output.mp4", "video/mp4", SAMPLE_MP4),
+        MediaKind::Image => ("output.png", "image/png", SAMPLE_PNG),
+        MediaKind::Audio => ("output.mp3", "audio/mpeg", SAMPLE_MP3),
     }
 }
 
@@ -22,18 +22,14 @@ pub(crate) fn file_by_name(
     name: &str,
     video: Option<&bytes::Bytes>,
 ) -> Option<(&'static str, bytes::Bytes)> {
-    [
-        OutputKindName::Video,
-        OutputKindName::Image,
-        OutputKindName::Audio,
-    ]
-    .into_iter()
-    .map(output_file)
-    .find(|(n, _, _)| *n == name)
-    .map(|(_, ct, bytes)| match (ct, video) {
-        ("video/mp4", Some(v)) => (ct, v.clone()),
-        _ => (ct, bytes::Bytes::from_static(bytes)),
-    })
+    [MediaKind::Video, MediaKind::Image, MediaKind::Audio]
+        .into_iter()
+        .map(output_file)
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, ct, bytes)| match (ct, video) {
+            ("video/mp4", Some(v)) => (ct, v.clone()),
+            _ => (ct, bytes::Bytes::from_static(bytes)),
+        })
 }
 
 /// A keyed hash over what the URL grants: this file of this task until `exp`.

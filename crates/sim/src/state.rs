@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reelay_core::spec::OutputKindName;
+use reelay_core::MediaKind;
 use uuid::Uuid;
 
 use crate::fault::Fault;
@@ -95,7 +95,7 @@ pub(crate) struct Task {
     pub run: Duration,
     pub outcome: Outcome,
     pub estimated: i64,
-    pub output: OutputKindName,
+    pub output: MediaKind,
     pub model: String,
 }
 
@@ -170,7 +170,7 @@ impl Task {
 /// What a create needs from the request, once the body is valid.
 pub(crate) struct NewTask {
     pub estimated: i64,
-    pub output: OutputKindName,
+    pub output: MediaKind,
     pub model: String,
     pub pending: Duration,
     pub run: Duration,
@@ -490,7 +490,7 @@ mod tests {
     fn new_task(run: f64) -> NewTask {
         NewTask {
             estimated: 10,
-            output: OutputKindName::Video,
+            output: MediaKind::Video,
             model: "gen4_turbo".into(),
             pending: Duration::from_secs_f64(1.0),
             run: Duration::from_secs_f64(run),

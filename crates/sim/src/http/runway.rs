@@ -189,9 +189,7 @@ pub(crate) async fn create(
     let price = spec.price;
     let new = NewTask {
         estimated: price,
-        output: spec
-            .output
-            .unwrap_or(reelay_core::spec::OutputKindName::Video),
+        output: spec.output.unwrap_or(reelay_core::MediaKind::Video),
         model: spec.model,
         pending: seconds(config.pending_seconds),
         run: seconds(config.run_seconds * slow),
