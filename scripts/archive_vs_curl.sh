@@ -22,24 +22,7 @@ for _ in $(seq 1 300); do grep -q "listening" "$work/sim.out" && break; sleep 0.
 sim="http://127.0.0.1:$sim_port"
 
 port=$(free_port)
-cat > "$work/reelay.toml" <<TOML
-log = "info,reelay_api=warn"
-sandbox = false
-admin_token = "bench-admin-token-0123456789"
-secret_key = "$(printf 'cd%.0s' {1..32})"
-default_account_credits = 1000000000
-outbound_allow_cidrs = "127.0.0.1/32"
-[limits]
-requests_per_second = 0
-[engine]
-max_output_bytes = 4000000000
-[media]
-derive_frames = false
-[[channels]]
-name = "sim"
-kind = "sandbox"
-base_url = "$sim"
-TOML
+server_config "$work/reelay.toml" "info,reelay_api=warn" "$sim" "$(printf '[engine]\nmax_output_bytes = 4000000000')"
 "$bin" serve --config "$work/reelay.toml" --data-dir "$work/data" --listen "127.0.0.1:$port" \
     > "$work/out" 2> "$work/err" &
 pids+=($!)

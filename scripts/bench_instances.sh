@@ -21,22 +21,7 @@ if [ "$backend" = postgres ]; then
     psql "$admin" -qc "DROP DATABASE IF EXISTS reelay_bench" -c "CREATE DATABASE reelay_bench"
     db_env=(REELAY_DATABASE_URL="${admin%/*}/reelay_bench")
 fi
-cat > "$work/reelay.toml" <<TOML
-log = "warn"
-sandbox = false
-admin_token = "bench-admin-token-0123456789"
-secret_key = "$(printf 'cd%.0s' {1..32})"
-default_account_credits = 1000000000
-outbound_allow_cidrs = "127.0.0.1/32"
-[limits]
-requests_per_second = 0
-[media]
-derive_frames = false
-[[channels]]
-name = "sim"
-kind = "sandbox"
-base_url = "http://127.0.0.1:$sim_port"
-TOML
+server_config "$work/reelay.toml" "warn" "http://127.0.0.1:$sim_port"
 
 urls=(); key=""
 for i in $(seq 1 "$n"); do
