@@ -66,7 +66,7 @@ fn runway_create(catalog: &Catalog, endpoint: &str, body: &[u8]) -> (Value, Task
 }
 
 fn reverse_create(catalog: &Catalog, m: &reverse::Mapping, body: &[u8]) -> TaskSpec {
-    let obj = rv::parse_object(body).expect("JSON");
+    let obj = reelay_api::bench_support::json_object(body, true).expect("JSON");
     let t = rv::generate(m, &obj, false).expect("a valid body");
     let mut spec = TaskSpec::parse(catalog, &t.endpoint, &t.body).expect("a valid body");
     spec.callback_url = t.callback_url;
@@ -74,7 +74,7 @@ fn reverse_create(catalog: &Catalog, m: &reverse::Mapping, body: &[u8]) -> TaskS
 }
 
 fn quickstart_create(catalog: &Catalog, m: &quickstart::Mapping, body: &[u8]) -> TaskSpec {
-    let obj = qs::parse_object(body).expect("JSON");
+    let obj = reelay_api::bench_support::json_object(body, false).expect("JSON");
     let r = qs::read_generate(m, &obj).expect("a valid body");
     let aspect = r.aspect.unwrap_or_default();
     let target = &m.text[&r.quality][&aspect];
@@ -96,13 +96,13 @@ fn quickstart_create(catalog: &Catalog, m: &quickstart::Mapping, body: &[u8]) ->
 
 /// A task that just succeeded, archived: one video output with its poster and last frame,
 /// so a rendering signs three media links.
-fn succeeded(dialect: &str, spec: TaskSpec) -> Task {
+fn succeeded(dialect: reelay_core::Dialect, spec: TaskSpec) -> Task {
     let now = 1_796_000_000_000;
     Task {
         id: "0193a5f2-7c1e-7a2b-9c3d-4e5f60718293".into(),
         account_id: "acct_01JEXAMPLE".into(),
         key_id: Some("key_01JEXAMPLE".into()),
-        dialect: dialect.into(),
+        dialect,
         credits_held: spec.price,
         spec,
         state: TaskState::Succeeded,
@@ -163,15 +163,15 @@ fn render(c: &mut Criterion) {
     let catalog = Catalog::builtin();
     let links = links();
     let runway_task = succeeded(
-        "runway",
+        reelay_core::Dialect::Runway,
         runway_create(&catalog, "image_to_video", GEN4_TURBO_I2V).1,
     );
     let reverse_task = succeeded(
-        "reverse",
+        reelay_core::Dialect::Reverse,
         reverse_create(&catalog, &reverse::Mapping::builtin(), REVERSE_GENERATE),
     );
     let qs_task = succeeded(
-        "quickstart",
+        reelay_core::Dialect::Quickstart,
         quickstart_create(
             &catalog,
             &quickstart::Mapping::builtin(),

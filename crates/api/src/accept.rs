@@ -2,7 +2,7 @@
 //! `Idempotency-Key`, and insert the task with its credit hold in one transaction.
 
 use axum::http::HeaderMap;
-use reelay_core::TaskSpec;
+use reelay_core::{Dialect, TaskSpec};
 use reelay_store::{AcceptOutcome, Acceptance, IdempotencyRecord, NewTask};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -49,9 +49,9 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AcceptErro
 
 /// What makes two requests "the same": dialect, route and the body as parsed JSON (so key
 /// order and whitespace do not matter; `serde_json::Value` maps are sorted).
-pub fn request_hash(dialect: &str, route: &str, body: &Value) -> String {
+pub fn request_hash(dialect: Dialect, route: &str, body: &Value) -> String {
     let mut h = Sha256::new();
-    h.update(dialect.as_bytes());
+    h.update(dialect.as_str().as_bytes());
     h.update([0]);
     h.update(route.as_bytes());
     h.update([0]);
@@ -62,11 +62,14 @@ pub fn request_hash(dialect: &str, route: &str, body: &Value) -> String {
 /// The request a dialect hands to [`accept`].
 pub struct Request<'a> {
     pub principal: &'a Principal,
-    pub dialect: &'static str,
+    pub dialect: Dialect,
     /// The route as the client called it (part of the idempotency identity).
     pub route: &'a str,
+    /// What identifies the request for its `Idempotency-Key`: the client's body as it sent it
+    /// (less any credential), not the translation.
     pub body: &'a Value,
-    pub idempotency_key: Option<String>,
+    /// The request's headers (for the `Idempotency-Key`).
+    pub headers: &'a HeaderMap,
     pub spec: TaskSpec,
 }
 
@@ -83,9 +86,10 @@ pub async fn accept(
         dialect,
         route,
         body,
-        idempotency_key,
+        headers,
         mut spec,
     } = req;
+    let idempotency_key = idempotency_key(headers)?;
     let account = &principal.account;
     spec.price = account_price(spec.price, account.price_multiplier);
     let task_id = reelay_core::new_task_id().to_string();
@@ -104,7 +108,7 @@ pub async fn accept(
                 id: task_id,
                 account_id: account.id.clone(),
                 key_id: Some(principal.key_id.clone()),
-                dialect: dialect.into(),
+                dialect,
                 spec,
             },
             Acceptance {
@@ -180,17 +184,17 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"a":1,"b":{"c":2,"d":3}}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{ "b": {"d":3, "c":2}, "a": 1 }"#).unwrap();
         assert_eq!(
-            request_hash("runway", "/x", &a),
-            request_hash("runway", "/x", &b)
+            request_hash(Dialect::Runway, "/x", &a),
+            request_hash(Dialect::Runway, "/x", &b)
         );
         assert_ne!(
-            request_hash("runway", "/x", &a),
-            request_hash("runway", "/y", &a)
+            request_hash(Dialect::Runway, "/x", &a),
+            request_hash(Dialect::Runway, "/y", &a)
         );
         let c: Value = serde_json::from_str(r#"{"a":2,"b":{"c":2,"d":3}}"#).unwrap();
         assert_ne!(
-            request_hash("runway", "/x", &a),
-            request_hash("runway", "/x", &c)
+            request_hash(Dialect::Runway, "/x", &a),
+            request_hash(Dialect::Runway, "/x", &c)
         );
     }
 

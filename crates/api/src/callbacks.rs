@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use reelay_core::TaskState;
+use reelay_core::{Dialect, TaskState};
 use reelay_store::{CallbackMessage, Callbacks, Task};
 use tokio::sync::Notify;
 
@@ -45,21 +45,21 @@ impl Callbacks for DialectCallbacks {
         let m = &self.media;
         // Each dialect decides its body; the quick-start one also has its own retry schedule
         // and the id its kie.ai HMAC signature covers.
-        let (event_type, payload, schedule, hmac_subject) = match task.dialect.as_str() {
-            "runway" => {
+        let (event_type, payload, schedule, hmac_subject) = match task.dialect {
+            Dialect::Runway => {
                 let (t, p) = dialects::runway::callback(m, task, from, to, at_ms)?;
                 (t, p, None, None)
             }
-            "reverse" => {
+            Dialect::Reverse => {
                 let (t, p) = dialects::reverse::callback(m, task, from, to, at_ms)?;
                 (t, p, None, None)
             }
-            "quickstart" => {
+            Dialect::Quickstart => {
                 let (t, p, subject) = dialects::quickstart::callback(m, task, to)?;
                 let schedule = self.quickstart.callback_schedule.clone();
                 (t, p, Some(schedule), Some(subject))
             }
-            _ => return None,
+            Dialect::Openai => return None,
         };
         Some(CallbackMessage {
             url,

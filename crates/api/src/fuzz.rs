@@ -134,7 +134,7 @@ proptest! {
     #[test]
     fn reverse_bodies(bytes in body(), route in 0..3usize, require_callback in any::<bool>()) {
         let m = reverse::Mapping::builtin();
-        let read = reverse::request::parse_object(&bytes).and_then(|obj| match route {
+        let read = crate::create::json_object(&bytes, true).and_then(|obj| match route {
             0 => reverse::request::generate(&m, &obj, require_callback),
             1 => reverse::request::video2video(&m, &obj, require_callback),
             _ => reverse::request::act_one(&m, &obj, require_callback),
@@ -146,7 +146,7 @@ proptest! {
                     &t.prompt, reelay_core::catalog::DEFAULT_TEXT_MAX_UTF16));
             }
             Err(e) => {
-                let status = e.into_response().status();
+                let status = <reverse::Reverse as crate::error::Render>::render(e).status();
                 prop_assert!(status.is_client_error(), "{status}");
             }
         }
@@ -155,10 +155,11 @@ proptest! {
     #[test]
     fn quickstart_bodies(bytes in body(), route in 0..3usize) {
         let m = quickstart::Mapping::builtin();
-        let obj = match quickstart::request::parse_object(&bytes) {
+        let code = |e: &crate::error::ApiError| quickstart::Quickstart::code_and_msg(e).0;
+        let obj = match crate::create::json_object(&bytes, false) {
             Ok(o) => o,
             Err(e) => {
-                prop_assert!((400..500).contains(&e.code()));
+                prop_assert!((400..500).contains(&code(&e)));
                 return Ok(());
             }
         };
@@ -168,7 +169,7 @@ proptest! {
             _ => quickstart::request::read_aleph(&m, &obj).err(),
         };
         if let Some(e) = err {
-            prop_assert!((400..500).contains(&e.code()), "{e}");
+            prop_assert!((400..500).contains(&code(&e)), "{e}");
         }
     }
 

@@ -6,7 +6,10 @@ mod accept;
 pub mod admin;
 mod auth;
 mod callbacks;
+mod create;
 pub mod dialects;
+pub mod error;
+mod fields;
 #[cfg(test)]
 mod fuzz;
 mod health;
@@ -29,7 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(media::routes(&state))
-        .merge(dialects::runway::routes())
+        .merge(dialects::runway::routes(&state.config))
         .merge(dialects::reverse::router())
         .merge(dialects::quickstart::router())
         .nest("/admin/v1", admin::routes())
@@ -74,14 +77,13 @@ pub async fn upkeep(state: AppState) {
 #[doc(hidden)]
 pub mod bench_support {
     pub use crate::accept::account_price;
+    pub use crate::create::json_object;
     pub mod reverse {
-        pub use crate::dialects::reverse::request::{
-            act_one, generate, parse_object, video2video, Translated,
-        };
+        pub use crate::dialects::reverse::request::{act_one, generate, video2video, Translated};
     }
     pub mod quickstart {
         pub use crate::dialects::quickstart::request::{
-            parse_object, read_aleph, read_extend, read_generate, GenerateRequest,
+            read_aleph, read_extend, read_generate, GenerateRequest,
         };
     }
 }

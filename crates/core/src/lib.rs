@@ -2,6 +2,7 @@
 //! what they accept, and what they cost. Nothing here touches a socket, a file or a clock.
 
 pub mod catalog;
+pub mod dialect;
 pub mod error;
 pub mod issue;
 pub mod kinds;
@@ -14,6 +15,7 @@ pub use catalog::{
     Catalog, EndpointSpec, ModelSpec, Price, GENERATION_ENDPOINTS, QUICKSTART_MAP_JSON,
     REVERSE_MAP_JSON,
 };
+pub use dialect::Dialect;
 pub use error::CoreError;
 pub use issue::Issue;
 pub use kinds::{MediaKind, Operation};

@@ -136,7 +136,7 @@ pub struct NewTask {
     pub id: String,
     pub account_id: String,
     pub key_id: Option<String>,
-    pub dialect: String,
+    pub dialect: reelay_core::Dialect,
     pub spec: TaskSpec,
 }
 
@@ -145,7 +145,7 @@ pub struct Task {
     pub id: String,
     pub account_id: String,
     pub key_id: Option<String>,
-    pub dialect: String,
+    pub dialect: reelay_core::Dialect,
     pub spec: TaskSpec,
     pub state: TaskState,
     pub progress: f64,

@@ -94,7 +94,8 @@ impl TryFrom<TaskRow> for Task {
             id: r.id,
             account_id: r.account_id,
             key_id: r.key_id,
-            dialect: r.dialect,
+            dialect: reelay_core::Dialect::parse(&r.dialect)
+                .ok_or_else(|| corrupt(format!("unknown dialect {:?}", r.dialect)))?,
             progress: r.progress,
             channel: r.channel,
             upstream_id: r.upstream_id,

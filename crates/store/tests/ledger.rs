@@ -169,7 +169,7 @@ async fn run(mut db: Db, ops: Vec<Op>) {
                             id: id.clone(),
                             account_id: account.clone(),
                             key_id: None,
-                            dialect: "runway".into(),
+                            dialect: reelay_core::Dialect::Runway,
                             spec: spec(*price),
                         },
                         Acceptance {

@@ -21,7 +21,7 @@ async fn succeeded_task(store: &dyn Store, account: &str, expires_at: i64) -> Ta
             id: uuid::Uuid::now_v7().to_string(),
             account_id: account.into(),
             key_id: None,
-            dialect: "runway".into(),
+            dialect: reelay_core::Dialect::Runway,
             spec,
         })
         .await

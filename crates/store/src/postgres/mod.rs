@@ -542,7 +542,7 @@ impl Store for PgStore {
         .bind(&task.id)
         .bind(&task.account_id)
         .bind(&task.key_id)
-        .bind(&task.dialect)
+        .bind(task.dialect.as_str())
         .bind(&task.spec.endpoint)
         .bind(&task.spec.model)
         .bind(spec)

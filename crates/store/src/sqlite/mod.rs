@@ -453,7 +453,7 @@ impl Store for SqliteStore {
                     task.id,
                     task.account_id,
                     task.key_id,
-                    task.dialect,
+                    task.dialect.as_str(),
                     task.spec.endpoint,
                     task.spec.model,
                     spec,

@@ -402,7 +402,7 @@ pub fn new_task(account_id: &str) -> NewTask {
         id: uuid::Uuid::now_v7().to_string(),
         account_id: account_id.to_string(),
         key_id: None,
-        dialect: "runway".into(),
+        dialect: reelay_core::Dialect::Runway,
         spec: spec(),
     }
 }

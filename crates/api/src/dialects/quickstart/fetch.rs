@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use futures::StreamExt;
 
-use super::QsError;
+use crate::error::{ApiError, ErrorKind};
 use crate::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,12 +72,13 @@ pub async fn fetch(
     url: &str,
     kind: Kind,
     max_bytes: u64,
-) -> Result<Fetched, QsError> {
+) -> Result<Fetched, ApiError> {
     let unfetchable = |why: String| {
-        QsError::Unfetchable(format!(
-            "Failed to fetch the {} at {field}: {why}",
-            what(kind)
-        ))
+        ApiError::new(
+            ErrorKind::Unfetchable,
+            format!("Failed to fetch the {} at {field}: {why}", what(kind)),
+        )
+        .with_param(field)
     };
     let req = state
         .fetch
@@ -98,10 +99,10 @@ pub async fn fetch(
         )));
     }
     let too_large = || {
-        QsError::Validation(format!(
-            "{field} is larger than {} MB",
-            max_bytes / (1024 * 1024)
-        ))
+        ApiError::invalid(
+            field,
+            format!("{field} is larger than {} MB", max_bytes / (1024 * 1024)),
+        )
     };
     if resp.content_length().is_some_and(|n| n > max_bytes) {
         return Err(too_large());
@@ -134,10 +135,10 @@ pub async fn fetch(
         (_, Some(sniffed)) => sniffed.to_string(),
         (Some(h), None) if h.starts_with(prefix) => h,
         _ => {
-            return Err(QsError::Validation(format!(
-                "{field} is not a supported {}",
-                what(kind)
-            )))
+            return Err(ApiError::invalid(
+                field,
+                format!("{field} is not a supported {}", what(kind)),
+            ))
         }
     };
     let size = match kind {

@@ -1,48 +1,32 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use reelay_core::{TaskSpec, TaskState};
+use reelay_core::{Dialect, TaskSpec, TaskState};
 use serde_json::{json, Map, Value};
 
 use super::fetch::{fetch, Kind};
 use super::mapping::Mapping;
+use super::params::{GenerateParam, Params, Route};
 use super::request;
 use super::{media_of, view, QsError};
-use crate::accept;
 use crate::auth::{authenticate, bearer};
+use crate::error::ApiError;
+use crate::{accept, create};
 use crate::{AppState, Principal};
 
 fn ok(data: Value) -> Value {
     json!({"code": 200, "msg": "success", "data": data})
 }
 
-fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, QsError> {
-    let body = body.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            QsError::BadRequest("Bad request: the body is too large".into())
-        } else {
-            QsError::BadRequest(format!("Bad request: {e}"))
-        }
-    })?;
-    request::parse_object(&body)
+fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
+    create::json_object(&create::body(body)?, false)
 }
 
 async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, QsError> {
     Ok(authenticate(state, bearer(headers)).await?)
-}
-
-/// `callBackUrl`, refused now when it is refused on its face (scheme, private address).
-fn check_callback(state: &AppState, url: Option<String>) -> Result<Option<String>, QsError> {
-    if let Some(url) = &url {
-        state
-            .outbound
-            .check_url(url)
-            .map_err(|r| QsError::Validation(format!("callBackUrl is refused: {r}")))?;
-    }
-    Ok(url)
 }
 
 /// What a create turns into before the shared accept path.
@@ -50,8 +34,9 @@ struct Create {
     route: &'static str,
     endpoint: String,
     body: Value,
+    /// Checked already (before any media was fetched for the request).
     callback: Option<String>,
-    params: Value,
+    params: Params,
 }
 
 async fn submit(
@@ -61,33 +46,24 @@ async fn submit(
     client_body: &Map<String, Value>,
     c: Create,
 ) -> Result<Response, QsError> {
-    let idempotency_key = accept::idempotency_key(headers)?;
     let mut spec = TaskSpec::parse(&state.catalog, &c.endpoint, &c.body)?;
     spec.callback_url = c.callback;
-    spec.watermark = c.params["waterMark"]
-        .as_str()
-        .filter(|w| !w.trim().is_empty())
-        .map(str::to_string);
-    spec.params = Some(c.params);
+    spec.watermark = Some(c.params.water_mark.clone()).filter(|w| !w.trim().is_empty());
+    spec.params = Some(c.params.to_value());
     let accepted = accept::accept(
         state,
         accept::Request {
             principal,
-            dialect: "quickstart",
+            dialect: Dialect::Quickstart,
             route: c.route,
             body: &Value::Object(client_body.clone()),
-            idempotency_key,
+            headers,
             spec,
         },
         |id, _price| (200, ok(json!({"taskId": id}))),
     )
     .await?;
-    let mut resp = Json(accepted.body).into_response();
-    if accepted.replayed {
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(resp)
+    Ok(accepted.into_response())
 }
 
 pub async fn generate(
@@ -99,7 +75,7 @@ pub async fn generate(
     let obj = object(body)?;
     let m: &Mapping = &state.quickstart.mapping;
     let r = request::read_generate(m, &obj)?;
-    let callback = check_callback(&state, r.callback)?;
+    let callback = create::callback_url(&state, "callBackUrl", r.callback)?;
     let (prompt, duration, quality, image_url) = (r.prompt, r.duration, r.quality, r.image_url);
 
     let (endpoint, runway_body, ratio) = match &image_url {
@@ -116,20 +92,30 @@ pub async fn generate(
         None => {
             let a = r.aspect.unwrap_or_default();
             let target = m.text[&quality].get(&a).ok_or_else(|| {
-                QsError::Validation(format!("no {quality} mapping for aspectRatio {a}"))
+                ApiError::invalid(
+                    "aspectRatio",
+                    format!("no {quality} mapping for aspectRatio {a}"),
+                )
             })?;
             let body = json!({"model": target.model, "promptText": prompt,
                               "ratio": target.ratio, "duration": duration});
             ("text_to_video", body, target.ratio.clone())
         }
     };
-    let params = json!({
-        "kind": "generate",
-        "parentTaskId": "",
-        "generateParam": {"prompt": prompt, "imageUrl": image_url.unwrap_or_default(),
-                          "expandPrompt": r.expand},
-        "quality": quality, "duration": duration, "ratio": ratio, "waterMark": r.water_mark,
-    });
+    let params = Params {
+        kind: Route::Generate,
+        parent_task_id: String::new(),
+        generate_param: Some(GenerateParam {
+            prompt,
+            image_url: image_url.unwrap_or_default(),
+            expand_prompt: r.expand,
+        }),
+        quality: Some(quality),
+        duration: Some(duration),
+        ratio: Some(ratio),
+        water_mark: r.water_mark,
+        request: None,
+    };
     submit(
         &state,
         &headers,
@@ -155,7 +141,7 @@ pub async fn extend(
     let obj = object(body)?;
     let m: &Mapping = &state.quickstart.mapping;
     let r = request::read_extend(m, &obj)?;
-    let callback = check_callback(&state, r.callback)?;
+    let callback = create::callback_url(&state, "callBackUrl", r.callback)?;
     let (parent_id, prompt, quality) = (r.parent_id, r.prompt, r.quality);
 
     // Another account's task and a missing one get the same answer (decision 17).
@@ -163,25 +149,32 @@ pub async fn extend(
         .store
         .get_task(&principal.account.id, &parent_id)
         .await?
-        .filter(|t| t.dialect == "quickstart" && view::params(t)["kind"] != "aleph")
-        .ok_or_else(|| QsError::NotFound(format!("Task {parent_id} does not exist")))?;
+        .filter(|t| t.dialect == Dialect::Quickstart && Params::of(t).kind != Route::Aleph)
+        .ok_or_else(|| ApiError::task_not_found(&parent_id))?;
     if parent.state != TaskState::Succeeded {
-        return Err(QsError::Validation(format!(
-            "Task {parent_id} has not succeeded ({}); only generated videos can be extended",
-            view::state_word(parent.state)
-        )));
+        return Err(ApiError::invalid(
+            "taskId",
+            format!(
+                "Task {parent_id} has not succeeded ({}); only generated videos can be extended",
+                view::state_word(parent.state)
+            ),
+        )
+        .into());
     }
     let media = media_of(&state.links, &parent);
     if media.expired {
-        return Err(QsError::Validation(format!(
-            "Task {parent_id} has expired; its video is no longer stored"
-        )));
+        return Err(ApiError::invalid(
+            "taskId",
+            format!("Task {parent_id} has expired; its video is no longer stored"),
+        )
+        .into());
     }
     let frame = super::last_frame(&state, &parent).await?;
     let target = &m.image[&quality];
-    let parent_ratio = view::params(&parent)["ratio"]
-        .as_str()
-        .unwrap_or("1280:720");
+    let parent_ratio = Params::of(&parent)
+        .ratio
+        .unwrap_or_else(|| "1280:720".into());
+    let parent_ratio = parent_ratio.as_str();
     let ratio = if target.ratios.iter().any(|r| r == parent_ratio) {
         parent_ratio.to_string()
     } else {
@@ -195,12 +188,20 @@ pub async fn extend(
     request::check_combination(m, duration, &quality)?;
     let runway_body = json!({"model": target.model, "promptImage": frame.data_uri,
                              "promptText": prompt, "ratio": ratio, "duration": duration});
-    let params = json!({
-        "kind": "extend",
-        "parentTaskId": parent.id,
-        "generateParam": {"prompt": prompt, "imageUrl": frame.url, "expandPrompt": r.expand},
-        "quality": quality, "duration": duration, "ratio": ratio, "waterMark": r.water_mark,
-    });
+    let params = Params {
+        kind: Route::Extend,
+        parent_task_id: parent.id,
+        generate_param: Some(GenerateParam {
+            prompt,
+            image_url: frame.url,
+            expand_prompt: r.expand,
+        }),
+        quality: Some(quality),
+        duration: Some(duration),
+        ratio: Some(ratio),
+        water_mark: r.water_mark,
+        request: None,
+    };
     submit(
         &state,
         &headers,
@@ -226,7 +227,7 @@ pub async fn aleph_generate(
     let obj = object(body)?;
     let m: &Mapping = &state.quickstart.mapping;
     let r = request::read_aleph(m, &obj)?;
-    let callback = check_callback(&state, r.callback)?;
+    let callback = create::callback_url(&state, "callBackUrl", r.callback)?;
     let (prompt, video_url, aspect, seed, reference) =
         (r.prompt, r.video_url, r.aspect, r.seed, r.reference);
     let video = fetch(
@@ -260,7 +261,12 @@ pub async fn aleph_generate(
     }
     let mut request = obj.clone();
     request.remove("callBackUrl");
-    let params = json!({"kind": "aleph", "request": request, "waterMark": r.water_mark});
+    let params = Params {
+        kind: Route::Aleph,
+        water_mark: r.water_mark,
+        request: Some(request),
+        ..Params::default()
+    };
     submit(
         &state,
         &headers,
@@ -290,17 +296,19 @@ async fn task_for(
     aleph: bool,
 ) -> Result<reelay_store::Task, QsError> {
     let principal = principal(state, headers).await?;
-    let Query(q) = query.map_err(|e| QsError::BadRequest(format!("Bad request: {e}")))?;
+    let Query(q) = query.map_err(|e| ApiError::malformed(e.to_string()))?;
     let id = q
         .task_id
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| QsError::Validation("taskId is required".into()))?;
+        .ok_or_else(|| ApiError::invalid("taskId", "taskId is required"))?;
     state
         .store
         .get_task(&principal.account.id, &id)
         .await?
-        .filter(|t| t.dialect == "quickstart" && (view::params(t)["kind"] == "aleph") == aleph)
-        .ok_or_else(|| QsError::NotFound(format!("Task {id} does not exist")))
+        .filter(|t| {
+            t.dialect == Dialect::Quickstart && (Params::of(t).kind == Route::Aleph) == aleph
+        })
+        .ok_or_else(|| ApiError::task_not_found(&id).into())
 }
 
 pub async fn record_detail(

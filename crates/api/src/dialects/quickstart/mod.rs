@@ -7,6 +7,7 @@ mod error;
 mod fetch;
 mod handlers;
 mod mapping;
+pub(crate) mod params;
 pub(crate) mod request;
 mod view;
 
@@ -16,9 +17,10 @@ use chrono::FixedOffset;
 use reelay_core::TaskState;
 use reelay_store::Task;
 
-pub use error::QsError;
+pub use error::{QsError, Quickstart};
 pub use mapping::Mapping;
 
+use crate::error::{ApiError, ErrorKind};
 use crate::media::{task_media, MediaLinks};
 use crate::AppState;
 
@@ -61,7 +63,8 @@ pub fn parse_zone(s: &str) -> Result<FixedOffset, String> {
 }
 
 pub fn router() -> Router<AppState> {
-    let not_found = || async { QsError::NotFound("Not found: no such endpoint".into()) };
+    let not_found =
+        || async { QsError::from(ApiError::new(ErrorKind::RouteNotFound, "route not found")) };
     let runway = Router::new()
         .route("/generate", post(handlers::generate))
         .route("/record-detail", get(handlers::record_detail))
@@ -102,19 +105,16 @@ pub(crate) struct Frame {
     pub url: String,
 }
 
-pub(crate) async fn last_frame(state: &AppState, task: &Task) -> Result<Frame, QsError> {
+pub(crate) async fn last_frame(state: &AppState, task: &Task) -> Result<Frame, ApiError> {
+    let no_frame = || {
+        ApiError::invalid(
+            "taskId",
+            format!("Task {} has no last frame to continue from", task.id),
+        )
+    };
     let m = task_media(&state.links, task);
     let (Some(name), Some(url)) = (&task.last_frame, m.last_frame) else {
-        return Err(QsError::Validation(format!(
-            "Task {} has no last frame to continue from",
-            task.id
-        )));
-    };
-    let no_frame = || {
-        QsError::Validation(format!(
-            "Task {} has no last frame to continue from",
-            task.id
-        ))
+        return Err(no_frame());
     };
     let bytes = crate::media::object_bytes(state, task, name)
         .await

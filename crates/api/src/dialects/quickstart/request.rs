@@ -4,107 +4,23 @@
 use serde_json::{Map, Value};
 
 use super::mapping::Mapping;
-use super::QsError;
+use crate::error::ApiError;
+use crate::fields::Fields;
 
-fn invalid(msg: impl Into<String>) -> QsError {
-    QsError::Validation(msg.into())
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::invalid_request(msg)
 }
 
 /// Fields that hold a media URL or data URI; every other string is text.
 const MEDIA_FIELDS: [&str; 3] = ["imageUrl", "videoUrl", "referenceImage"];
 
-/// Fields of one body, remembering which were read.
-pub struct Body<'a> {
-    obj: &'a Map<String, Value>,
-    seen: Vec<&'static str>,
-}
-
-impl<'a> Body<'a> {
-    pub fn new(obj: &'a Map<String, Value>) -> Body<'a> {
-        Body { obj, seen: vec![] }
-    }
-
-    fn get(&mut self, name: &'static str) -> Option<&'a Value> {
-        self.seen.push(name);
-        self.obj.get(name).filter(|v| !v.is_null())
-    }
-
-    pub fn string(&mut self, name: &'static str) -> Result<Option<String>, QsError> {
-        let max = crate::dialects::string_bound(MEDIA_FIELDS.contains(&name));
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) if crate::dialects::longer_than_utf16(s, max) => {
-                Err(invalid(format!("{name} must be at most {max} characters")))
-            }
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(invalid(format!("{name} must be a string"))),
-        }
-    }
-
-    /// A non-empty string, or `None` for absent/empty.
-    pub fn text(&mut self, name: &'static str) -> Result<Option<String>, QsError> {
-        Ok(self.string(name)?.filter(|s| !s.trim().is_empty()))
-    }
-
-    pub fn required(&mut self, name: &'static str) -> Result<String, QsError> {
-        self.text(name)?
-            .ok_or_else(|| invalid(format!("{name} is required")))
-    }
-
-    pub fn bool(&mut self, name: &'static str) -> Result<Option<bool>, QsError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(invalid(format!("{name} must be true or false"))),
-        }
-    }
-
-    pub fn int(&mut self, name: &'static str, min: i64, max: i64) -> Result<Option<i64>, QsError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) if n.as_i64().is_some_and(|v| (min..=max).contains(&v)) => {
-                Ok(n.as_i64())
-            }
-            Some(_) => Err(invalid(format!(
-                "{name} must be an integer from {min} to {max}"
-            ))),
-        }
-    }
-
-    /// `5`, `5.0` and `"5"` alike (decision 5).
-    pub fn seconds(&mut self, name: &'static str) -> Result<Option<i64>, QsError> {
-        let bad = || invalid(format!("{name} must be a number of seconds"));
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => {
-                let f = n.as_f64().ok_or_else(bad)?;
-                (f.fract() == 0.0)
-                    .then_some(f as i64)
-                    .map(Some)
-                    .ok_or_else(bad)
-            }
-            Some(Value::String(s)) => {
-                let f: f64 = s.trim().parse().map_err(|_| bad())?;
-                (f.fract() == 0.0)
-                    .then_some(f as i64)
-                    .map(Some)
-                    .ok_or_else(bad)
-            }
-            Some(_) => Err(bad()),
-        }
-    }
-
-    /// Refuses fields nobody read.
-    pub fn done(self) -> Result<(), QsError> {
-        match self.obj.keys().find(|k| !self.seen.contains(&k.as_str())) {
-            None => Ok(()),
-            Some(k) => Err(invalid(format!("unknown field {k}"))),
-        }
-    }
+/// The fields of one body (the shared reader, with this dialect's media fields).
+fn fields(obj: &Map<String, Value>) -> Fields<'_> {
+    Fields::new(obj, "", &MEDIA_FIELDS)
 }
 
 /// `prompt`: required, at most the mapping's limit in characters.
-pub fn prompt(m: &Mapping, b: &mut Body) -> Result<String, QsError> {
+pub fn prompt(m: &Mapping, b: &mut Fields) -> Result<String, ApiError> {
     let p = b.required("prompt")?;
     if p.chars().count() > m.max_prompt_chars {
         return Err(invalid(format!(
@@ -115,7 +31,7 @@ pub fn prompt(m: &Mapping, b: &mut Body) -> Result<String, QsError> {
     Ok(p)
 }
 
-pub fn quality(m: &Mapping, b: &mut Body) -> Result<String, QsError> {
+pub fn quality(m: &Mapping, b: &mut Fields) -> Result<String, ApiError> {
     let q = b
         .text("quality")?
         .unwrap_or_else(|| m.default_quality.clone());
@@ -130,7 +46,7 @@ pub fn quality(m: &Mapping, b: &mut Body) -> Result<String, QsError> {
 
 /// `duration`, or the one `model` names (`runway-duration-5-generate`); both given and
 /// different is an error (decision 3).
-pub fn duration(m: &Mapping, b: &mut Body) -> Result<i64, QsError> {
+pub fn duration(m: &Mapping, b: &mut Fields) -> Result<i64, ApiError> {
     let given = b.seconds("duration")?;
     let from_model = match b.text("model")? {
         None => None,
@@ -165,7 +81,7 @@ pub fn duration(m: &Mapping, b: &mut Body) -> Result<i64, QsError> {
     Ok(d)
 }
 
-pub fn check_combination(m: &Mapping, duration: i64, quality: &str) -> Result<(), QsError> {
+pub fn check_combination(m: &Mapping, duration: i64, quality: &str) -> Result<(), ApiError> {
     match m
         .invalid
         .iter()
@@ -173,19 +89,6 @@ pub fn check_combination(m: &Mapping, duration: i64, quality: &str) -> Result<()
     {
         Some(i) => Err(invalid(i.message.clone())),
         None => Ok(()),
-    }
-}
-
-/// A body as JSON: an object, or the dialect's 400.
-pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, QsError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(QsError::BadRequest(
-            "Bad request: the body must be a JSON object".into(),
-        )),
-        Err(e) => Err(QsError::BadRequest(format!(
-            "Bad request: malformed JSON: {e}"
-        ))),
     }
 }
 
@@ -204,8 +107,8 @@ pub struct GenerateRequest {
     pub expand: bool,
 }
 
-pub fn read_generate(m: &Mapping, obj: &Map<String, Value>) -> Result<GenerateRequest, QsError> {
-    let mut b = Body::new(obj);
+pub fn read_generate(m: &Mapping, obj: &Map<String, Value>) -> Result<GenerateRequest, ApiError> {
+    let mut b = fields(obj);
     let prompt = prompt(m, &mut b)?;
     let duration = duration(m, &mut b)?;
     let quality = quality(m, &mut b)?;
@@ -246,8 +149,8 @@ pub struct ExtendRequest {
     pub expand: bool,
 }
 
-pub fn read_extend(m: &Mapping, obj: &Map<String, Value>) -> Result<ExtendRequest, QsError> {
-    let mut b = Body::new(obj);
+pub fn read_extend(m: &Mapping, obj: &Map<String, Value>) -> Result<ExtendRequest, ApiError> {
+    let mut b = fields(obj);
     let parent_id = b.required("taskId")?;
     let prompt = prompt(m, &mut b)?;
     let quality = quality(m, &mut b)?;
@@ -280,8 +183,8 @@ pub struct AlephRequest {
     pub reference: Option<String>,
 }
 
-pub fn read_aleph(m: &Mapping, obj: &Map<String, Value>) -> Result<AlephRequest, QsError> {
-    let mut b = Body::new(obj);
+pub fn read_aleph(m: &Mapping, obj: &Map<String, Value>) -> Result<AlephRequest, ApiError> {
+    let mut b = fields(obj);
     let prompt = prompt(m, &mut b)?;
     let video_url = b.required("videoUrl")?;
     let callback = b.text("callBackUrl")?;
@@ -307,13 +210,13 @@ pub fn read_aleph(m: &Mapping, obj: &Map<String, Value>) -> Result<AlephRequest,
 }
 
 /// `value` must be one of `allowed` (an aspect ratio list, say).
-pub fn one_of(field: &str, value: &str, allowed: &[String]) -> Result<(), QsError> {
+pub fn one_of(field: &str, value: &str, allowed: &[String]) -> Result<(), ApiError> {
     if allowed.iter().any(|a| a == value) {
         Ok(())
     } else {
-        Err(invalid(format!(
-            "{field} must be one of {}",
-            allowed.join(", ")
-        )))
+        Err(ApiError::invalid(
+            field,
+            format!("{field} must be one of {}", allowed.join(", ")),
+        ))
     }
 }

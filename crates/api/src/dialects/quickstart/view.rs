@@ -5,6 +5,8 @@ use reelay_core::TaskState;
 use reelay_store::Task;
 use serde_json::{json, Value};
 
+use super::params::{Params, Route};
+
 /// A task's media as this dialect reports them.
 #[derive(Debug, Clone, Default)]
 pub struct Media {
@@ -22,12 +24,6 @@ pub fn state_word(s: TaskState) -> &'static str {
         TaskState::Succeeded => "success",
         TaskState::Failed | TaskState::Cancelled => "fail",
     }
-}
-
-/// The request facts this dialect keeps with a task (`TaskSpec::params`).
-pub fn params(t: &Task) -> &Value {
-    static EMPTY: Value = Value::Null;
-    t.spec.params.as_ref().unwrap_or(&EMPTY)
 }
 
 /// 400 for content and format rejections by the upstream, 500 for everything on our side
@@ -84,19 +80,16 @@ fn local_time(ms: i64, zone: FixedOffset) -> String {
 
 /// `GET /api/v1/runway/record-detail` `data` (§4.2).
 pub fn record_detail(t: &Task, media: &Media, zone: FixedOffset) -> Value {
-    let p = params(t);
+    let p = Params::of(t);
+    let g = p.generate_param.unwrap_or_default();
     let succeeded = t.state == TaskState::Succeeded;
     let failed = matches!(t.state, TaskState::Failed | TaskState::Cancelled);
     // Submission time until the task ends, completion time after (decision 8).
     let time = t.finished_at.unwrap_or(t.created_at);
     json!({
         "taskId": t.id,
-        "parentTaskId": p["parentTaskId"].as_str().unwrap_or(""),
-        "generateParam": {
-            "prompt": p["generateParam"]["prompt"].as_str().unwrap_or(""),
-            "imageUrl": p["generateParam"]["imageUrl"].as_str().unwrap_or(""),
-            "expandPrompt": p["generateParam"]["expandPrompt"].as_bool().unwrap_or(false),
-        },
+        "parentTaskId": p.parent_task_id,
+        "generateParam": g,
         "state": state_word(t.state),
         "generateTime": local_time(time, zone),
         "videoInfo": if succeeded {
@@ -117,7 +110,7 @@ pub fn record_detail(t: &Task, media: &Media, zone: FixedOffset) -> Value {
 
 /// `GET /api/v1/aleph/record-info` `data` (§7.2).
 pub fn aleph_info(t: &Task, media: &Media) -> Value {
-    let p = params(t);
+    let p = Params::of(t);
     let iso = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .unwrap_or_default()
@@ -128,7 +121,7 @@ pub fn aleph_info(t: &Task, media: &Media) -> Value {
     let failed = matches!(t.state, TaskState::Failed | TaskState::Cancelled);
     json!({
         "taskId": t.id,
-        "paramJson": p["request"].to_string(),
+        "paramJson": p.request.map(Value::Object).unwrap_or(Value::Null).to_string(),
         "response": if succeeded {
             json!({
                 "taskId": t.id,
@@ -151,7 +144,7 @@ pub fn callback(t: &Task, to: TaskState, media: &Media) -> Option<(String, Strin
     if !to.is_terminal() {
         return None;
     }
-    let aleph = params(t)["kind"] == "aleph";
+    let aleph = Params::of(t).kind == Route::Aleph;
     let ok = to == TaskState::Succeeded;
     let body = if aleph {
         if ok {

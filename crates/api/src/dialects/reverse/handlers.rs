@@ -3,17 +3,19 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use reelay_core::TaskSpec;
+use reelay_core::{Dialect, TaskSpec};
 use serde_json::{json, Map, Value};
 
+use super::error::{Reverse, ReverseError};
 use super::request::{self, Translated};
 use super::view;
-use super::ReverseError;
-use crate::accept;
 use crate::auth::authenticate;
+use crate::error::{ApiError, ErrorKind};
+use crate::fields::Fields;
+use crate::{accept, create};
 use crate::{AppState, Principal};
 
 /// Which create route was called.
@@ -40,15 +42,8 @@ fn ok(data: Value, started: Instant) -> Value {
 }
 
 /// The JSON object of a request body (an absent body is an empty object).
-fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ReverseError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ReverseError::TooLarge
-        } else {
-            ReverseError::Invalid(format!("could not read the body: {e}"))
-        }
-    })?;
-    super::request::parse_object(&body)
+fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
+    create::json_object(&create::body(body)?, true)
 }
 
 /// `Authorization: Bearer <key>`, `Authorization: <key>` (DuomiAPI), or — only when there is
@@ -60,7 +55,10 @@ async fn principal(
 ) -> Result<Principal, ReverseError> {
     let key = match headers.get(axum::http::header::AUTHORIZATION) {
         Some(v) => {
-            let v = v.to_str().map_err(|_| ReverseError::Unauthorized)?.trim();
+            let v = v
+                .to_str()
+                .map_err(|_| ApiError::new(ErrorKind::InvalidKey, "invalid API key"))?
+                .trim();
             let key = match v.split_once(' ') {
                 Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
                 _ => v,
@@ -81,7 +79,7 @@ pub async fn create(
     let started = Instant::now();
     match create_inner(&state, &headers, body, route, started).await {
         Ok(resp) => resp,
-        Err(e) => e.respond(started),
+        Err(e) => Reverse::respond(e.0, started),
     }
 }
 
@@ -94,7 +92,6 @@ async fn create_inner(
 ) -> Result<Response, ReverseError> {
     let obj = object(body)?;
     let principal = principal(state, headers, &obj).await?;
-    let idempotency_key = accept::idempotency_key(headers)?;
     let cfg = &state.reverse;
     let Translated {
         endpoint,
@@ -106,12 +103,7 @@ async fn create_inner(
         Route::Video2Video => request::video2video(&cfg.mapping, &obj, cfg.require_callback_url)?,
         Route::ActOne => request::act_one(&cfg.mapping, &obj, cfg.require_callback_url)?,
     };
-    if let Some(url) = &callback_url {
-        state
-            .outbound
-            .check_url(url)
-            .map_err(|r| ReverseError::Invalid(format!("callback_url is refused: {r}")))?;
-    }
+    let callback_url = create::callback_url(state, "callback_url", callback_url)?;
     let mut spec = TaskSpec::parse(&state.catalog, &endpoint, &body)?;
     spec.callback_url = callback_url;
     // The idempotency identity is the client's own body (less the credential), not ours.
@@ -122,10 +114,10 @@ async fn create_inner(
         state,
         accept::Request {
             principal: &principal,
-            dialect: "reverse",
+            dialect: Dialect::Reverse,
             route: route.name(),
             body: &identity,
-            idempotency_key,
+            headers,
             spec,
         },
         |id, price| {
@@ -141,12 +133,7 @@ async fn create_inner(
         },
     )
     .await?;
-    let mut resp = (StatusCode::OK, Json(accepted.body)).into_response();
-    if accepted.replayed {
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(resp)
+    Ok(accepted.into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -164,21 +151,14 @@ pub async fn feed_post(
     let run = async {
         let obj = object(body)?;
         let principal = principal(&state, &headers, &obj).await?;
-        for k in obj.keys() {
-            if k != "task_id" && k != "key" {
-                return Err(ReverseError::Invalid(format!("unknown field {k}")));
-            }
-        }
-        let id = match obj.get("task_id") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::String(_)) | None => {
-                return Err(ReverseError::Invalid("task_id is required".into()))
-            }
-            Some(_) => return Err(ReverseError::Invalid("task_id must be a string".into())),
-        };
+        let mut fields = Fields::new(&obj, "", &[]);
+        fields.get("key"); // a body credential, consumed by authentication
+        let id = fields.required("task_id")?;
+        fields.done()?;
         feed(&state, &principal, &id, started).await
     };
-    run.await.unwrap_or_else(|e| e.respond(started))
+    run.await
+        .unwrap_or_else(|e: ReverseError| Reverse::respond(e.0, started))
 }
 
 pub async fn feed_get(
@@ -188,8 +168,7 @@ pub async fn feed_get(
 ) -> Response {
     let started = Instant::now();
     let run = async {
-        let Query(q) =
-            query.map_err(|e| ReverseError::Invalid(format!("bad query string: {e}")))?;
+        let Query(q) = query.map_err(|e| ApiError::malformed(format!("bad query string: {e}")))?;
         let mut creds = Map::new();
         if let Some(k) = q.key {
             creds.insert("key".into(), Value::String(k));
@@ -198,10 +177,11 @@ pub async fn feed_get(
         let id = q
             .task_id
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ReverseError::Invalid("task_id is required".into()))?;
+            .ok_or_else(|| ApiError::invalid("task_id", "task_id is required"))?;
         feed(&state, &principal, &id, started).await
     };
-    run.await.unwrap_or_else(|e| e.respond(started))
+    run.await
+        .unwrap_or_else(|e: ReverseError| Reverse::respond(e.0, started))
 }
 
 /// Unknown ids and other accounts' ids get the same answer.
@@ -215,6 +195,6 @@ async fn feed(
         .store
         .get_task(&principal.account.id, id)
         .await?
-        .ok_or(ReverseError::TaskNotExist)?;
+        .ok_or_else(|| ApiError::task_not_found(id))?;
     Ok(Json(ok(view::data(&state.links, &task), started)).into_response())
 }

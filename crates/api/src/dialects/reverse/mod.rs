@@ -10,10 +10,11 @@ mod view;
 use axum::routing::post;
 use axum::Router;
 
-pub use error::ReverseError;
+pub use error::{Reverse, ReverseError};
 pub use request::Mapping;
 pub use view::callback;
 
+use crate::error::{ApiError, ErrorKind};
 use crate::AppState;
 use handlers::Route;
 
@@ -46,8 +47,15 @@ fn routes() -> Router<AppState> {
         .route("/pro/video2video", create(Route::Video2Video))
         .route("/pro/act_one", create(Route::ActOne))
         .route("/feed", post(handlers::feed_post).get(handlers::feed_get))
-        .fallback(|| async { ReverseError::NotFound })
-        .method_not_allowed_fallback(|| async { ReverseError::MethodNotAllowed })
+        .fallback(|| async {
+            ReverseError::from(ApiError::new(ErrorKind::RouteNotFound, "route not found"))
+        })
+        .method_not_allowed_fallback(|| async {
+            ReverseError::from(ApiError::new(
+                ErrorKind::MethodNotAllowed,
+                "method not allowed",
+            ))
+        })
 }
 
 pub fn router() -> Router<AppState> {

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::ReverseError;
+use crate::error::{ApiError, ErrorKind};
+use crate::fields::Fields;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,123 +100,15 @@ pub struct Translated {
 /// Fields that hold a media URL or data URI; every other string is text.
 const MEDIA_FIELDS: [&str; 4] = ["image", "last_image", "video", "character_video"];
 
-/// Reads fields off an object, remembering which were read so the rest can be refused.
-struct Fields<'a> {
-    obj: &'a Map<String, Value>,
-    prefix: &'static str,
-    seen: Vec<&'static str>,
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::invalid_request(msg)
 }
 
-fn bad(msg: impl std::fmt::Display) -> ReverseError {
-    ReverseError::Invalid(msg.to_string())
+fn fields<'a>(obj: &'a Map<String, Value>, prefix: &'static str) -> Fields<'a> {
+    Fields::new(obj, prefix, &MEDIA_FIELDS)
 }
 
-impl<'a> Fields<'a> {
-    fn new(obj: &'a Map<String, Value>, prefix: &'static str) -> Fields<'a> {
-        Fields {
-            obj,
-            prefix,
-            seen: vec![],
-        }
-    }
-
-    fn get(&mut self, name: &'static str) -> Option<&'a Value> {
-        self.seen.push(name);
-        self.obj.get(name).filter(|v| !v.is_null())
-    }
-
-    fn string(&mut self, name: &'static str) -> Result<Option<String>, ReverseError> {
-        let max = crate::dialects::string_bound(MEDIA_FIELDS.contains(&name));
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) if crate::dialects::longer_than_utf16(s, max) => Err(bad(
-                format!("{}{name} must be at most {max} characters", self.prefix),
-            )),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(bad(format!("{}{name} must be a string", self.prefix))),
-        }
-    }
-
-    fn required(&mut self, name: &'static str) -> Result<String, ReverseError> {
-        self.string(name)?
-            .ok_or_else(|| bad(format!("{}{name} is required", self.prefix)))
-    }
-
-    fn bool(&mut self, name: &'static str) -> Result<bool, ReverseError> {
-        match self.get(name) {
-            None => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(bad(format!("{}{name} must be true or false", self.prefix))),
-        }
-    }
-
-    fn number(
-        &mut self,
-        name: &'static str,
-        min: f64,
-        max: f64,
-    ) -> Result<Option<f64>, ReverseError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => {
-                let v = n.as_f64().unwrap_or(f64::NAN);
-                if (min..=max).contains(&v) {
-                    Ok(Some(v))
-                } else {
-                    Err(bad(format!(
-                        "{}{name} must be between {min} and {max}",
-                        self.prefix
-                    )))
-                }
-            }
-            Some(_) => Err(bad(format!("{}{name} must be a number", self.prefix))),
-        }
-    }
-
-    fn int(&mut self, name: &'static str, min: i64, max: i64) -> Result<Option<i64>, ReverseError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) if n.as_i64().is_some_and(|v| (min..=max).contains(&v)) => {
-                Ok(n.as_i64())
-            }
-            Some(_) => Err(bad(format!(
-                "{}{name} must be an integer from {min} to {max}",
-                self.prefix
-            ))),
-        }
-    }
-
-    fn object(
-        &mut self,
-        name: &'static str,
-    ) -> Result<Option<&'a Map<String, Value>>, ReverseError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::Object(o)) => Ok(Some(o)),
-            Some(_) => Err(bad(format!("{}{name} must be an object", self.prefix))),
-        }
-    }
-
-    /// Refuses fields nobody read: a typo gets an answer, not a silent default.
-    fn done(self) -> Result<(), ReverseError> {
-        let unknown: Vec<&String> = self
-            .obj
-            .keys()
-            .filter(|k| !self.seen.contains(&k.as_str()))
-            .collect();
-        match unknown.first() {
-            None => Ok(()),
-            Some(k) => Err(bad(format!("unknown field {}{k}", self.prefix))),
-        }
-    }
-}
-
-fn model<'m>(
-    route: &'m Route,
-    given: Option<String>,
-    default: &str,
-) -> Result<&'m str, ReverseError> {
+fn model<'m>(route: &'m Route, given: Option<String>, default: &str) -> Result<&'m str, ApiError> {
     let name = given.unwrap_or_else(|| route.default_model.clone().unwrap_or(default.into()));
     route.models.get(&name).map(String::as_str).ok_or_else(|| {
         let known: Vec<&str> = route.models.keys().map(String::as_str).collect();
@@ -226,13 +119,13 @@ fn model<'m>(
     })
 }
 
-fn seed(top: &mut Fields, opts: &mut Fields) -> Result<Option<i64>, ReverseError> {
+fn seed(top: &mut Fields, opts: &mut Fields) -> Result<Option<i64>, ApiError> {
     let a = top.int("seed", 0, 4_294_967_295)?;
     let b = opts.int("seed", 0, 4_294_967_295)?;
     Ok(a.or(b))
 }
 
-fn seconds(m: &Mapping, opts: &mut Fields, default: i64) -> Result<i64, ReverseError> {
+fn seconds(m: &Mapping, opts: &mut Fields, default: i64) -> Result<i64, ApiError> {
     match opts.get("seconds") {
         None => Ok(default),
         Some(v) => v.as_i64().filter(|s| m.seconds.contains(s)).ok_or_else(|| {
@@ -244,11 +137,11 @@ fn seconds(m: &Mapping, opts: &mut Fields, default: i64) -> Result<i64, ReverseE
 
 /// Camera control has no counterpart in the current models: checked, then left out
 /// (decision 7: ignored without an error by models without camera control).
-fn motion_vector(opts: &mut Fields) -> Result<(), ReverseError> {
+fn motion_vector(opts: &mut Fields) -> Result<(), ApiError> {
     let Some(mv) = opts.object("motion_vector")? else {
         return Ok(());
     };
-    let mut f = Fields::new(mv, "options.motion_vector.");
+    let mut f = fields(mv, "options.motion_vector.");
     for axis in ["x", "y", "z", "r", "bg_x_pan", "bg_y_pan"] {
         // Out-of-range values are clamped (as the doc decides), but must be numbers.
         match f.get(axis) {
@@ -263,7 +156,7 @@ fn motion_vector(opts: &mut Fields) -> Result<(), ReverseError> {
     f.done()
 }
 
-fn ratio(m: &Mapping, given: Option<String>, flip: bool) -> Result<String, ReverseError> {
+fn ratio(m: &Mapping, given: Option<String>, flip: bool) -> Result<String, ApiError> {
     let word = given.unwrap_or_else(|| m.defaults.ratio.clone());
     let pixels = if let Some(p) = m.ratios.get(&word) {
         p.clone()
@@ -285,24 +178,24 @@ pub fn generate(
     m: &Mapping,
     obj: &Map<String, Value>,
     require_callback: bool,
-) -> Result<Translated, ReverseError> {
-    let mut top = Fields::new(obj, "");
+) -> Result<Translated, ApiError> {
+    let mut top = fields(obj, "");
     let callback_url = callback(&mut top, require_callback)?;
-    let prompt = top.string("prompt")?;
-    let given_ratio = top.string("ratio")?;
+    let prompt = top.text("prompt")?;
+    let given_ratio = top.text("ratio")?;
     let _style = top
-        .string("style")?
+        .text("style")?
         .unwrap_or_else(|| m.defaults.style.clone());
-    let given_model = top.string("model")?;
-    let image = top.string("image")?;
-    let last_image = top.string("last_image")?;
+    let given_model = top.text("model")?;
+    let image = top.text("image")?;
+    let last_image = top.text("last_image")?;
     let empty = Map::new();
     let options = top.object("options")?.unwrap_or(&empty);
-    let mut opts = Fields::new(options, "options.");
+    let mut opts = fields(options, "options.");
     let secs = seconds(m, &mut opts, m.defaults.seconds)?;
     motion_vector(&mut opts)?;
-    let end_frame = opts.bool("image_as_end_frame")?;
-    let flip = opts.bool("flip")?;
+    let end_frame = opts.flag("image_as_end_frame")?;
+    let flip = opts.flag("flip")?;
     let seed = seed(&mut top, &mut opts)?;
     opts.done()?;
     top.get("key"); // a body credential, consumed by authentication
@@ -366,18 +259,18 @@ pub fn video2video(
     m: &Mapping,
     obj: &Map<String, Value>,
     require_callback: bool,
-) -> Result<Translated, ReverseError> {
-    let mut top = Fields::new(obj, "");
+) -> Result<Translated, ApiError> {
+    let mut top = fields(obj, "");
     let callback_url = callback(&mut top, require_callback)?;
     let video = top.required("video")?;
-    let model = model(&m.video2video, top.string("model")?, &m.defaults.model)?;
+    let model = model(&m.video2video, top.text("model")?, &m.defaults.model)?;
     let prompt = top.required("prompt")?;
     let empty = Map::new();
     let options = top.object("options")?.unwrap_or(&empty);
-    let mut opts = Fields::new(options, "options.");
+    let mut opts = fields(options, "options.");
     // Runway's Video-to-Video strength; the current upstream model has no such knob.
     opts.number("structure_transformation", 0.0, 1.0)?;
-    let flip = opts.bool("flip")?;
+    let flip = opts.flag("flip")?;
     // The output follows the source clip's length; the value is checked, not sent.
     seconds(m, &mut opts, m.defaults.video2video_seconds)?;
     let seed = seed(&mut top, &mut opts)?;
@@ -403,18 +296,18 @@ pub fn act_one(
     m: &Mapping,
     obj: &Map<String, Value>,
     require_callback: bool,
-) -> Result<Translated, ReverseError> {
-    let mut top = Fields::new(obj, "");
+) -> Result<Translated, ApiError> {
+    let mut top = fields(obj, "");
     let callback_url = callback(&mut top, require_callback)?;
     let video = top.required("video")?;
-    let image = top.string("image")?;
-    let character_video = top.string("character_video")?;
-    let model = model(&m.act_one, top.string("model")?, "act_one")?;
+    let image = top.text("image")?;
+    let character_video = top.text("character_video")?;
+    let model = model(&m.act_one, top.text("model")?, "act_one")?;
     let empty = Map::new();
     let options = top.object("options")?.unwrap_or(&empty);
-    let mut opts = Fields::new(options, "options.");
+    let mut opts = fields(options, "options.");
     opts.number("motion_multiplier", 0.0, 10.0)?;
-    let flip = opts.bool("flip")?;
+    let flip = opts.flag("flip")?;
     let intensity = opts.int("expression_intensity", 1, 5)?;
     let body_control = match opts.get("body_control") {
         None => None,
@@ -454,21 +347,13 @@ pub fn act_one(
     })
 }
 
-/// A body as JSON: an object (an absent body is an empty one), or the dialect's 400.
-pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ReverseError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(bad("the body must be a JSON object")),
-        Err(e) => Err(bad(format!("malformed JSON: {e}"))),
-    }
-}
-
-fn callback(top: &mut Fields, required: bool) -> Result<Option<String>, ReverseError> {
-    match top.string("callback_url")? {
-        None if required => Err(ReverseError::CallbackUrlEmpty),
+fn callback(top: &mut Fields, required: bool) -> Result<Option<String>, ApiError> {
+    match top.text("callback_url")? {
+        None if required => Err(ApiError::new(
+            ErrorKind::MissingCallback,
+            "callback_url is required",
+        )
+        .with_param("callback_url")),
         other => Ok(other),
     }
 }
@@ -562,7 +447,7 @@ mod tests {
         assert!(generate(&m, &obj(json!({"image": uri})), false).is_ok());
         assert!(matches!(
             generate(&m, &obj(json!({"prompt": "x"})), true),
-            Err(ReverseError::CallbackUrlEmpty)
+            Err(e) if e.kind == ErrorKind::MissingCallback
         ));
     }
 }

@@ -1,17 +1,18 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use reelay_core::TaskSpec;
+use reelay_core::{Dialect, TaskSpec};
 use reelay_store::{now_ms, CancelOutcome};
 use serde_json::{json, Value};
 
 use super::view::task_json;
 use super::RunwayError;
-use crate::accept;
 use crate::auth::{authenticate, bearer};
+use crate::error::ApiError;
+use crate::{accept, create};
 use crate::{AppState, Principal};
 
 /// The API version this dialect speaks. `2024-09-13` had other ratio semantics; a client still
@@ -25,13 +26,17 @@ async fn preamble(state: &AppState, headers: &HeaderMap) -> Result<Principal, Ru
         .get("x-runway-version")
         .map(|v| v.to_str().unwrap_or(""))
     {
-        None => Err(RunwayError::BadRequest(format!(
-            "Missing X-Runway-Version header. Set it to {VERSION}."
-        ))),
+        None => Err(ApiError::invalid(
+            "X-Runway-Version",
+            format!("Missing X-Runway-Version header. Set it to {VERSION}."),
+        )
+        .into()),
         Some(VERSION) => Ok(principal),
-        Some(other) => Err(RunwayError::BadRequest(format!(
-            "Unsupported X-Runway-Version {other:?}. Supported: {VERSION}."
-        ))),
+        Some(other) => Err(ApiError::invalid(
+            "X-Runway-Version",
+            format!("Unsupported X-Runway-Version {other:?}. Supported: {VERSION}."),
+        )
+        .into()),
     }
 }
 
@@ -42,68 +47,52 @@ pub async fn create(
     endpoint: &'static str,
 ) -> Result<Response, RunwayError> {
     let principal = preamble(&state, &headers).await?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            RunwayError::PayloadTooLarge
-        } else {
-            RunwayError::BadRequest(format!("Could not read the request body: {e}"))
-        }
-    })?;
-    let insufficient = state.config.runway_insufficient_credits_status;
-    let idempotency_key =
-        accept::idempotency_key(&headers).map_err(|e| RunwayError::from_accept(e, insufficient))?;
+    let body = create::body(body)?;
     let (value, mut spec) = parse_body(&state.catalog, endpoint, &body)?;
     spec.callback_url = callback_url(&state, &headers)?;
     let accepted = accept::accept(
         &state,
         accept::Request {
             principal: &principal,
-            dialect: "runway",
+            dialect: Dialect::Runway,
             route: endpoint,
             body: &value,
-            idempotency_key,
+            headers: &headers,
             spec,
         },
         |id, price| (200, json!({"id": id, "estimatedCost": {"credits": price}})),
     )
-    .await
-    .map_err(|e| RunwayError::from_accept(e, insufficient))?;
-    let status = StatusCode::from_u16(accepted.status).unwrap_or(StatusCode::OK);
-    let mut resp = (status, Json(accepted.body)).into_response();
-    if accepted.replayed {
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(resp)
+    .await?;
+    Ok(accepted.into_response())
 }
 
 /// A create body, read and checked against the catalog: no I/O, so the fuzz target drives it.
+/// Any JSON value: the catalog says, in Runway's own words, what a non-object is.
 pub(crate) fn parse_body(
     catalog: &reelay_core::Catalog,
     endpoint: &str,
     body: &[u8],
 ) -> Result<(Value, TaskSpec), RunwayError> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|e| RunwayError::BadRequest(format!("Invalid JSON in request body: {e}")))?;
+        .map_err(|e| ApiError::malformed(format!("Invalid JSON in request body: {e}")))?;
     let spec = TaskSpec::parse(catalog, endpoint, &value)?;
     Ok((value, spec))
 }
 
 /// reelay's extension: `X-Reelay-Callback-Url` asks for signed webhooks (see `view::callback`).
-/// A URL refused on its face (scheme, a private address literal) is a 400 now rather than a
-/// failed delivery later.
-fn callback_url(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, RunwayError> {
-    let Some(v) = headers.get("x-reelay-callback-url") else {
-        return Ok(None);
+fn callback_url(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    const HEADER: &str = "X-Reelay-Callback-Url";
+    let url = match headers.get(HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    ApiError::invalid(HEADER, format!("{HEADER} must be a visible ASCII URL."))
+                })?
+                .to_string(),
+        ),
     };
-    let url = v.to_str().map_err(|_| {
-        RunwayError::BadRequest("X-Reelay-Callback-Url must be a visible ASCII URL.".into())
-    })?;
-    state
-        .outbound
-        .check_url(url)
-        .map_err(|r| RunwayError::BadRequest(format!("X-Reelay-Callback-Url is refused: {r}")))?;
-    Ok(Some(url.to_string()))
+    create::callback_url(state, HEADER, url)
 }
 
 pub async fn get_task(
@@ -117,7 +106,7 @@ pub async fn get_task(
         .store
         .get_task(&principal.account.id, &id)
         .await?
-        .ok_or(RunwayError::TaskNotFound)?;
+        .ok_or_else(|| ApiError::task_not_found(&id))?;
     Ok(Json(task_json(&state.links, &task)))
 }
 
@@ -136,7 +125,7 @@ pub async fn delete_task(
         )
         .await?
     {
-        CancelOutcome::NotFound => Err(RunwayError::TaskNotFound),
+        CancelOutcome::NotFound => Err(ApiError::task_not_found(&id).into()),
         CancelOutcome::Cancelled => {
             state.engine.notify();
             Ok(StatusCode::NO_CONTENT)
@@ -187,13 +176,12 @@ pub async fn organization_usage(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, RunwayError> {
     let principal = preamble(&state, &headers).await?;
-    let body =
-        body.map_err(|e| RunwayError::BadRequest(format!("Could not read the request body: {e}")))?;
+    let body = create::body(body)?;
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
         serde_json::from_slice(&body)
-            .map_err(|e| RunwayError::BadRequest(format!("Invalid JSON in request body: {e}")))?
+            .map_err(|e| ApiError::malformed(format!("Invalid JSON in request body: {e}")))?
     };
     let (start, before) = usage_range(&value, chrono::Utc::now().date_naive())?;
     let ms = |d: chrono::NaiveDate| {
@@ -232,7 +220,7 @@ fn usage_range(
     use reelay_core::Issue;
     let obj = body
         .as_object()
-        .ok_or_else(|| RunwayError::BadRequest("The request body must be a JSON object.".into()))?;
+        .ok_or_else(|| ApiError::malformed("The request body must be a JSON object."))?;
     let mut issues = Vec::new();
     for key in obj.keys() {
         if key != "startDate" && key != "beforeDate" {
@@ -262,7 +250,7 @@ fn usage_range(
     let start = date("startDate", &mut issues);
     let before = date("beforeDate", &mut issues);
     if !issues.is_empty() {
-        return Err(RunwayError::Validation(issues));
+        return Err(validation(issues));
     }
     // With no dates at all, the window ends after today: "the last 30 days" includes today.
     let default_before = match start {
@@ -272,16 +260,20 @@ fn usage_range(
     let start = start.unwrap_or(today - chrono::Days::new(30));
     let before = before.unwrap_or(default_before);
     if before <= start {
-        return Err(RunwayError::Validation(vec![Issue::custom(
+        return Err(validation(vec![Issue::custom(
             vec![json!("beforeDate")],
             "beforeDate must be after startDate",
         )]));
     }
     if before > start + chrono::Days::new(90) {
-        return Err(RunwayError::Validation(vec![Issue::custom(
+        return Err(validation(vec![Issue::custom(
             vec![json!("beforeDate")],
             "The range may span at most 90 days",
         )]));
     }
     Ok((start, before))
+}
+
+fn validation(issues: Vec<reelay_core::Issue>) -> RunwayError {
+    reelay_core::CoreError::Validation(issues).into()
 }

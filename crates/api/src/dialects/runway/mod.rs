@@ -8,14 +8,15 @@ mod view;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use error::RunwayError;
+pub use error::{insufficient_credits_status, Runway, RunwayError};
 #[cfg(test)]
 pub(crate) use handlers::parse_body;
 pub use view::callback;
 
+use crate::error::{ApiError, ErrorKind};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(config: &crate::ApiConfig) -> Router<AppState> {
     let mut r = Router::new();
     for endpoint in reelay_core::GENERATION_ENDPOINTS {
         r = r.route(
@@ -29,12 +30,15 @@ pub fn routes() -> Router<AppState> {
     )
     .route("/v1/organization", get(handlers::organization))
     .route("/v1/organization/usage", post(handlers::organization_usage))
+    .layer(axum::middleware::map_response(insufficient_credits_status(
+        config.runway_insufficient_credits_status,
+    )))
 }
 
 pub async fn not_found() -> RunwayError {
-    RunwayError::RouteNotFound
+    ApiError::new(ErrorKind::RouteNotFound, "route not found").into()
 }
 
 pub async fn method_not_allowed() -> RunwayError {
-    RunwayError::MethodNotAllowed
+    ApiError::new(ErrorKind::MethodNotAllowed, "method not allowed").into()
 }
