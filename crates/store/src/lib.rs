@@ -115,6 +115,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_task(&self, account_id: &str, id: &str) -> Result<Option<Task>>;
     /// Any task by id, for workers and admin tools.
     async fn get_task_by_id(&self, id: &str) -> Result<Option<Task>>;
+    /// One page of an account's tasks of one dialect in id (= creation) order, after a cursor.
+    async fn list_tasks(&self, page: &TaskPage) -> Result<Vec<Task>>;
     async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>>;
 
     /// Claims up to `limit` due tasks for `owner` until `lease_until`.

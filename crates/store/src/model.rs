@@ -131,6 +131,19 @@ pub struct LedgerViolation {
     pub problem: String,
 }
 
+/// Which tasks [`crate::Store::list_tasks`] returns: an account's live (not deleted) tasks of
+/// one dialect, ids after `after` in the chosen direction, at most `limit`.
+#[derive(Debug, Clone)]
+pub struct TaskPage {
+    pub account_id: String,
+    pub dialect: reelay_core::Dialect,
+    /// Exclusive cursor: the last id of the previous page.
+    pub after: Option<String>,
+    pub limit: i64,
+    /// Oldest first when true, newest first otherwise.
+    pub ascending: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewTask {
     pub id: String,

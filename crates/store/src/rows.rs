@@ -47,6 +47,25 @@ impl TryFrom<String> for MediaKind {
     }
 }
 
+/// The query of [`crate::Store::list_tasks`], with `$n` placeholders (SQLite reads `$n` too):
+/// account, dialect, [cursor,] limit. Both forms walk the `tasks_account (account_id, id)`
+/// index in order; the dialect is a filter on that walk.
+pub fn task_page_sql(page: &crate::TaskPage) -> String {
+    let (cmp, order) = if page.ascending {
+        (">", "ASC")
+    } else {
+        ("<", "DESC")
+    };
+    let (cursor, limit) = match page.after {
+        Some(_) => (format!(" AND id {cmp} $3"), "$4"),
+        None => (String::new(), "$3"),
+    };
+    format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE account_id = $1 AND dialect = $2 AND deleted = 0\
+         {cursor} ORDER BY id {order} LIMIT {limit}"
+    )
+}
+
 #[derive(sqlx::FromRow, serde::Deserialize)]
 pub struct TaskRow {
     id: String,

@@ -1353,7 +1353,64 @@ on_both!(multi:
     other_instances_hear_of_due_work,
 );
 
+// ---------------------------------------------------------------- listing an account's tasks
+
+/// Pages walk an account's tasks of one dialect in id order, both ways, without gaps or
+/// repeats; other accounts', other dialects' and deleted tasks never appear.
+async fn task_pages_follow_the_cursor_and_stay_in_the_account(db: Db) {
+    use reelay_core::Dialect;
+    let store = &*db.store;
+    let a = store.create_account("a", 1_000_000).await.unwrap();
+    let b = store.create_account("b", 1_000_000).await.unwrap();
+    let mut mine = Vec::new();
+    for i in 0..7 {
+        let mut t = new_task(&a.id);
+        t.dialect = Dialect::Openai;
+        mine.push(store.insert_task(t).await.unwrap().id);
+        if i % 3 == 0 {
+            insert(store, &a.id).await; // a Runway task of the same account
+            let mut other = new_task(&b.id);
+            other.dialect = Dialect::Openai;
+            store.insert_task(other).await.unwrap();
+        }
+    }
+    // A deleted task is gone from the pages.
+    let gone = mine.remove(3);
+    drive(store, &gone, &[Submitting, Running, Succeeded]).await;
+    assert_eq!(
+        store.cancel_or_delete(&a.id, &gone, false).await.unwrap(),
+        CancelOutcome::Deleted
+    );
+    mine.sort();
+    for ascending in [true, false] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list_tasks(&reelay_store::TaskPage {
+                    account_id: a.id.clone(),
+                    dialect: Dialect::Openai,
+                    after: after.clone(),
+                    limit: 2,
+                    ascending,
+                })
+                .await
+                .unwrap();
+            assert!(page.len() <= 2);
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            seen.extend(page.iter().map(|t| t.id.clone()));
+        }
+        let mut want = mine.clone();
+        if !ascending {
+            want.reverse();
+        }
+        assert_eq!(seen, want, "ascending {ascending}");
+    }
+}
+
 on_both!(
+    task_pages_follow_the_cursor_and_stay_in_the_account,
     expired_lease_passes_to_another_owner,
     transitions_are_conditional_and_evented,
     cancel_or_delete_semantics,

@@ -47,8 +47,8 @@ use crate::rules::{self, CancelPlan};
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
     CancelOutcome, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation, MediaObject,
-    NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskUpdate, Wake,
-    WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
+    NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskPage,
+    TaskUpdate, Wake, WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -616,6 +616,18 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| task_from_row(&r)).transpose()
+    }
+
+    async fn list_tasks(&self, page: &TaskPage) -> Result<Vec<Task>> {
+        let sql = rows::task_page_sql(page);
+        let mut q = sqlx::query(&sql)
+            .bind(&page.account_id)
+            .bind(page.dialect.as_str());
+        if let Some(after) = &page.after {
+            q = q.bind(after);
+        }
+        let rows = q.bind(page.limit).fetch_all(&self.pool).await?;
+        rows.iter().map(task_from_row).collect()
     }
 
     async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>> {

@@ -29,8 +29,8 @@ use crate::rules::{self, CancelPlan};
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
     CancelOutcome, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation, MediaObject,
-    NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskUpdate,
-    WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
+    NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskPage,
+    TaskUpdate, WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
 };
 use lite::{all, exec, one, value};
 use reader::Readers;
@@ -516,6 +516,18 @@ impl Store for SqliteStore {
 
     async fn get_task_by_id(&self, id: &str) -> Result<Option<Task>> {
         self.readers.with(|c| task_row(c, id))
+    }
+
+    async fn list_tasks(&self, page: &TaskPage) -> Result<Vec<Task>> {
+        let sql = rows::task_page_sql(page);
+        let mut q = sqlx::query_as::<_, TaskRow>(&sql)
+            .bind(&page.account_id)
+            .bind(page.dialect.as_str());
+        if let Some(after) = &page.after {
+            q = q.bind(after);
+        }
+        let rows = q.bind(page.limit).fetch_all(&self.read).await?;
+        rows.into_iter().map(Task::try_from).collect()
     }
 
     async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>> {
