@@ -42,31 +42,16 @@ impl Callbacks for DialectCallbacks {
         at_ms: i64,
     ) -> Option<CallbackMessage> {
         let url = task.spec.callback_url.clone()?;
-        let m = &self.media;
-        // Each dialect decides its body; the quick-start one also has its own retry schedule
-        // and the id its kie.ai HMAC signature covers.
-        let (event_type, payload, schedule, hmac_subject) = match task.dialect {
-            Dialect::Runway => {
-                let (t, p) = dialects::runway::callback(m, task, from, to, at_ms)?;
-                (t, p, None, None)
-            }
-            Dialect::Reverse => {
-                let (t, p) = dialects::reverse::callback(m, task, from, to, at_ms)?;
-                (t, p, None, None)
-            }
-            Dialect::Quickstart => {
-                let (t, p, subject) = dialects::quickstart::callback(m, task, to)?;
-                let schedule = self.quickstart.callback_schedule.clone();
-                (t, p, Some(schedule), Some(subject))
-            }
-            Dialect::Openai => return None,
-        };
+        let c = dialects::callback(&self.media, task, from, to, at_ms)?;
+        // The quick-start dialect also has its own retry schedule.
+        let schedule = (task.dialect == Dialect::Quickstart)
+            .then(|| self.quickstart.callback_schedule.clone());
         Some(CallbackMessage {
             url,
-            event_type,
-            payload,
+            event_type: c.event_type,
+            payload: c.payload,
             schedule,
-            hmac_subject,
+            hmac_subject: c.hmac_subject,
         })
     }
 

@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{Map, Value};
@@ -53,6 +53,23 @@ pub fn callback_url(
             .map_err(|r| ApiError::invalid(param, format!("{param} is refused: {r}")))?;
     }
     Ok(url)
+}
+
+/// reelay's extension for dialects without a callback field (Runway's, OpenAI's):
+/// `X-Reelay-Callback-Url` asks for signed webhooks to that URL.
+pub fn callback_header(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    const HEADER: &str = "X-Reelay-Callback-Url";
+    let url = match headers.get(HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    ApiError::invalid(HEADER, format!("{HEADER} must be a visible ASCII URL."))
+                })?
+                .to_string(),
+        ),
+    };
+    callback_url(state, HEADER, url)
 }
 
 /// The answer to an accepted create: the status and body rendered at accept time (the very

@@ -64,11 +64,13 @@ pub struct ApiError {
     /// A neutral explanation; a dialect may word its answer its own way per kind.
     pub message: String,
     /// The field at fault, as the client named it, where there is one.
-    pub param: Option<String>,
+    pub param: Option<Box<str>>,
+    /// A machine-readable reason where a dialect has such codes (`invalid_type`).
+    pub code: Option<&'static str>,
     /// The catalog's findings (kind `Validation`).
     pub issues: Vec<Issue>,
     /// Seconds the client should wait before retrying (`Retry-After`).
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -82,6 +84,7 @@ impl ApiError {
             kind,
             message: message.into(),
             param: None,
+            code: None,
             issues: Vec::new(),
             retry_after,
         }
@@ -105,8 +108,13 @@ impl ApiError {
         ApiError::new(ErrorKind::TaskNotFound, format!("Task {id} does not exist"))
     }
 
+    pub fn with_code(mut self, code: &'static str) -> ApiError {
+        self.code = Some(code);
+        self
+    }
+
     pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
-        self.param = Some(param.into());
+        self.param = Some(param.into().into_boxed_str());
         self
     }
 
@@ -181,7 +189,7 @@ impl From<AuthError> for ApiError {
             AuthError::Missing => ApiError::new(ErrorKind::MissingKey, "missing API key"),
             AuthError::Invalid => ApiError::new(ErrorKind::InvalidKey, "invalid API key"),
             AuthError::RateLimited { retry_after_secs } => ApiError {
-                retry_after: Some(retry_after_secs),
+                retry_after: Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX)),
                 ..ApiError::new(ErrorKind::RateLimited, "too many requests")
             },
             AuthError::Store(s) => s.into(),

@@ -32,9 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(media::routes(&state))
-        .merge(dialects::runway::routes(&state.config))
-        .merge(dialects::reverse::router())
-        .merge(dialects::quickstart::router())
+        .merge(dialects::routes(&state))
         .nest("/admin/v1", admin::routes())
         // The nest does not match its own path with a trailing slash; without this the
         // outer, Runway-shaped fallback would answer for the admin API.

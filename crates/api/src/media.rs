@@ -21,7 +21,7 @@ use axum::Router;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use reelay_core::TaskState;
-use reelay_store::{now_ms, ServedMedia, Task};
+use reelay_store::{now_ms, MediaObject, ServedMedia, Task};
 use sha2::Sha256;
 
 use crate::AppState;
@@ -242,9 +242,20 @@ async fn serve(
             "This media link has expired; fetch the task again for a fresh one.",
         );
     }
-    let object = served.object;
+    send(&state, served.object, &method, &headers, exp - now_s).await
+}
+
+/// Streams a recorded object (or redirects to a presigned URL with S3), honouring
+/// `If-None-Match`, `Range` and `If-Range`. `valid_for_s`: how long the caller may cache it.
+pub(crate) async fn send(
+    state: &AppState,
+    object: MediaObject,
+    method: &Method,
+    headers: &HeaderMap,
+    valid_for_s: u64,
+) -> Response {
     let etag = format!("\"{}\"", object.sha256);
-    let max_age = (exp - now_s).min(86_400);
+    let max_age = valid_for_s.min(86_400);
     let mut common = HeaderMap::new();
     let set = |h: &mut HeaderMap, k: header::HeaderName, v: String| {
         if let Ok(v) = HeaderValue::from_str(&v) {
@@ -275,7 +286,7 @@ async fn serve(
         );
     }
 
-    if if_none_match(&headers, &etag) {
+    if if_none_match(headers, &etag) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().extend(common);
         return r;
@@ -286,7 +297,7 @@ async fn serve(
         state.media_serving.redirect_presign_ttl,
         state.media.is_s3(),
     ) {
-        let ttl = ttl.min(Duration::from_secs(exp - now_s));
+        let ttl = ttl.min(Duration::from_secs(valid_for_s));
         return match state.media.presign_get(&key, ttl).await {
             Ok(Some(url)) => {
                 let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
@@ -305,7 +316,7 @@ async fn serve(
 
     let size = object.size.max(0) as u64;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) if if_range_allows(&headers, &etag) => parse_range(r, size),
+        Some(r) if if_range_allows(headers, &etag) => parse_range(r, size),
         _ => RangeRequest::Full,
     };
     let (status, range) = match range {
@@ -363,7 +374,7 @@ async fn serve(
 
 /// The record of object `name`, derived first when it is a frame the task shows that nobody
 /// asked for yet (the last frame is made on its first request).
-async fn served_media(
+pub(crate) async fn served_media(
     state: &AppState,
     task_id: &str,
     name: &str,
@@ -469,6 +480,51 @@ fn parse_range(header: &str, size: u64) -> RangeRequest {
         }
         _ => RangeRequest::Full,
     }
+}
+
+/// A task's last frame: inline (a data URI) for an upstream to continue from, and our signed
+/// URL for it. Made on first request like every last frame. `param` names the field that
+/// pointed at the task, for the error when there is no frame.
+pub(crate) struct Frame {
+    pub data_uri: String,
+    pub url: String,
+}
+
+pub(crate) async fn last_frame(
+    state: &AppState,
+    task: &Task,
+    param: &str,
+) -> Result<Frame, crate::error::ApiError> {
+    let no_frame = || {
+        crate::error::ApiError::invalid(
+            param,
+            format!("Task {} has no last frame to continue from", task.id),
+        )
+    };
+    let m = task_media(&state.links, task);
+    let (Some(name), Some(url)) = (&task.last_frame, m.last_frame) else {
+        return Err(no_frame());
+    };
+    let bytes = object_bytes(state, task, name)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, task = %task.id, "reading a last frame");
+            no_frame()
+        })?
+        .ok_or_else(no_frame)?;
+    let ct = if bytes.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    use base64::Engine;
+    Ok(Frame {
+        data_uri: format!(
+            "data:{ct};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        ),
+        url,
+    })
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ pub struct AppState {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     pub reverse: Arc<crate::dialects::reverse::ReverseConfig>,
     pub quickstart: Arc<crate::dialects::quickstart::QuickstartConfig>,
+    pub openai: Arc<crate::dialects::openai::OpenaiConfig>,
     /// Fetches media clients name (quick-start references) through the SSRF guard.
     pub fetch: reelay_outbound::GuardedClient,
 }

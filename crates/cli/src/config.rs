@@ -40,6 +40,7 @@ const ENV_KEYS: &[&str] = &[
     "runway",
     "reverse",
     "quickstart",
+    "openai",
     "prices",
 ];
 
@@ -92,6 +93,7 @@ pub struct Config {
     pub runway: RunwayDialect,
     pub reverse: ReverseDialect,
     pub quickstart: QuickstartDialect,
+    pub openai: OpenaiDialect,
     pub webhooks: WebhookConfig,
     /// Price overrides: `model` or `endpoint/model` → a price in the catalog's format.
     #[serde(default)]
@@ -134,6 +136,17 @@ pub struct ReverseDialect {
     pub require_callback_url: bool,
     /// A JSON file replacing the built-in model/ratio mapping (`crates/core/catalog/reverse.json`).
     pub mapping_file: Option<PathBuf>,
+}
+
+/// Settings of OpenAI's `/v1/videos` dialect.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenaiDialect {
+    /// A JSON file replacing the built-in mapping (`crates/core/catalog/openai.json`).
+    pub mapping_file: Option<PathBuf>,
+    /// Model names mapped onto catalog models over the mapping's own (`"sora-2" = "gen4.5"`):
+    /// where old clients' `sora-2` / `sora-2-pro` land.
+    pub aliases: BTreeMap<String, String>,
 }
 
 /// Settings of the quick-start (kie.ai-style) dialect.
@@ -195,6 +208,7 @@ struct Defaults {
     runway: RunwayDialect,
     reverse: ReverseDialect,
     quickstart: QuickstartDialect,
+    openai: OpenaiDialect,
     webhooks: WebhookConfig,
 }
 
@@ -219,6 +233,7 @@ fn defaults() -> Defaults {
         runway: RunwayDialect::default(),
         reverse: ReverseDialect::default(),
         quickstart: QuickstartDialect::default(),
+        openai: OpenaiDialect::default(),
         webhooks: WebhookConfig::default(),
     }
 }

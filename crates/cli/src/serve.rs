@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelay_api::admin::AdminAuth;
+use reelay_api::dialects::openai::{Mapping as OpenaiMapping, OpenaiConfig};
 use reelay_api::dialects::quickstart::{parse_zone, Mapping as QsMapping, QuickstartConfig};
 use reelay_api::dialects::reverse::{Mapping, ReverseConfig};
 use reelay_api::{
@@ -238,6 +239,23 @@ fn quickstart_config(config: &Config, catalog: &Catalog) -> anyhow::Result<Quick
     })
 }
 
+fn openai_config(config: &Config, catalog: &Catalog) -> anyhow::Result<OpenaiConfig> {
+    let oa = &config.openai;
+    let mut mapping = match &oa.mapping_file {
+        Some(path) => OpenaiMapping::from_json(
+            &std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("openai.mapping_file {}: {e}", path.display()))?,
+        )
+        .map_err(|e| anyhow::anyhow!("openai.mapping_file {}: {e}", path.display()))?,
+        None => OpenaiMapping::builtin(),
+    };
+    mapping.aliases.extend(oa.aliases.clone());
+    mapping
+        .check(catalog)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: openai mapping: {e}"))?;
+    Ok(OpenaiConfig { mapping })
+}
+
 fn reverse_config(config: &Config, catalog: &Catalog) -> anyhow::Result<ReverseConfig> {
     let mapping = match &config.reverse.mapping_file {
         Some(path) => Mapping::from_json(
@@ -365,6 +383,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     let catalog = Arc::new(catalog);
     let reverse = Arc::new(reverse_config(&config, &catalog)?);
     let quickstart = Arc::new(quickstart_config(&config, &catalog)?);
+    let openai = Arc::new(openai_config(&config, &catalog)?);
     let store = open_with(
         &config,
         Some(Arc::new(DialectCallbacks::new(
@@ -495,6 +514,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         outbox_wake: outbox_wake.clone(),
         reverse,
         quickstart,
+        openai,
         fetch: guard.client(
             Duration::from_secs(5),
             Duration::from_secs(30),

@@ -39,6 +39,9 @@ pub const REVERSE_MAP_JSON: &str = include_str!("../catalog/reverse.json");
 /// How the quick-start dialect's quality, duration and ratio map onto catalog models.
 pub const QUICKSTART_MAP_JSON: &str = include_str!("../catalog/quickstart.json");
 
+/// How OpenAI's `/v1/videos` model names, sizes and seconds map onto catalog models.
+pub const OPENAI_MAP_JSON: &str = include_str!("../catalog/openai.json");
+
 /// The bound of a text field whose catalog entry names none: the largest bound the upstream
 /// itself names for any field, so no request the upstream would take is refused, while a
 /// 20 MiB "prompt" is (a catalog file may set its own with `text_max_utf16`).

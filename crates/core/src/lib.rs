@@ -12,8 +12,8 @@ pub mod state;
 pub mod validate;
 
 pub use catalog::{
-    Catalog, EndpointSpec, ModelSpec, Price, GENERATION_ENDPOINTS, QUICKSTART_MAP_JSON,
-    REVERSE_MAP_JSON,
+    Catalog, EndpointSpec, ModelSpec, Price, GENERATION_ENDPOINTS, OPENAI_MAP_JSON,
+    QUICKSTART_MAP_JSON, REVERSE_MAP_JSON,
 };
 pub use dialect::Dialect;
 pub use error::CoreError;

@@ -1,8 +1,63 @@
-//! One folder per client dialect.
+//! One folder per client dialect, and the one place they are registered: each dialect's
+//! routes are merged here and its callbacks dispatched here, by its [`Dialect`] (adding one is a
+//! folder, a `Dialect` variant and its line in each `match`/list below; the compiler finds the
+//! matches).
 
+pub mod openai;
 pub mod quickstart;
 pub mod reverse;
 pub mod runway;
+
+use axum::Router;
+use reelay_core::{Dialect, TaskState};
+use reelay_store::Task;
+
+use crate::media::MediaLinks;
+use crate::AppState;
+
+/// Every dialect's routes.
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .merge(runway::routes(&state.config))
+        .merge(reverse::router())
+        .merge(quickstart::router())
+        .merge(openai::routes())
+}
+
+/// What a dialect's callback of a transition is: its event type and body, and for the
+/// quick-start dialect the id its kie.ai HMAC covers.
+pub(crate) struct Callback {
+    pub event_type: String,
+    pub payload: String,
+    pub hmac_subject: Option<String>,
+}
+
+/// The callback `task`'s dialect sends for a transition, if it reports that one.
+pub(crate) fn callback(
+    links: &MediaLinks,
+    task: &Task,
+    from: Option<TaskState>,
+    to: TaskState,
+    at_ms: i64,
+) -> Option<Callback> {
+    let plain = |(event_type, payload): (String, String)| Callback {
+        event_type,
+        payload,
+        hmac_subject: None,
+    };
+    match task.dialect {
+        Dialect::Runway => runway::callback(links, task, from, to, at_ms).map(plain),
+        Dialect::Reverse => reverse::callback(links, task, from, to, at_ms).map(plain),
+        Dialect::Quickstart => {
+            quickstart::callback(links, task, to).map(|(event_type, payload, subject)| Callback {
+                event_type,
+                payload,
+                hmac_subject: Some(subject),
+            })
+        }
+        Dialect::Openai => openai::callback(task, to, at_ms).map(plain),
+    }
+}
 
 pub(crate) use reelay_core::validate::longer_than_utf16;
 

@@ -169,7 +169,7 @@ pub async fn extend(
         )
         .into());
     }
-    let frame = super::last_frame(&state, &parent).await?;
+    let frame = super::last_frame(&state, &parent, "taskId").await?;
     let target = &m.image[&quality];
     let parent_ratio = Params::of(&parent)
         .ratio

@@ -21,6 +21,7 @@ pub use error::{QsError, Quickstart};
 pub use mapping::Mapping;
 
 use crate::error::{ApiError, ErrorKind};
+pub(crate) use crate::media::last_frame;
 use crate::media::{task_media, MediaLinks};
 use crate::AppState;
 
@@ -97,43 +98,4 @@ pub(crate) fn media_of(links: &MediaLinks, task: &Task) -> view::Media {
         poster: m.poster,
         expired: m.expired,
     }
-}
-
-/// The parent's last frame: inline for the upstream, and our URL for `generateParam`.
-pub(crate) struct Frame {
-    pub data_uri: String,
-    pub url: String,
-}
-
-pub(crate) async fn last_frame(state: &AppState, task: &Task) -> Result<Frame, ApiError> {
-    let no_frame = || {
-        ApiError::invalid(
-            "taskId",
-            format!("Task {} has no last frame to continue from", task.id),
-        )
-    };
-    let m = task_media(&state.links, task);
-    let (Some(name), Some(url)) = (&task.last_frame, m.last_frame) else {
-        return Err(no_frame());
-    };
-    let bytes = crate::media::object_bytes(state, task, name)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, task = %task.id, "reading a last frame");
-            no_frame()
-        })?
-        .ok_or_else(no_frame)?;
-    let ct = if bytes.starts_with(b"\x89PNG") {
-        "image/png"
-    } else {
-        "image/jpeg"
-    };
-    use base64::Engine;
-    Ok(Frame {
-        data_uri: format!(
-            "data:{ct};base64,{}",
-            base64::engine::general_purpose::STANDARD.encode(&bytes)
-        ),
-        url,
-    })
 }

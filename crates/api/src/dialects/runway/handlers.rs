@@ -49,7 +49,7 @@ pub async fn create(
     let principal = preamble(&state, &headers).await?;
     let body = create::body(body)?;
     let (value, mut spec) = parse_body(&state.catalog, endpoint, &body)?;
-    spec.callback_url = callback_url(&state, &headers)?;
+    spec.callback_url = create::callback_header(&state, &headers)?;
     let accepted = accept::accept(
         &state,
         accept::Request {
@@ -77,22 +77,6 @@ pub(crate) fn parse_body(
         .map_err(|e| ApiError::malformed(format!("Invalid JSON in request body: {e}")))?;
     let spec = TaskSpec::parse(catalog, endpoint, &value)?;
     Ok((value, spec))
-}
-
-/// reelay's extension: `X-Reelay-Callback-Url` asks for signed webhooks (see `view::callback`).
-fn callback_url(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    const HEADER: &str = "X-Reelay-Callback-Url";
-    let url = match headers.get(HEADER) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| {
-                    ApiError::invalid(HEADER, format!("{HEADER} must be a visible ASCII URL."))
-                })?
-                .to_string(),
-        ),
-    };
-    create::callback_url(state, HEADER, url)
 }
 
 pub async fn get_task(
