@@ -32,6 +32,7 @@ class Reelay:
         # The tests' webhook receivers listen on loopback.
         env["REELAY_OUTBOUND_ALLOW_CIDRS"] = "127.0.0.1/32"
         env.setdefault("RUST_LOG", "warn")
+        self.env = env
         self.proc = subprocess.Popen(
             [reelay_binary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", self.dir.name],
             stdout=subprocess.PIPE,
@@ -60,6 +61,7 @@ class Reelay:
             check=True,
             capture_output=True,
             text=True,
+            env=self.env,  # the server's configuration
         )
         return out.stdout
 

@@ -268,6 +268,24 @@ pub async fn webhook_hmac_key(
     Ok(())
 }
 
+pub async fn webhook_url(
+    config: &Config,
+    account_id: &str,
+    url: Option<String>,
+) -> anyhow::Result<()> {
+    let guard = reelay_outbound::Guard::new(&config.outbound_allow_cidrs)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
+    let check = |u: &str| guard.check_url(u).map(|_| ()).map_err(|r| r.to_string());
+    let store = open_store(config).await?;
+    let done =
+        ops::set_webhook_url(store.as_ref(), check, account_id, ops::WebhookUrl { url }).await?;
+    match done.webhook_url {
+        Some(u) => println!("events of {account_id} now go to {u}"),
+        None => println!("{account_id} has no webhook URL now"),
+    }
+    Ok(())
+}
+
 fn webhook_lines(w: &WebhookDetail) {
     println!(
         "{}  #{} {}  {}  attempts={}  {}",

@@ -286,6 +286,16 @@ enum WebhookCommand {
         #[arg(long)]
         clear: bool,
     },
+    /// Set (or clear) the account's webhook URL: where OpenAI-dialect events
+    /// (`video.completed`, `video.failed`) are delivered, signed like every webhook.
+    Url {
+        #[arg(long)]
+        account: String,
+        #[arg(long, conflicts_with = "clear", required_unless_present = "clear")]
+        url: Option<String>,
+        #[arg(long)]
+        clear: bool,
+    },
     /// A task's webhook messages, each with its delivery attempts.
     List {
         #[arg(long)]
@@ -491,6 +501,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     key,
                     clear: _,
                 } => admin::webhook_hmac_key(&config, &account, key).await?,
+                WebhookCommand::Url {
+                    account,
+                    url,
+                    clear: _,
+                } => admin::webhook_url(&config, &account, url).await?,
                 WebhookCommand::List { task, json } => {
                     admin::webhook_list(&config, &task, json).await?
                 }

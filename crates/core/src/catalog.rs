@@ -407,6 +407,21 @@ impl Catalog {
         self.endpoints.values()
     }
 
+    /// The values an enum field of a model takes (shared lists resolved); `None` when the
+    /// model has no such enum field.
+    pub fn enum_values(&self, endpoint: &str, model: &str, field: &str) -> Option<&[String]> {
+        match self
+            .endpoint(endpoint)?
+            .models
+            .get(model)?
+            .fields
+            .get(field)?
+        {
+            FieldSpec::Enum { values, .. } => Some(values),
+            _ => None,
+        }
+    }
+
     /// Every model name across endpoints, for `/v1/organization`.
     pub fn model_names(&self) -> std::collections::BTreeSet<&str> {
         self.endpoints

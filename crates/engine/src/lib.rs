@@ -72,6 +72,15 @@ impl EngineHandle {
     ) -> reelay_store::Result<Option<reelay_store::MediaObject>> {
         self.0.frame_on_demand(task, name).await
     }
+    /// A frame of an uploaded video (not a task's): the last frame a client's own clip ends
+    /// on, for an extension of it.
+    pub async fn frame_of_bytes(
+        &self,
+        bytes: bytes::Bytes,
+        kind: reelay_media::FrameKind,
+    ) -> Result<bytes::Bytes, reelay_media::FrameError> {
+        self.0.archive.frames.derive_bytes(bytes, kind).await
+    }
     pub fn is_running(&self) -> bool {
         self.0.alive.load(Ordering::Relaxed)
     }

@@ -178,6 +178,24 @@ impl Frames {
     }
 }
 
+impl Frames {
+    /// One frame of a video held in memory (an upload), in process only: H.264 MP4s. Bounded
+    /// like every derivation (permits, limits, timeout).
+    pub async fn derive_bytes(&self, bytes: Bytes, kind: FrameKind) -> Result<Bytes, FrameError> {
+        if !self.enabled {
+            return Err(FrameError::Unavailable("frame derivation is off".into()));
+        }
+        let _permit = self.permits.acquire().await.expect("never closed");
+        let (limits, timeout) = (self.limits, self.timeout);
+        let size = bytes.len() as u64;
+        tokio::task::spawn_blocking(move || {
+            h264::derive(std::io::Cursor::new(bytes), size, kind, limits, timeout)
+        })
+        .await
+        .map_err(|e| FrameError::Invalid(format!("the deriving thread failed: {e}")))?
+    }
+}
+
 fn io_error(e: crate::MediaError) -> FrameError {
     FrameError::Io(std::io::Error::other(e))
 }

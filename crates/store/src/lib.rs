@@ -154,6 +154,8 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_secrets(&self, account_id: &str) -> Result<Option<WebhookSecrets>>;
     /// Sets or clears the account's kie.ai-style callback HMAC key; false if no such account.
     async fn set_webhook_hmac_key(&self, account_id: &str, key: Option<&str>) -> Result<bool>;
+    /// Sets or clears the account-wide webhook URL; false when there is no such account.
+    async fn set_webhook_url(&self, account_id: &str, url: Option<&str>) -> Result<bool>;
     /// A new secret; the old one keeps signing for `grace_ms`. Returns the new secret.
     async fn rotate_webhook_secret(
         &self,

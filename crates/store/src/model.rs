@@ -15,6 +15,10 @@ pub struct Account {
     pub retention_seconds: Option<i64>,
     /// Its live tasks now (what the cap counts), kept by the database.
     pub live_tasks: i64,
+    /// Where events of dialects without a per-request callback URL go (OpenAI's).
+    #[serde(default)]
+    #[sqlx(default)]
+    pub webhook_url: Option<String>,
     pub created_at: i64,
 }
 

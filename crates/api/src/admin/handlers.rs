@@ -224,6 +224,21 @@ pub async fn set_webhook_hmac_key(
     ))
 }
 
+/// `PUT /accounts/{id}/webhook-url` `{"url": "https://..." | null}`.
+pub async fn set_webhook_url(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(body): Body<ops::WebhookUrl>,
+) -> Result<Json<ops::WebhookUrlSet>> {
+    let guard = state.outbound.clone();
+    let check = move |u: &str| guard.check_url(u).map(|_| ()).map_err(|r| r.to_string());
+    let set = ops::set_webhook_url(state.store.as_ref(), check, &id, body).await?;
+    // Keys cache their account: drop them so the new URL applies to the next request.
+    state.keys.invalidate();
+    Ok(Json(set))
+}
+
 pub async fn task_webhooks(
     _: Admin,
     State(state): State<AppState>,

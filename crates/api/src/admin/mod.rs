@@ -87,6 +87,10 @@ pub fn routes() -> Router<AppState> {
             axum::routing::put(h::set_webhook_hmac_key),
         )
         .route(
+            "/accounts/{id}/webhook-url",
+            axum::routing::put(h::set_webhook_url),
+        )
+        .route(
             "/accounts/{id}/webhook-secret/rotate",
             post(h::rotate_webhook_secret),
         )

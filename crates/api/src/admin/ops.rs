@@ -603,6 +603,45 @@ pub async fn set_webhook_hmac_key(
     })
 }
 
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookUrl {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookUrlSet {
+    pub account_id: String,
+    pub webhook_url: Option<String>,
+}
+
+/// Sets or clears the account's webhook URL (events of dialects without a per-request callback
+/// URL: OpenAI's `video.completed` / `video.failed`). `check` is the SSRF guard's check on
+/// the URL's face; deliveries are checked again when made.
+pub async fn set_webhook_url(
+    store: &dyn Store,
+    check: impl Fn(&str) -> Result<(), String>,
+    account_id: &str,
+    body: WebhookUrl,
+) -> Result<WebhookUrlSet, AdminError> {
+    if let Some(u) = &body.url {
+        if u.len() > 2048 {
+            return Err(AdminError::invalid("url must be at most 2048 characters"));
+        }
+        check(u).map_err(|r| AdminError::invalid(format!("url is refused: {r}")))?;
+    }
+    if !store
+        .set_webhook_url(account_id, body.url.as_deref())
+        .await?
+    {
+        return Err(no_account(account_id));
+    }
+    Ok(WebhookUrlSet {
+        account_id: account_id.into(),
+        webhook_url: body.url,
+    })
+}
+
 fn no_task(id: &str) -> AdminError {
     AdminError::NotFound(format!("no task {id}"))
 }

@@ -72,3 +72,24 @@ pub(crate) fn string_bound(media: bool) -> usize {
         reelay_core::catalog::DEFAULT_TEXT_MAX_UTF16
     }
 }
+
+/// `W:H` as a number.
+pub(crate) fn aspect(r: &str) -> Option<f64> {
+    let (w, h) = r.split_once(':')?;
+    let (w, h): (f64, f64) = (w.parse().ok()?, h.parse().ok()?);
+    (w > 0.0 && h > 0.0).then_some(w / h)
+}
+
+/// The pixel ratio of `ratios` closest in shape to a `width`×`height` picture.
+pub(crate) fn nearest_ratio(ratios: &[String], width: u32, height: u32) -> &str {
+    let want = (width.max(1) as f64 / height.max(1) as f64).ln();
+    ratios
+        .iter()
+        .min_by(|a, b| {
+            let da = (aspect(a).unwrap_or(1.0).ln() - want).abs();
+            let db = (aspect(b).unwrap_or(1.0).ln() - want).abs();
+            da.total_cmp(&db)
+        })
+        .map(String::as_str)
+        .unwrap_or("1280:720")
+}

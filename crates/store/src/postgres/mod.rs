@@ -1087,6 +1087,15 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn set_webhook_url(&self, account_id: &str, url: Option<&str>) -> Result<bool> {
+        let done = sqlx::query("UPDATE accounts SET webhook_url = $1 WHERE id = $2")
+            .bind(url)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn rotate_webhook_secret(
         &self,
         account_id: &str,

@@ -948,6 +948,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_webhook_url(&self, account_id: &str, url: Option<&str>) -> Result<bool> {
+        let (url, account_id) = (url.map(str::to_string), account_id.to_string());
+        self.write(move |w, _| {
+            let n = exec(
+                w.conn,
+                "UPDATE accounts SET webhook_url = ? WHERE id = ?",
+                params![url, account_id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn rotate_webhook_secret(
         &self,
         account_id: &str,

@@ -62,7 +62,12 @@ async fn submit(
 ) -> Result<Response, OpenAiError> {
     let mut spec = TaskSpec::parse(&state.catalog, c.endpoint, &c.body)
         .map_err(|e| request::catalog_error(e, &c.params.model))?;
-    spec.callback_url = create::callback_header(state, headers)?;
+    // A per-request URL (reelay's header) wins; else the account's webhook URL, as OpenAI
+    // sends a project's events to its configured endpoint.
+    spec.callback_url = match create::callback_header(state, headers)? {
+        Some(u) => Some(u),
+        None => principal.account.webhook_url.clone(),
+    };
     spec.params = Some(c.params.to_value());
     let params = c.params;
     let accepted = accept::accept(
@@ -347,32 +352,80 @@ pub async fn remix(
     .await
 }
 
-/// `POST /v1/videos/extensions`: continues a completed video from its last frame, on the
-/// source's model when it takes an image (else the mapping's), at the source's size.
+/// `POST /v1/videos/extensions`: continues a video from its last frame — a completed video of
+/// ours (on its model when that takes an image, at its size), or an uploaded H.264 MP4 (on the
+/// mapping's extension model, at the clip's own size).
 pub async fn extend(State(state): State<AppState>, req: Request) -> Result<Response, OpenAiError> {
     let headers = req.headers().clone();
     let principal = principal(&state, &headers).await?;
     let form = request::read_form(&state, req).await?;
     let ext = request::read_extension(&form)?;
-    let source = finished_source(&state, &principal, &ext.video_id, "video").await?;
-    let frame = crate::media::last_frame(&state, &source, "video").await?;
-    let p = Params::of(&source);
     let m = &state.openai.mapping;
-    let image_models = state.catalog.endpoint("image_to_video");
-    let model = if image_models.is_some_and(|e| e.models.contains_key(&source.spec.model)) {
-        source.spec.model.clone()
-    } else {
-        m.extend_model.clone()
+    let (frame, model, params) = match &ext.source {
+        request::Source::Video(video_id) => {
+            let source = finished_source(&state, &principal, video_id, "video").await?;
+            let frame = crate::media::last_frame(&state, &source, "video").await?;
+            let image_models = state.catalog.endpoint("image_to_video");
+            let model = if image_models.is_some_and(|e| e.models.contains_key(&source.spec.model)) {
+                source.spec.model.clone()
+            } else {
+                m.extend_model.clone()
+            };
+            let params = Params {
+                extended_from_video_id: Some(video_id.clone()),
+                remixed_from_video_id: None,
+                ..Params::of(&source)
+            };
+            (frame.data_uri, model, params)
+        }
+        request::Source::Upload(bytes) => {
+            let jpeg = state
+                .engine
+                .frame_of_bytes(bytes.clone(), reelay_media::FrameKind::LastFrame)
+                .await
+                .map_err(|e| {
+                    ApiError::invalid(
+                        "video",
+                        format!("Could not read the uploaded video (an H.264 MP4 is needed): {e}"),
+                    )
+                })?;
+            // The clip's shape picks the nearest ratio the extension model takes.
+            let size = match (
+                imagesize::blob_size(&jpeg),
+                state
+                    .catalog
+                    .enum_values("image_to_video", &m.extend_model, "ratio"),
+            ) {
+                (Ok(d), Some(ratios)) => view::size_of_ratio(crate::dialects::nearest_ratio(
+                    ratios,
+                    d.width as u32,
+                    d.height as u32,
+                )),
+                _ => m.default_size.clone(),
+            };
+            use base64::Engine;
+            let uri = format!(
+                "data:image/jpeg;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(&jpeg)
+            );
+            let params = Params {
+                model: m.extend_model.clone(),
+                size,
+                seconds: m.default_seconds.clone(),
+                ..Params::default()
+            };
+            (uri, m.extend_model.clone(), params)
+        }
     };
     let (seconds, duration) = match ext.seconds {
         Some(s) => s,
         None => {
-            let n = p.seconds.parse::<i64>().unwrap_or(4);
+            let n = params.seconds.parse::<i64>().unwrap_or(4);
             (n.to_string(), n)
         }
     };
-    let ratio = view::ratio_of_size(&p.size).unwrap_or_else(|| "1280:720".into());
-    let body = json!({"model": model, "promptImage": frame.data_uri, "promptText": ext.prompt,
+    let ratio = view::ratio_of_size(&params.size).unwrap_or_else(|| "1280:720".into());
+    let body = json!({"model": model, "promptImage": frame, "promptText": ext.prompt,
                       "ratio": ratio, "duration": duration});
     submit(
         &state,
@@ -386,9 +439,7 @@ pub async fn extend(State(state): State<AppState>, req: Request) -> Result<Respo
             params: Params {
                 prompt: ext.prompt,
                 seconds,
-                remixed_from_video_id: None,
-                extended_from_video_id: Some(ext.video_id),
-                ..p
+                ..params
             },
         },
     )

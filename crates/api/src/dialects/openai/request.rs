@@ -411,11 +411,17 @@ pub fn read_remix(fields: &Map<String, Value>) -> Result<String, ApiError> {
     Ok(prompt)
 }
 
-/// `POST /v1/videos/extensions`: `prompt`, `seconds` and `video` as `{"id": ...}`.
+/// What an extension continues: a completed video of ours, or a clip the client uploads.
+pub enum Source {
+    Video(String),
+    Upload(Bytes),
+}
+
+/// `POST /v1/videos/extensions`: `prompt`, `seconds` and `video` (a file, or `{"id": ...}`).
 pub struct Extension {
     pub prompt: String,
     pub seconds: Option<(String, i64)>,
-    pub video_id: String,
+    pub source: Source,
 }
 
 pub fn read_extension(form: &Form) -> Result<Extension, ApiError> {
@@ -429,27 +435,31 @@ pub fn read_extension(form: &Form) -> Result<Extension, ApiError> {
             Some(self::seconds(&mut again, "4")?)
         }
     };
-    if form.files.contains_key("video") {
-        return Err(ApiError::invalid(
-            "video",
-            "Uploading a video to extend is not supported: pass video[id] of a completed video.",
-        ));
-    }
-    let video_id = match f.object("video")? {
-        Some(o) => {
-            let mut inner = Fields::new(o, "video.", &[]);
-            let id = inner.required("id")?;
-            inner.done()?;
-            id
+    let source = if let Some(file) = form.files.get("video") {
+        f.get("video");
+        Source::Upload(file.bytes.clone())
+    } else {
+        match f.object("video")? {
+            Some(o) => {
+                let mut inner = Fields::new(o, "video.", &[]);
+                let id = inner.required("id")?;
+                inner.done()?;
+                Source::Video(id)
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    "video",
+                    "video is required: a video file, or video[id] of a completed video",
+                ))
+            }
         }
-        None => return Err(ApiError::invalid("video", "video is required (video[id])")),
     };
     f.done()?;
-    no_other_files(form, &[])?;
+    no_other_files(form, &["video"])?;
     Ok(Extension {
         prompt,
         seconds,
-        video_id,
+        source,
     })
 }
 

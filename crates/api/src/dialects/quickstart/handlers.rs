@@ -84,7 +84,7 @@ pub async fn generate(
             let target = &m.image[&quality];
             let image = fetch(&state, "imageUrl", url, Kind::Image, m.max_image_bytes).await?;
             let (w, h) = image.size.unwrap_or((16, 9));
-            let ratio = Mapping::nearest_ratio(&target.ratios, w, h).to_string();
+            let ratio = crate::dialects::nearest_ratio(&target.ratios, w, h).to_string();
             let body = json!({"model": target.model, "promptImage": image.data_uri(),
                               "promptText": prompt, "ratio": ratio, "duration": duration});
             ("image_to_video", body, ratio)
@@ -182,7 +182,7 @@ pub async fn extend(
             .split_once(':')
             .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
             .unwrap_or((16, 9));
-        Mapping::nearest_ratio(&target.ratios, w, h).to_string()
+        crate::dialects::nearest_ratio(&target.ratios, w, h).to_string()
     };
     let duration = m.extend_duration;
     request::check_combination(m, duration, &quality)?;

@@ -56,11 +56,7 @@ pub struct Aleph {
     pub max_video_bytes: u64,
 }
 
-fn aspect(r: &str) -> Option<f64> {
-    let (w, h) = r.split_once(':')?;
-    let (w, h): (f64, f64) = (w.parse().ok()?, h.parse().ok()?);
-    (w > 0.0 && h > 0.0).then_some(w / h)
-}
+use crate::dialects::aspect;
 
 impl Mapping {
     pub fn builtin() -> Mapping {
@@ -97,20 +93,6 @@ impl Mapping {
         }
         Ok(())
     }
-
-    /// The pixel ratio of `ratios` closest in shape to a `width`×`height` image.
-    pub fn nearest_ratio(ratios: &[String], width: u32, height: u32) -> &str {
-        let want = (width.max(1) as f64 / height.max(1) as f64).ln();
-        ratios
-            .iter()
-            .min_by(|a, b| {
-                let da = (aspect(a).unwrap_or(1.0).ln() - want).abs();
-                let db = (aspect(b).unwrap_or(1.0).ln() - want).abs();
-                da.total_cmp(&db)
-            })
-            .map(String::as_str)
-            .unwrap_or("1280:720")
-    }
 }
 
 #[cfg(test)]
@@ -128,10 +110,10 @@ mod tests {
     fn nearest_ratio_follows_the_image_shape() {
         let m = Mapping::builtin();
         let r = &m.image["720p"].ratios;
-        assert_eq!(Mapping::nearest_ratio(r, 1920, 1080), "1280:720");
-        assert_eq!(Mapping::nearest_ratio(r, 1080, 1920), "720:1280");
-        assert_eq!(Mapping::nearest_ratio(r, 1000, 1000), "960:960");
-        assert_eq!(Mapping::nearest_ratio(r, 1024, 768), "1104:832");
-        assert_eq!(Mapping::nearest_ratio(r, 2560, 1080), "1584:672");
+        assert_eq!(crate::dialects::nearest_ratio(r, 1920, 1080), "1280:720");
+        assert_eq!(crate::dialects::nearest_ratio(r, 1080, 1920), "720:1280");
+        assert_eq!(crate::dialects::nearest_ratio(r, 1000, 1000), "960:960");
+        assert_eq!(crate::dialects::nearest_ratio(r, 1024, 768), "1104:832");
+        assert_eq!(crate::dialects::nearest_ratio(r, 2560, 1080), "1584:672");
     }
 }
