@@ -104,3 +104,40 @@ def test_idempotency_key_through_the_sdk(client):
     assert create("same").id == first.id
     with pytest.raises(runwayml.UnprocessableEntityError):
         create("another prompt")
+
+
+def test_uploads_create_ephemeral_then_image_to_video(reelay):
+    """A local file through `uploads.create_ephemeral`, then its runway:// URI in a task: the
+    upstream (the sandbox simulator) gets the image's bytes; another account's URI is refused."""
+    made = json.loads(reelay.cli("account", "create", "--name", "uploader", "--credits", "1000", "--json"))
+    client = RunwayML(api_key=made["api_key"], base_url=reelay.base_url, max_retries=0)
+    png = base64.b64decode(PNG.split(",", 1)[1])
+    upload = client.uploads.create_ephemeral(file=("frame.png", png, "image/png"))
+    assert upload.uri.startswith("runway://")
+    task = client.image_to_video.create(
+        model="gen4_turbo", prompt_image=upload.uri, prompt_text="from an upload", ratio="1280:720", duration=5
+    ).wait_for_task_output(timeout=120)
+    assert task.status == "SUCCEEDED"
+
+    # The task's request as the upstream received it: the PNG inline.
+    detail = json.loads(reelay.cli("task", "show", task.id))
+    assert detail["task"]["spec"]["input"]["promptImage"] == PNG
+
+    stranger = json.loads(reelay.cli("account", "create", "--name", "stranger-up", "--credits", "1000", "--json"))
+    other = RunwayML(api_key=stranger["api_key"], base_url=reelay.base_url, max_retries=0)
+    with pytest.raises(runwayml.BadRequestError) as err:
+        other.image_to_video.create(model="gen4_turbo", prompt_image=upload.uri, ratio="1280:720")
+    assert err.value.body["issues"][0]["path"] == ["promptImage"]
+    assert "runway://" in err.value.body["issues"][0]["message"]
+
+    # A slot is single-use and signed: a forged or replayed form POST is refused.
+    slot = httpx.post(
+        reelay.base_url + "/v1/uploads",
+        headers={"Authorization": f"Bearer {made['api_key']}", "X-Runway-Version": "2024-11-06"},
+        json={"filename": "x.png", "type": "ephemeral"},
+    ).json()
+    forged = dict(slot["fields"], account=stranger["account_id"])
+    assert httpx.post(slot["uploadUrl"], data=forged, files={"file": ("x.png", png)}).status_code == 403
+    assert httpx.post(slot["uploadUrl"], data=slot["fields"], files={"file": ("x.png", png)}).status_code == 204
+    assert httpx.post(slot["uploadUrl"], data=slot["fields"], files={"file": ("x.png", png)}).status_code == 409
+    assert httpx.post(slot["uploadUrl"], data=slot["fields"], files={"file": ("x.txt", b"hello")}).status_code in (400, 409)

@@ -16,6 +16,7 @@ mod health;
 mod media;
 pub mod server;
 mod state;
+mod uploads;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(media::routes(&state))
         .merge(dialects::routes(&state))
+        .merge(uploads::routes())
         .nest("/admin/v1", admin::routes())
         // The nest does not match its own path with a trailing slash; without this the
         // outer, Runway-shaped fallback would answer for the admin API.

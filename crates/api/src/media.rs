@@ -120,7 +120,12 @@ impl MediaLinks {
         mac
     }
 
-    fn sign(&self, task_id: &str, name: &str, exp: u64) -> String {
+    /// The public base URL (no trailing slash).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn sign(&self, task_id: &str, name: &str, exp: u64) -> String {
         hex::encode(&self.mac(task_id, name, exp).finalize().into_bytes()[..SIG_BYTES])
     }
 

@@ -38,6 +38,7 @@ impl Engine {
 
     /// Sweeps until nothing expired is left, one batch at a time; returns the tasks purged.
     pub(crate) async fn sweep(&self) -> Result<usize, EngineError> {
+        self.sweep_uploads().await?;
         let batch = self.archive.config.sweep_batch;
         let mut total = 0;
         loop {
@@ -55,6 +56,37 @@ impl Engine {
                 return Ok(total);
             }
             tokio::task::yield_now().await;
+        }
+    }
+
+    /// Deletes expired uploads (Runway's ephemeral ones), a batch at a time; an upload whose
+    /// bytes could not be deleted stays recorded for the next tick.
+    async fn sweep_uploads(&self) -> Result<(), EngineError> {
+        let batch = self.archive.config.sweep_batch;
+        loop {
+            let expired = self.store.expired_uploads(now_ms(), batch).await?;
+            let media = &self.archive.media;
+            let keys: Vec<(String, String)> =
+                expired.iter().map(|u| (u.id.clone(), u.key())).collect();
+            let gone: Vec<String> = futures::stream::iter(keys)
+                .map(|(id, key)| async move {
+                    match media.delete(&key).await {
+                        Ok(()) => Some(id),
+                        Err(e) if e.is_not_found() => Some(id),
+                        Err(e) => {
+                            tracing::warn!(upload = %id, error = %e, "could not delete an expired upload");
+                            None
+                        }
+                    }
+                })
+                .buffer_unordered(DELETE_CONCURRENCY)
+                .filter_map(|x| async move { x })
+                .collect()
+                .await;
+            self.store.forget_uploads(&gone).await?;
+            if (expired.len() as i64) < batch || gone.is_empty() {
+                return Ok(());
+            }
         }
     }
 

@@ -154,6 +154,19 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_secrets(&self, account_id: &str) -> Result<Option<WebhookSecrets>>;
     /// Sets or clears the account's kie.ai-style callback HMAC key; false if no such account.
     async fn set_webhook_hmac_key(&self, account_id: &str, key: Option<&str>) -> Result<bool>;
+    /// Records an upload whose bytes are stored.
+    async fn record_upload(&self, upload: &UploadRecord) -> Result<()>;
+    /// An unexpired upload of this account (another account's looks like none).
+    async fn get_upload(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<UploadRecord>>;
+    /// Uploads expired by `now`, oldest first, for the sweeper.
+    async fn expired_uploads(&self, now: i64, limit: i64) -> Result<Vec<UploadRecord>>;
+    /// Forgets uploads whose bytes the sweeper deleted.
+    async fn forget_uploads(&self, ids: &[String]) -> Result<()>;
     /// Sets or clears the account-wide webhook URL; false when there is no such account.
     async fn set_webhook_url(&self, account_id: &str, url: Option<&str>) -> Result<bool>;
     /// A new secret; the old one keeps signing for `grace_ms`. Returns the new secret.

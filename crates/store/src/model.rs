@@ -436,3 +436,29 @@ impl NewKey {
         }
     }
 }
+
+/// A file an account uploaded (Runway's ephemeral uploads), stored in the media store under
+/// [`UploadRecord::key`] until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct UploadRecord {
+    pub id: String,
+    pub account_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl UploadRecord {
+    /// Its key in the media store.
+    pub fn key(&self) -> String {
+        upload_key(&self.id)
+    }
+}
+
+/// The media-store key of upload `id`.
+pub fn upload_key(id: &str) -> String {
+    format!("uploads/{id}")
+}

@@ -1409,7 +1409,50 @@ async fn task_pages_follow_the_cursor_and_stay_in_the_account(db: Db) {
     }
 }
 
+/// Uploads resolve for their account only and until they expire; the sweeper's query finds
+/// the expired ones and forgetting them removes them.
+async fn uploads_belong_to_their_account_and_expire(db: Db) {
+    let store = &*db.store;
+    let a = store.create_account("a", 0).await.unwrap();
+    let b = store.create_account("b", 0).await.unwrap();
+    let now = now_ms();
+    let up = |id: &str, expires_at: i64| reelay_store::UploadRecord {
+        id: id.into(),
+        account_id: a.id.clone(),
+        filename: "f.png".into(),
+        content_type: "image/png".into(),
+        size: 3,
+        sha256: "00".into(),
+        created_at: now,
+        expires_at,
+    };
+    store
+        .record_upload(&up("live", now + 60_000))
+        .await
+        .unwrap();
+    store.record_upload(&up("old", now - 1)).await.unwrap();
+    assert_eq!(
+        store.get_upload(&a.id, "live", now).await.unwrap(),
+        Some(up("live", now + 60_000))
+    );
+    assert_eq!(store.get_upload(&b.id, "live", now).await.unwrap(), None);
+    assert_eq!(store.get_upload(&a.id, "old", now).await.unwrap(), None);
+    let expired = store.expired_uploads(now, 10).await.unwrap();
+    assert_eq!(
+        expired.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ["old"]
+    );
+    store.forget_uploads(&["old".into()]).await.unwrap();
+    assert!(store.expired_uploads(now, 10).await.unwrap().is_empty());
+    assert!(store
+        .get_upload(&a.id, "live", now)
+        .await
+        .unwrap()
+        .is_some());
+}
+
 on_both!(
+    uploads_belong_to_their_account_and_expire,
     task_pages_follow_the_cursor_and_stay_in_the_account,
     expired_lease_passes_to_another_owner,
     transitions_are_conditional_and_evented,

@@ -669,3 +669,53 @@ fn account_set_changes_the_media_retention_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("retention_seconds"));
 }
+
+#[tokio::test]
+async fn expired_uploads_are_swept_from_the_media_store_and_stop_resolving() {
+    let app = TestApp::spawn_with(|c| c.media.sweep_interval_ms = 100).await;
+    let (_, account) = app
+        .server
+        .store
+        .find_api_key(&reelay_store::hash_api_key(&app.key))
+        .await
+        .unwrap()
+        .unwrap();
+    let acct = account.id;
+    // An upload whose day is over: its bytes in the store, its record expired.
+    let id = "0190f0c0a0b0c0d0e0f0a0b0c0d0e0f0";
+    let path = app.dir.path().join("media").join("uploads");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join(id), b"\x89PNG\r\n\x1a\nold").unwrap();
+    let now = reelay_store::now_ms();
+    app.server
+        .store
+        .record_upload(&reelay_store::UploadRecord {
+            id: id.into(),
+            account_id: acct.clone(),
+            filename: "old.png".into(),
+            content_type: "image/png".into(),
+            size: 11,
+            sha256: "00".into(),
+            created_at: now - 25 * 3600 * 1000,
+            expires_at: now - 3600 * 1000,
+        })
+        .await
+        .unwrap();
+    wait_for!("the expired upload to be swept", {
+        !path.join(id).exists()
+            && app
+                .server
+                .store
+                .expired_uploads(reelay_store::now_ms(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+    });
+    // Its URI no longer resolves: a validation error at the field, nothing accepted.
+    let mut body = gen4_turbo("from an expired upload");
+    body["promptImage"] = json!(format!("runway://uploads/{id}"));
+    let r = app.post("/v1/image_to_video", &body).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["issues"][0]["path"], json!(["promptImage"]));
+}

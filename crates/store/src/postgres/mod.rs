@@ -48,7 +48,7 @@ use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
     CancelOutcome, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation, MediaObject,
     NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskPage,
-    TaskUpdate, Wake, WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
+    TaskUpdate, UploadRecord, Wake, WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -1085,6 +1085,59 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_upload(&self, u: &UploadRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO uploads (id, account_id, filename, content_type, size, sha256,
+                                  created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&u.id)
+        .bind(&u.account_id)
+        .bind(&u.filename)
+        .bind(&u.content_type)
+        .bind(u.size)
+        .bind(&u.sha256)
+        .bind(u.created_at)
+        .bind(u.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_upload(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<UploadRecord>> {
+        Ok(sqlx::query_as::<_, UploadRecord>(
+            "SELECT * FROM uploads WHERE id = $1 AND account_id = $2 AND expires_at > $3",
+        )
+        .bind(id)
+        .bind(account_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn expired_uploads(&self, now: i64, limit: i64) -> Result<Vec<UploadRecord>> {
+        Ok(sqlx::query_as::<_, UploadRecord>(
+            "SELECT * FROM uploads WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn forget_uploads(&self, ids: &[String]) -> Result<()> {
+        sqlx::query("DELETE FROM uploads WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn set_webhook_url(&self, account_id: &str, url: Option<&str>) -> Result<bool> {

@@ -26,6 +26,7 @@ use crate::rows::{
     SealedSecretsRow, TaskCreditsRow, TaskRow, TASK_COLUMNS,
 };
 use crate::rules::{self, CancelPlan};
+use crate::UploadRecord;
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
     CancelOutcome, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation, MediaObject,
@@ -944,6 +945,66 @@ impl Store for SqliteStore {
                 params![sealed, account_id],
             )?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn record_upload(&self, upload: &UploadRecord) -> Result<()> {
+        let u = upload.clone();
+        self.write(move |w, _| {
+            exec(
+                w.conn,
+                "INSERT INTO uploads (id, account_id, filename, content_type, size, sha256,
+                                      created_at, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    u.id,
+                    u.account_id,
+                    u.filename,
+                    u.content_type,
+                    u.size,
+                    u.sha256,
+                    u.created_at,
+                    u.expires_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_upload(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<UploadRecord>> {
+        self.readers.with(|c| {
+            one(
+                c,
+                "SELECT * FROM uploads WHERE id = ? AND account_id = ? AND expires_at > ?",
+                params![id, account_id, now],
+            )
+        })
+    }
+
+    async fn expired_uploads(&self, now: i64, limit: i64) -> Result<Vec<UploadRecord>> {
+        Ok(sqlx::query_as::<_, UploadRecord>(
+            "SELECT * FROM uploads WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn forget_uploads(&self, ids: &[String]) -> Result<()> {
+        let ids = ids.to_vec();
+        self.write(move |w, _| {
+            for id in &ids {
+                exec(w.conn, "DELETE FROM uploads WHERE id = ?", [id])?;
+            }
+            Ok(())
         })
         .await
     }

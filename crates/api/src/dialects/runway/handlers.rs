@@ -48,7 +48,11 @@ pub async fn create(
 ) -> Result<Response, RunwayError> {
     let principal = preamble(&state, &headers).await?;
     let body = create::body(body)?;
-    let (value, mut spec) = parse_body(&state.catalog, endpoint, &body)?;
+    let mut value = read_json(&body)?;
+    // The idempotency identity is the body as sent (with its runway:// URIs, not their bytes).
+    let identity = value.clone();
+    crate::uploads::resolve(&state, &principal.account.id, &mut value).await?;
+    let mut spec = TaskSpec::parse(&state.catalog, endpoint, &value)?;
     spec.callback_url = create::callback_header(&state, &headers)?;
     let accepted = accept::accept(
         &state,
@@ -56,7 +60,7 @@ pub async fn create(
             principal: &principal,
             dialect: Dialect::Runway,
             route: endpoint,
-            body: &value,
+            body: &identity,
             headers: &headers,
             spec,
         },
@@ -66,17 +70,67 @@ pub async fn create(
     Ok(accepted.into_response())
 }
 
-/// A create body, read and checked against the catalog: no I/O, so the fuzz target drives it.
-/// Any JSON value: the catalog says, in Runway's own words, what a non-object is.
+/// A create body as JSON: any value (the catalog says, in Runway's own words, what a
+/// non-object is).
+fn read_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::malformed(format!("Invalid JSON in request body: {e}")))
+}
+
+/// A create body, read and checked against the catalog as `create` does but without the
+/// upload lookup: no I/O, so the fuzz target drives it.
+#[cfg(test)]
 pub(crate) fn parse_body(
     catalog: &reelay_core::Catalog,
     endpoint: &str,
     body: &[u8],
 ) -> Result<(Value, TaskSpec), RunwayError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::malformed(format!("Invalid JSON in request body: {e}")))?;
+    let value = read_json(body)?;
     let spec = TaskSpec::parse(catalog, endpoint, &value)?;
     Ok((value, spec))
+}
+
+/// `POST /v1/uploads` `{"filename": ..., "type": "ephemeral"}`: an upload slot.
+pub async fn create_upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, RunwayError> {
+    use reelay_core::Issue;
+    let principal = preamble(&state, &headers).await?;
+    let obj = create::json_object(&create::body(body)?, false)?;
+    let mut issues = Vec::new();
+    let filename = match obj.get("filename") {
+        Some(Value::String(f))
+            if !f.is_empty()
+                && f.len() <= 255
+                && f.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_. ".contains(&b)) =>
+        {
+            Some(f.clone())
+        }
+        _ => {
+            issues.push(Issue::custom(
+                vec![json!("filename")],
+                "Expected a file name of 1 to 255 letters, digits, spaces, dots, dashes or underscores",
+            ));
+            None
+        }
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("ephemeral") {
+        issues.push(Issue::custom(vec![json!("type")], "Expected \"ephemeral\""));
+    }
+    for k in obj.keys().filter(|k| *k != "filename" && *k != "type") {
+        issues.push(Issue::new(
+            "unrecognized_keys",
+            vec![],
+            format!("Unrecognized key: \"{k}\""),
+        ));
+    }
+    match filename {
+        Some(f) if issues.is_empty() => Ok(Json(crate::uploads::slot(&state, &principal, &f))),
+        _ => Err(validation(issues)),
+    }
 }
 
 pub async fn get_task(

@@ -29,6 +29,7 @@ pub fn routes(config: &crate::ApiConfig) -> Router<AppState> {
         get(handlers::get_task).delete(handlers::delete_task),
     )
     .route("/v1/organization", get(handlers::organization))
+    .route("/v1/uploads", post(handlers::create_upload))
     .route("/v1/organization/usage", post(handlers::organization_usage))
     .layer(axum::middleware::map_response(insufficient_credits_status(
         config.runway_insufficient_credits_status,
