@@ -50,6 +50,10 @@ def test_create_and_poll_then_download_video_and_thumbnail(client):
     assert mp4[4:8] == b"ftyp" and len(mp4) > 1000
     thumb = client.videos.download_content(video.id, variant="thumbnail").read()
     assert thumb[:3] == b"\xff\xd8\xff" or thumb[:8] == b"\x89PNG\r\n\x1a\n"
+    sheet = client.videos.download_content(video.id, variant="spritesheet").read()
+    assert sheet[:3] == b"\xff\xd8\xff" and sheet != thumb
+    # Asked again, the same stored sheet.
+    assert client.videos.download_content(video.id, variant="spritesheet").read() == sheet
 
     again = client.videos.retrieve(video.id)
     assert again.id == video.id and again.status == "completed"

@@ -342,6 +342,7 @@ impl Engine {
             kind: match kind {
                 FrameKind::Poster => MediaKind::Poster,
                 FrameKind::LastFrame => MediaKind::LastFrame,
+                FrameKind::Spritesheet => MediaKind::Spritesheet,
             },
             output_index: video.output_index,
             content_type: FRAME_CONTENT_TYPE.into(),
@@ -369,12 +370,15 @@ impl Engine {
         let Some((index, kind)) = FrameKind::from_object_name(name) else {
             return Ok(None);
         };
+        // Posters and last frames are the ones the task records; a spritesheet exists for any
+        // video output (nothing records it until it is asked for).
         let shown = match kind {
-            FrameKind::Poster => &task.poster,
-            FrameKind::LastFrame => &task.last_frame,
+            FrameKind::Poster => task.poster.as_deref() == Some(name),
+            FrameKind::LastFrame => task.last_frame.as_deref() == Some(name),
+            FrameKind::Spritesheet => true,
         };
         let live = task.expires_at.is_none_or(|e| e > now_ms());
-        if task.state != TaskState::Succeeded || shown.as_deref() != Some(name) || !live {
+        if task.state != TaskState::Succeeded || !shown || !live {
             return Ok(None);
         }
         let objects = self.store.media_objects(&task.id).await?;

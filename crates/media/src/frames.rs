@@ -50,6 +50,8 @@ pub enum FrameKind {
     Poster,
     /// The last frame (what a continuation starts from).
     LastFrame,
+    /// A grid of frames spread across the video (OpenAI's `spritesheet` variant).
+    Spritesheet,
 }
 
 impl FrameKind {
@@ -58,6 +60,7 @@ impl FrameKind {
         match self {
             FrameKind::Poster => "poster",
             FrameKind::LastFrame => "last",
+            FrameKind::Spritesheet => "sprite",
         }
     }
 
@@ -69,13 +72,17 @@ impl FrameKind {
     /// The output index and kind an [`object_name`](Self::object_name) names.
     pub fn from_object_name(name: &str) -> Option<(i64, FrameKind)> {
         let (index, rest) = name.split_once('.')?;
-        let kind = [FrameKind::Poster, FrameKind::LastFrame]
-            .into_iter()
-            .find(|k| {
-                rest.strip_suffix(FRAME_EXT)
-                    .and_then(|r| r.strip_suffix('.'))
-                    == Some(k.label())
-            })?;
+        let kind = [
+            FrameKind::Poster,
+            FrameKind::LastFrame,
+            FrameKind::Spritesheet,
+        ]
+        .into_iter()
+        .find(|k| {
+            rest.strip_suffix(FRAME_EXT)
+                .and_then(|r| r.strip_suffix('.'))
+                == Some(k.label())
+        })?;
         let index: i64 = index.parse().ok()?;
         (index >= 0 && kind.object_name(index) == name).then_some((index, kind))
     }
@@ -347,6 +354,24 @@ impl Ffmpeg {
                 ])
                 .await?
             }
+            // One frame of every 30 (the `thumbnail` filter's pick of each batch), scaled and
+            // laid out 5 by 2; short videos leave cells empty.
+            FrameKind::Spritesheet => {
+                self.run(&[
+                    "-i",
+                    input,
+                    "-map",
+                    "0:v:0",
+                    "-vf",
+                    "thumbnail=30,scale=256:-2,tile=5x2",
+                    "-frames:v",
+                    "1",
+                    "-q:v",
+                    "3",
+                    out_arg,
+                ])
+                .await?
+            }
         }
         read_frame(&out).await
     }
@@ -431,7 +456,11 @@ mod tests {
 
     #[test]
     fn frame_names_round_trip() {
-        for kind in [FrameKind::Poster, FrameKind::LastFrame] {
+        for kind in [
+            FrameKind::Poster,
+            FrameKind::LastFrame,
+            FrameKind::Spritesheet,
+        ] {
             for i in [0, 3, 12] {
                 assert_eq!(
                     FrameKind::from_object_name(&kind.object_name(i)),

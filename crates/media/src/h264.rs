@@ -116,7 +116,7 @@ fn derive_inner<R: Read + Seek>(
     // The poster is the first picture; the last one needs only its GOP: from the last sync
     // sample (without an `stss` box every sample is one) to the end.
     let first = match kind {
-        FrameKind::Poster => 1,
+        FrameKind::Poster | FrameKind::Spritesheet => 1,
         FrameKind::LastFrame => match &stbl.stss {
             Some(stss) => stss
                 .entries
@@ -147,6 +147,8 @@ fn derive_inner<R: Read + Seek>(
     }
 
     let mut picture: Option<Picture> = None;
+    // The spritesheet samples pictures across the whole video instead of keeping one.
+    let mut sheet = (kind == FrameKind::Spritesheet).then(|| Sheet::new(count));
     let mut annex_b = Vec::new();
     let mut errors = 0u32;
     let mut last_error = String::new();
@@ -160,6 +162,10 @@ fn derive_inner<R: Read + Seek>(
         to_annex_b(&sample.bytes, length_size, &mut annex_b)?;
         match decoder.decode(&annex_b) {
             Ok(Some(yuv)) => {
+                if let Some(sheet) = sheet.as_mut() {
+                    sheet.add(&yuv, &limits)?;
+                    continue;
+                }
                 picture = Some(Picture::of(&yuv, &limits, picture.take())?);
                 if kind == FrameKind::Poster {
                     break;
@@ -172,17 +178,24 @@ fn derive_inner<R: Read + Seek>(
             }
         }
     }
-    let want_more = kind == FrameKind::LastFrame || picture.is_none();
+    let want_more = kind != FrameKind::Poster || picture.is_none();
     if want_more {
         // Pictures held back for reordering come out now; the last of them is the last one.
         if let Ok(rest) = decoder.flush_remaining() {
             for yuv in rest {
+                if let Some(sheet) = sheet.as_mut() {
+                    sheet.add(&yuv, &limits)?;
+                    continue;
+                }
                 picture = Some(Picture::of(&yuv, &limits, picture.take())?);
                 if kind == FrameKind::Poster {
                     break;
                 }
             }
         }
+    }
+    if let Some(sheet) = sheet {
+        return sheet.finish()?.jpeg();
     }
     let picture = picture.ok_or_else(|| {
         invalid(format!(
@@ -251,6 +264,100 @@ impl Picture {
             .encode_image(Planes::new(self))
             .map_err(|e| invalid(format!("JPEG encoding: {e}")))?;
         Ok(out.into())
+    }
+}
+
+/// A spritesheet in the making: every `step`-th decoded picture, scaled to a tile, up to
+/// [`SHEET_TILES`], laid out [`SHEET_COLS`] to a row.
+struct Sheet {
+    step: u32,
+    seen: u32,
+    tiles: Vec<Picture>,
+}
+
+const SHEET_TILES: usize = 10;
+const SHEET_COLS: usize = 5;
+/// Tile width in pixels (even, so chroma planes stay exact halves).
+const TILE_W: usize = 256;
+
+impl Sheet {
+    fn new(samples: u32) -> Sheet {
+        Sheet {
+            step: (samples / SHEET_TILES as u32).max(1),
+            seen: 0,
+            tiles: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, yuv: &DecodedYUV<'_>, limits: &Limits) -> Result<(), FrameError> {
+        let n = self.seen;
+        self.seen += 1;
+        if n % self.step != 0 || self.tiles.len() >= SHEET_TILES {
+            return Ok(());
+        }
+        let (w, h) = yuv.dimensions();
+        check_picture(w as u32, h as u32, limits)?;
+        // Nearest-neighbour sampling: a tile is a preview, and this costs no more than a copy.
+        let tw = TILE_W;
+        let th = ((tw * h / w.max(1)).max(2) + 1) & !1;
+        let (ys, us, vs) = yuv.strides();
+        let sample =
+            |plane: &[u8], stride: usize, sw: usize, sh: usize, dw: usize, dh: usize| {
+                let mut out = Vec::with_capacity(dw * dh);
+                for y in 0..dh {
+                    let row = (y * sh / dh).min(sh - 1) * stride;
+                    for x in 0..dw {
+                        let at = row + (x * sw / dw).min(sw - 1);
+                        out.push(*plane.get(at).ok_or_else(|| {
+                            invalid("a decoded plane is shorter than its picture")
+                        })?);
+                    }
+                }
+                Ok::<_, FrameError>(out)
+            };
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        self.tiles.push(Picture {
+            width: tw,
+            height: th,
+            y: sample(yuv.y(), ys, w, h, tw, th)?,
+            u: sample(yuv.u(), us, cw, ch, tw / 2, th / 2)?,
+            v: sample(yuv.v(), vs, cw, ch, tw / 2, th / 2)?,
+        });
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Picture, FrameError> {
+        let n = self.tiles.len();
+        let first = self
+            .tiles
+            .first()
+            .ok_or_else(|| invalid("no picture decoded for the spritesheet"))?;
+        let (tw, th) = (first.width, first.height);
+        let cols = n.min(SHEET_COLS);
+        let rows = n.div_ceil(SHEET_COLS);
+        let (w, h) = (cols * tw, rows * th);
+        // Video-range black where the grid has no tile.
+        let mut sheet = Picture {
+            width: w,
+            height: h,
+            y: vec![16; w * h],
+            u: vec![128; (w / 2) * (h / 2)],
+            v: vec![128; (w / 2) * (h / 2)],
+        };
+        for (i, t) in self.tiles.iter().enumerate() {
+            let (x0, y0) = ((i % cols) * tw, (i / cols) * th);
+            for r in 0..th {
+                let dst = (y0 + r) * w + x0;
+                sheet.y[dst..dst + tw].copy_from_slice(&t.y[r * tw..(r + 1) * tw]);
+            }
+            let (cw, ch, sw) = (tw / 2, th / 2, w / 2);
+            for r in 0..ch {
+                let dst = (y0 / 2 + r) * sw + x0 / 2;
+                sheet.u[dst..dst + cw].copy_from_slice(&t.u[r * cw..(r + 1) * cw]);
+                sheet.v[dst..dst + cw].copy_from_slice(&t.v[r * cw..(r + 1) * cw]);
+            }
+        }
+        Ok(sheet)
     }
 }
 
@@ -414,6 +521,37 @@ mod tests {
             Limits::default(),
             Duration::from_secs(60),
         )
+    }
+
+    #[test]
+    fn the_spritesheet_tiles_pictures_from_first_to_last() {
+        // 30 frames, a tile every 3rd: ten tiles, five to a row, 256 wide at the clip's shape.
+        let clip = clip::generate(&spec()).unwrap();
+        let sheet = pixels(&run(&clip, FrameKind::Spritesheet).unwrap());
+        assert_eq!((sheet.0, sheet.1), (5 * 256, 2 * 144));
+        let first = pixel(&sheet, 128, 72);
+        assert!(near(first, FIRST_COLOUR), "first tile {first:?}");
+        // The last tile is frame 27 of 30: the clip's colour moves from first to last, so it
+        // is nearer the last colour than the first tile is.
+        let last = pixel(&sheet, 4 * 256 + 128, 144 + 72);
+        let dist = |a: [u8; 3], b: [u8; 3]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (*x as i32 - y as i32).abs())
+                .sum::<i32>()
+        };
+        assert!(
+            dist(last, LAST_COLOUR) < dist(first, LAST_COLOUR),
+            "last tile {last:?}"
+        );
+        // A two-frame clip makes a one-row sheet of two tiles.
+        let short = clip::generate(&ClipSpec {
+            frames: 2,
+            ..spec()
+        })
+        .unwrap();
+        let s = pixels(&run(&short, FrameKind::Spritesheet).unwrap());
+        assert_eq!((s.0, s.1), (2 * 256, 144));
     }
 
     #[test]

@@ -355,6 +355,7 @@ pub enum MediaKind {
     Output,
     Poster,
     LastFrame,
+    Spritesheet,
 }
 
 impl MediaKind {
@@ -363,12 +364,18 @@ impl MediaKind {
             MediaKind::Output => "output",
             MediaKind::Poster => "poster",
             MediaKind::LastFrame => "last_frame",
+            MediaKind::Spritesheet => "spritesheet",
         }
     }
     pub fn parse(s: &str) -> Option<MediaKind> {
-        [MediaKind::Output, MediaKind::Poster, MediaKind::LastFrame]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            MediaKind::Output,
+            MediaKind::Poster,
+            MediaKind::LastFrame,
+            MediaKind::Spritesheet,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

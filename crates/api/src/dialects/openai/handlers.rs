@@ -260,7 +260,8 @@ pub async fn content(
     let name = match variant {
         "video" => task.outputs.first().cloned(),
         "thumbnail" => task.poster.clone(),
-        _ => None, // spritesheets are not made (yet): a 404 naming the variant
+        // Made from the first video output on its first request, then kept.
+        _ => Some(reelay_media::FrameKind::Spritesheet.object_name(0)),
     }
     .ok_or_else(gone)?;
     let served = crate::media::served_media(&state, &task.id, &name)
