@@ -292,7 +292,7 @@ impl Sheet {
     fn add(&mut self, yuv: &DecodedYUV<'_>, limits: &Limits) -> Result<(), FrameError> {
         let n = self.seen;
         self.seen += 1;
-        if n % self.step != 0 || self.tiles.len() >= SHEET_TILES {
+        if !n.is_multiple_of(self.step) || self.tiles.len() >= SHEET_TILES {
             return Ok(());
         }
         let (w, h) = yuv.dimensions();
