@@ -2,9 +2,6 @@
 
 import base64
 import json
-import queue
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import openai
@@ -12,6 +9,7 @@ import pytest
 from openai import OpenAI
 
 from test_runwayml_sdk import PNG
+from test_webhooks import receiver  # noqa: F401 (a fixture)
 
 PNG_BYTES = base64.b64decode(PNG.split(",", 1)[1])
 
@@ -188,26 +186,6 @@ def test_idempotency_key(client):
     assert client.videos.create(prompt="same", extra_headers=h).id == first.id
     with pytest.raises(openai.UnprocessableEntityError):
         client.videos.create(prompt="different", extra_headers=h)
-
-
-@pytest.fixture
-def receiver():
-    got = queue.Queue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            got.put(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", got
-    server.shutdown()
 
 
 def test_webhooks_unwrap_a_video_completed_event(reelay, receiver):

@@ -93,3 +93,18 @@ pub(crate) fn nearest_ratio(ratios: &[String], width: u32, height: u32) -> &str 
         .map(String::as_str)
         .unwrap_or("1280:720")
 }
+
+/// A dialect's typed facts about a task (`TaskSpec::params`), read back; defaults for a task
+/// stored without them.
+pub(crate) fn params_of<T: serde::de::DeserializeOwned + Default>(task: &Task) -> T {
+    task.spec
+        .params
+        .as_ref()
+        .and_then(|v| T::deserialize(v).ok())
+        .unwrap_or_default()
+}
+
+/// A dialect's typed facts as the JSON stored with the task.
+pub(crate) fn params_value<T: serde::Serialize>(params: &T) -> serde_json::Value {
+    serde_json::to_value(params).expect("plain data serializes")
+}

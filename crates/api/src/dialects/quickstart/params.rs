@@ -46,15 +46,11 @@ pub struct Params {
 impl Params {
     /// The params of a task of this dialect (defaults for one stored without them).
     pub fn of(task: &reelay_store::Task) -> Params {
-        task.spec
-            .params
-            .as_ref()
-            .and_then(|v| Params::deserialize(v).ok())
-            .unwrap_or_default()
+        crate::dialects::params_of(task)
     }
 
     pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).expect("plain data serializes")
+        crate::dialects::params_value(self)
     }
 }
 
