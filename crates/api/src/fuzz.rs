@@ -174,6 +174,26 @@ proptest! {
     }
 
     #[test]
+    fn openai_bodies(bytes in body()) {
+        use crate::dialects::openai::{request, Mapping, OpenAi};
+        use crate::error::Render;
+        let (m, catalog) = (Mapping::builtin(), reelay_core::Catalog::builtin());
+        let read = crate::create::json_object(&bytes, false).and_then(|fields| {
+            let form = request::Form { fields, ..Default::default() };
+            let c = request::read_create(&m, &catalog, &form)?;
+            reelay_core::TaskSpec::parse(&catalog, c.endpoint, &c.body)
+                .map_err(|e| request::catalog_error(e, &c.params.model))
+        });
+        match read {
+            Ok(spec) => prop_assert!(spec.price >= 1),
+            Err(e) => {
+                let status = OpenAi::render(e).status();
+                prop_assert!(status.is_client_error(), "{status}");
+            }
+        }
+    }
+
+    #[test]
     fn media_link_queries(query in prop_oneof![
         ".{0,80}",
         proptest::collection::vec(

@@ -76,7 +76,13 @@ fn sniff(b: &[u8]) -> Option<&'static str> {
 }
 
 /// The form POST of a slot: its fields, then `file` last, as S3's presigned POST takes them.
-async fn form_post(State(state): State<AppState>, mut form: Multipart) -> Response {
+async fn form_post(
+    State(state): State<AppState>,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let Ok(mut form) = form else {
+        return refused(StatusCode::BAD_REQUEST, "expected a multipart/form-data body");
+    };
     let mut fields = std::collections::BTreeMap::<String, String>::new();
     let mut file = None;
     loop {

@@ -461,6 +461,11 @@ async fn no_refusal_commits_a_write_and_no_client_mistake_answers_5xx() {
         "/api/v1/runway/generate",
         "/api/v1/runway/extend",
         "/api/v1/aleph/generate",
+        "/v1/videos",
+        "/v1/videos/extensions",
+        "/v1/videos/video_0190d5b30000700080000000000000aa/remix",
+        "/v1/uploads",
+        "/uploads/form",
         "/admin/v1/accounts",
         "/admin/v1/accounts/acct_nope/topup",
         "/admin/v1/accounts/acct_nope/adjust",
@@ -482,6 +487,13 @@ async fn no_refusal_commits_a_write_and_no_client_mistake_answers_5xx() {
         "/admin/v1/tasks/%00",
         "/admin/v1/accounts/acct_nope/ledger?limit=-1",
         "/v1/organization",
+        "/v1/videos?limit=0",
+        "/v1/videos?limit=x&order=up",
+        "/v1/videos?after=junk",
+        "/v1/videos/video_x",
+        "/v1/videos/video_0190d5b30000700080000000000000aa",
+        "/v1/videos/video_0190d5b30000700080000000000000aa/content?variant=nope",
+        "/v1/videos/%00/content",
     ];
     let mut seen = 0;
     let mut check = |what: String, status: u16, before: u64, after: u64| {
@@ -531,6 +543,32 @@ async fn no_refusal_commits_a_write_and_no_client_mistake_answers_5xx() {
                 );
                 check(what, status, before, after);
             }
+        }
+    }
+    // Multipart bodies as the openai SDK sends them, broken in every way, and the upload form.
+    let forms: Vec<(&str, Vec<u8>)> = vec![
+        ("multipart/form-data", b"--x\r\n".to_vec()),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data\r\n\r\nv\r\n--x--\r\n".to_vec()),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"seconds\"\r\n\r\n8\r\n--x--\r\n".to_vec()),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\n\xff\xfe\r\n--x--\r\n".to_vec()),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\np\r\n--x\r\nContent-Disposition: form-data; name=\"input_reference\"; filename=\"a.gif\"\r\n\r\nGIF89a\r\n--x--\r\n".to_vec()),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n0190d5b30000700080000000000000aa\r\n--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n\x89PNG\r\n--x--\r\n".to_vec()),
+    ];
+    for path in ["/v1/videos", "/v1/videos/extensions", "/uploads/form"] {
+        for (ct, body) in &forms {
+            let before = app.writes().await;
+            let r = app
+                .authed(reqwest::Method::POST, path, &key)
+                .header("content-type", *ct)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let after = app.writes().await;
+            let what = format!("POST {path} {ct} {:.60}", String::from_utf8_lossy(body));
+            assert!(status >= 400, "{what} was accepted ({status})");
+            check(what, status, before, after);
         }
     }
     for path in gets {
