@@ -81,7 +81,10 @@ async fn form_post(
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let Ok(mut form) = form else {
-        return refused(StatusCode::BAD_REQUEST, "expected a multipart/form-data body");
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "expected a multipart/form-data body",
+        );
     };
     let mut fields = std::collections::BTreeMap::<String, String>::new();
     let mut file = None;

@@ -113,6 +113,12 @@ impl Sim {
         self.state().lookup(reference).map(|id| id.to_string())
     }
 
+    /// SHA-256 of each inline media input task `id` was created with (what the upstream got).
+    pub fn media_of(&self, id: &str) -> Option<Vec<String>> {
+        let id = uuid::Uuid::parse_str(id).ok()?;
+        self.state().media_of(&id)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-updated in a way that
         // matters to a simulator; keep serving.

@@ -97,6 +97,7 @@ pub(crate) struct Task {
     pub estimated: i64,
     pub output: MediaKind,
     pub model: String,
+    pub media_sha256: Vec<String>,
 }
 
 /// A task's status at some instant.
@@ -177,6 +178,8 @@ pub(crate) struct NewTask {
     /// A failure forced by a fault or directive.
     pub forced_failure: Option<String>,
     pub reference: Option<String>,
+    /// SHA-256 of each inline media input (data URI) the create carried, in body order.
+    pub media_sha256: Vec<String>,
 }
 
 pub(crate) struct State {
@@ -304,6 +307,7 @@ impl State {
             estimated: new.estimated,
             output: new.output,
             model: new.model,
+            media_sha256: new.media_sha256,
         };
         match self.max_concurrent {
             Some(max) if !self.throttled.is_empty() || self.occupied(now) >= max => {
@@ -339,6 +343,11 @@ impl State {
                 None => break,
             }
         }
+    }
+
+    /// The media digests a task was created with.
+    pub fn media_of(&self, id: &Uuid) -> Option<Vec<String>> {
+        self.tasks.get(id).map(|t| t.media_sha256.clone())
     }
 
     pub fn lookup(&self, reference: &str) -> Option<Uuid> {
@@ -496,6 +505,7 @@ mod tests {
             run: Duration::from_secs_f64(run),
             forced_failure: None,
             reference: None,
+            media_sha256: vec![],
         }
     }
 

@@ -24,4 +24,5 @@ mod media_s3;
 mod quickstart;
 mod reverse;
 mod runway_api;
+mod uploads;
 mod webhooks;

@@ -62,3 +62,17 @@ pub(crate) async fn lookup(
     })?;
     Ok(Json(json!({"id": id})))
 }
+
+/// `GET /_sim/tasks/{id}/media`: SHA-256 of each inline media input of a task.
+pub(crate) async fn media(
+    State(sim): State<Sim>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let digests = sim.media_of(&id).ok_or_else(|| {
+        ApiError::with_body(
+            StatusCode::NOT_FOUND,
+            json!({"error": "Could not find Task"}),
+        )
+    })?;
+    Ok(Json(json!({"media_sha256": digests})))
+}

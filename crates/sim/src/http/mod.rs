@@ -35,6 +35,7 @@ pub(crate) fn router(sim: Sim) -> Router {
         .route("/_sim/faults", post(control::push_fault))
         .route("/_sim/reset", post(control::reset))
         .route("/_sim/lookup", get(control::lookup))
+        .route("/_sim/tasks/{id}/media", get(control::media))
         .fallback(|| async { ApiError::runway(StatusCode::NOT_FOUND, "Not found") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(sim)

@@ -195,6 +195,7 @@ pub(crate) async fn create(
         run: seconds(config.run_seconds * slow),
         forced_failure,
         reference,
+        media_sha256: media_digests(&value),
     };
     let id = sim.state().create(new, Instant::now());
     let ok =
@@ -210,6 +211,28 @@ pub(crate) async fn create(
         }
         Some(other) => unreachable!("not a post-accept fault: {other:?}"),
     }
+}
+
+/// SHA-256 of the bytes of every data URI in a body: how a test sees what the upstream got.
+fn media_digests(v: &Value) -> Vec<String> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.starts_with("data:") => {
+                if let Some((_, b64)) = s.split_once(";base64,") {
+                    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) {
+                        out.push(hex::encode(Sha256::digest(&bytes)));
+                    }
+                }
+            }
+            Value::Array(a) => stack.extend(a.iter().rev()),
+            Value::Object(o) => stack.extend(o.values().rev()),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {

@@ -1,0 +1,111 @@
+//! Uploaded files reaching the upstream: Runway's ephemeral uploads (`runway://` URIs) and the
+//! OpenAI dialect's `input_reference` file, both checked at the simulator by the SHA-256 of the
+//! bytes it received.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::common::{fast_sim, TestApp};
+
+/// A real 1×1 PNG.
+fn png() -> Vec<u8> {
+    hex::decode(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000\
+         1f15c4890000000d49444154789c6364f8ff9f0100050101007d0e2fd60000000049454e44ae426082",
+    )
+    .unwrap()
+}
+
+/// What the simulator received as inline media for reelay task `task_id`.
+fn media_at_sim(app: &TestApp, task_id: &str) -> Vec<String> {
+    let sim_id = app
+        .sim()
+        .lookup(task_id)
+        .expect("the task reached the simulator");
+    app.sim().media_of(&sim_id).unwrap()
+}
+
+#[tokio::test]
+async fn an_ephemeral_upload_reaches_the_upstream_as_its_bytes() {
+    let app = TestApp::with_sim(fast_sim(), |_| {}).await;
+    let slot: Value = app
+        .post(
+            "/v1/uploads",
+            &json!({"filename": "frame.png", "type": "ephemeral"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = slot["uploadUrl"].as_str().unwrap();
+    assert!(url.starts_with(&app.server.base_url), "{url}");
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in slot["fields"].as_object().unwrap() {
+        form = form.text(k.clone(), v.as_str().unwrap().to_string());
+    }
+    form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(png()).file_name("frame.png"),
+    );
+    let r = app.client.post(url).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+
+    let uri = slot["runwayUri"].as_str().unwrap();
+    let id = app
+        .create(
+            "image_to_video",
+            &json!({"model": "gen4_turbo", "promptImage": uri, "promptText": "uploaded",
+                    "ratio": "1280:720", "duration": 5}),
+        )
+        .await;
+    assert_eq!(app.wait_terminal(&id).await["status"], "SUCCEEDED");
+    assert_eq!(
+        media_at_sim(&app, &id),
+        [hex::encode(Sha256::digest(png()))]
+    );
+}
+
+#[tokio::test]
+async fn an_openai_input_reference_file_reaches_the_upstream_as_its_bytes() {
+    let app = TestApp::with_sim(fast_sim(), |_| {}).await;
+    let form = reqwest::multipart::Form::new()
+        .text("prompt", "from a file")
+        .text("model", "gen4_turbo")
+        .text("size", "1280x720")
+        .text("seconds", "5")
+        .part(
+            "input_reference",
+            reqwest::multipart::Part::bytes(png())
+                .file_name("frame.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+    let r = app
+        .client
+        .post(app.url("/v1/videos"))
+        .bearer_auth(&app.key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let video: Value = r.json().await.unwrap();
+    let video_id = video["id"].as_str().unwrap();
+    let hex_id = video_id.strip_prefix("video_").unwrap();
+    let task_id = uuid::Uuid::parse_str(hex_id)
+        .unwrap()
+        .hyphenated()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.sim().lookup(&task_id).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the video never reached the simulator"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        media_at_sim(&app, &task_id),
+        [hex::encode(Sha256::digest(png()))]
+    );
+}
