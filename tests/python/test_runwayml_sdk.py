@@ -119,9 +119,9 @@ def test_uploads_create_ephemeral_then_image_to_video(reelay):
     ).wait_for_task_output(timeout=120)
     assert task.status == "SUCCEEDED"
 
-    # The task's request as the upstream received it: the PNG inline.
+    # The task names the upload (its bytes reach the upstream at submit: crates/cli/tests/it/uploads.rs).
     detail = json.loads(reelay.cli("task", "show", task.id))
-    assert detail["task"]["spec"]["input"]["promptImage"] == PNG
+    assert detail["task"]["spec"]["input"]["promptImage"] == upload.uri
 
     stranger = json.loads(reelay.cli("account", "create", "--name", "stranger-up", "--credits", "1000", "--json"))
     other = RunwayML(api_key=stranger["api_key"], base_url=reelay.base_url, max_retries=0)

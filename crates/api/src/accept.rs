@@ -80,7 +80,7 @@ pub async fn accept(
     state: &AppState,
     req: Request<'_>,
     render: impl FnOnce(&str, i64) -> (u16, Value),
-) -> Result<Accepted, AcceptError> {
+) -> Result<Accepted, crate::error::ApiError> {
     let Request {
         principal,
         dialect,
@@ -91,6 +91,8 @@ pub async fn accept(
     } = req;
     let idempotency_key = idempotency_key(headers)?;
     let account = &principal.account;
+    // Whatever the dialect, a task may name only this account's uploads.
+    crate::uploads::check_refs(state, &account.id, &spec.input).await?;
     spec.price = account_price(spec.price, account.price_multiplier);
     let task_id = reelay_core::new_task_id().to_string();
     let (status, answer) = render(&task_id, spec.price);
@@ -135,15 +137,17 @@ pub async fn accept(
             task_id,
             status,
             body: serde_json::from_str(&body).map_err(|e| {
-                reelay_store::StoreError::Corrupt(format!("stored idempotent answer: {e}"))
+                AcceptError::Store(reelay_store::StoreError::Corrupt(format!(
+                    "stored idempotent answer: {e}"
+                )))
             })?,
             replayed: true,
         }),
-        AcceptOutcome::IdempotencyMismatch => Err(AcceptError::IdempotencyMismatch),
+        AcceptOutcome::IdempotencyMismatch => Err(AcceptError::IdempotencyMismatch.into()),
         AcceptOutcome::InsufficientCredits { available, price } => {
-            Err(AcceptError::InsufficientCredits { available, price })
+            Err(AcceptError::InsufficientCredits { available, price }.into())
         }
-        AcceptOutcome::TooManyActive { limit } => Err(AcceptError::TooManyActive { limit }),
+        AcceptOutcome::TooManyActive { limit } => Err(AcceptError::TooManyActive { limit }.into()),
     }
 }
 

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use base64::Engine;
 use reelay_store::{now_ms, UploadRecord};
 use serde_json::{json, Value};
 
@@ -19,7 +18,7 @@ use crate::{AppState, Principal};
 pub const UPLOAD_TTL_MS: i64 = 24 * 3600 * 1000;
 /// How long a slot takes its file.
 const SLOT_TTL_S: u64 = 3600;
-pub const URI_PREFIX: &str = "runway://uploads/";
+pub use reelay_core::media_ref::UPLOAD_URI_PREFIX as URI_PREFIX;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/uploads/form", post(form_post))
@@ -176,44 +175,27 @@ async fn form_post(
     }
 }
 
-/// Replaces every `runway://uploads/...` string in a create body with the upload's bytes as a
-/// data URI, for the account that uploaded it; any other account's (or an unknown, expired)
-/// URI is a validation issue at its path, as Runway refuses an unknown URI. Upstreams thus
-/// receive the bytes inline, whatever their format.
-pub async fn resolve(state: &AppState, account_id: &str, body: &mut Value) -> Result<(), ApiError> {
-    let mut found = Vec::new();
-    collect(body, &mut Vec::new(), &mut found);
-    if found.is_empty() {
+/// Checks every `runway://` URI in a create body: each must be an unexpired upload of this
+/// account (another account's, an unknown or an expired one is a validation issue at its path,
+/// as Runway refuses an unknown URI). The URIs stay in the task; the engine hands the bytes to
+/// the upstream at submit, through the upstream's own uploads or inline.
+pub async fn check_refs(state: &AppState, account_id: &str, body: &Value) -> Result<(), ApiError> {
+    let refs = reelay_core::media_ref::upload_refs(body);
+    if refs.is_empty() {
         return Ok(());
     }
     let now = now_ms();
     let mut issues = Vec::new();
-    for (path, uri) in found {
-        let id = uri.strip_prefix(URI_PREFIX).unwrap_or("");
-        let upload = match state.store.get_upload(account_id, id, now).await? {
-            Some(u) => u,
-            None => {
-                issues.push(reelay_core::Issue::custom(
-                    path,
-                    "Invalid runway:// URI: no such upload (or it expired)",
-                ));
-                continue;
-            }
+    for (path, uri) in refs {
+        let known = match uri.strip_prefix(URI_PREFIX) {
+            Some(id) => state.store.get_upload(account_id, id, now).await?.is_some(),
+            None => false,
         };
-        let bytes = state.media.get_bytes(&upload.key()).await.map_err(|e| {
-            tracing::error!(error = %e, upload = %upload.id, "reading an upload failed");
-            ApiError::new(
-                crate::error::ErrorKind::Unavailable,
-                "media store unavailable",
-            )
-        })?;
-        let data = format!(
-            "data:{};base64,{}",
-            upload.content_type,
-            base64::engine::general_purpose::STANDARD.encode(&bytes)
-        );
-        if let Some(slot) = pointer(body, &path) {
-            *slot = Value::String(data);
+        if !known {
+            issues.push(reelay_core::Issue::custom(
+                path,
+                "Invalid runway:// URI: no such upload (or it expired)",
+            ));
         }
     }
     if issues.is_empty() {
@@ -223,35 +205,39 @@ pub async fn resolve(state: &AppState, account_id: &str, body: &mut Value) -> Re
     }
 }
 
-fn collect(v: &Value, path: &mut Vec<Value>, out: &mut Vec<(Vec<Value>, String)>) {
-    match v {
-        Value::String(s) if s.starts_with("runway://") => out.push((path.clone(), s.clone())),
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                path.push(json!(i));
-                collect(x, path, out);
-                path.pop();
-            }
-        }
-        Value::Object(o) => {
-            for (k, x) in o {
-                path.push(json!(k));
-                collect(x, path, out);
-                path.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-fn pointer<'a>(v: &'a mut Value, path: &[Value]) -> Option<&'a mut Value> {
-    let mut at = v;
-    for p in path {
-        at = match p {
-            Value::Number(n) => at.get_mut(n.as_u64()? as usize)?,
-            Value::String(k) => at.get_mut(k.as_str())?,
-            _ => return None,
-        };
-    }
-    Some(at)
+/// Stores a file of `account_id` as an upload (the OpenAI dialect's file parts) and answers
+/// its URI. `content_type` is what the caller sniffed.
+pub async fn store_file(
+    state: &AppState,
+    account_id: &str,
+    filename: &str,
+    content_type: &str,
+    bytes: axum::body::Bytes,
+) -> Result<String, ApiError> {
+    let now = now_ms();
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let mut record = UploadRecord {
+        id: id.clone(),
+        account_id: account_id.to_string(),
+        filename: filename.to_string(),
+        content_type: content_type.to_string(),
+        size: bytes.len() as i64,
+        sha256: String::new(),
+        created_at: now,
+        expires_at: now + UPLOAD_TTL_MS,
+    };
+    let stored = state
+        .media
+        .put(&record.key(), content_type, bytes)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "storing an uploaded file failed");
+            ApiError::new(
+                crate::error::ErrorKind::Unavailable,
+                "media store unavailable",
+            )
+        })?;
+    record.sha256 = stored.sha256;
+    state.store.record_upload(&record).await?;
+    Ok(format!("{URI_PREFIX}{id}"))
 }

@@ -37,6 +37,59 @@ pub fn check(uri: &str, kind: MediaKind) -> Result<(), String> {
     }
 }
 
+/// The prefix of reelay's own upload URIs (`runway://uploads/<id>`): files an account put into
+/// reelay's media store through Runway's `POST /v1/uploads` (or the OpenAI dialect's file
+/// parts), resolved for that account when the task is submitted.
+pub const UPLOAD_URI_PREFIX: &str = "runway://uploads/";
+
+/// Every upload URI in a body, with its JSON path, in body order.
+pub fn upload_refs(v: &serde_json::Value) -> Vec<(Vec<serde_json::Value>, String)> {
+    fn walk(
+        v: &serde_json::Value,
+        path: &mut Vec<serde_json::Value>,
+        out: &mut Vec<(Vec<serde_json::Value>, String)>,
+    ) {
+        use serde_json::Value;
+        match v {
+            Value::String(s) if s.starts_with("runway://") => out.push((path.clone(), s.clone())),
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    path.push(i.into());
+                    walk(x, path, out);
+                    path.pop();
+                }
+            }
+            Value::Object(o) => {
+                for (k, x) in o {
+                    path.push(k.as_str().into());
+                    walk(x, path, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut Vec::new(), &mut out);
+    out
+}
+
+/// The value at `path` (as [`upload_refs`] gives paths), to replace it.
+pub fn at_path<'a>(
+    v: &'a mut serde_json::Value,
+    path: &[serde_json::Value],
+) -> Option<&'a mut serde_json::Value> {
+    let mut at = v;
+    for p in path {
+        at = match p {
+            serde_json::Value::Number(n) => at.get_mut(n.as_u64()? as usize)?,
+            serde_json::Value::String(k) => at.get_mut(k.as_str())?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
 fn check_data_uri(rest: &str, total_len: usize, kind: MediaKind) -> Result<(), String> {
     let (meta, data) = rest.split_once(',').ok_or("Invalid data URI")?;
     let mime = meta.strip_suffix(";base64").ok_or("Invalid data URI")?;

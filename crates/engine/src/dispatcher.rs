@@ -60,7 +60,17 @@ impl Engine {
             return Ok(());
         };
 
-        let result = ch.upstream.submit(&task.spec, &task.id).await;
+        let spec = match self.with_uploads(&task, ch).await? {
+            Prepared::Ready(spec) => spec,
+            Prepared::Requeue(reason) => {
+                tracing::info!(task = %task.id, channel = ch.name(), %reason, "an upload could not be handed over");
+                return self
+                    .requeue(&task, TaskState::Submitting, None, &reason)
+                    .await;
+            }
+            Prepared::Fail(code, message) => return self.fail(&task, code, &message).await,
+        };
+        let result = ch.upstream.submit(&spec, &task.id).await;
         match result {
             Ok(upstream_id) => self.submitted(&task, ch, upstream_id).await,
             Err(SubmitError::NotAccepted {
@@ -82,6 +92,58 @@ impl Engine {
                 self.defer_unknown(&task, &reason).await
             }
         }
+    }
+
+    /// The spec to submit: each of the account's uploads the body names (`runway://uploads/..`)
+    /// handed to the channel's own uploads (a real Runway channel), else inline as a data URI.
+    /// Nothing is submitted yet, so a failure here is safe to retry; an upload that expired
+    /// before the task was submitted fails the task (and refunds it).
+    async fn with_uploads<'t>(
+        &self,
+        task: &'t Task,
+        ch: &Channel,
+    ) -> Result<Prepared<'t>, EngineError> {
+        use base64::Engine as _;
+        use reelay_core::media_ref::{at_path, upload_refs, UPLOAD_URI_PREFIX};
+        let refs = upload_refs(&task.spec.input);
+        if refs.is_empty() {
+            return Ok(Prepared::Ready(std::borrow::Cow::Borrowed(&task.spec)));
+        }
+        let mut spec = task.spec.clone();
+        for (path, uri) in refs {
+            let id = uri.strip_prefix(UPLOAD_URI_PREFIX).unwrap_or("");
+            let Some(upload) = self
+                .store
+                .get_upload(&task.account_id, id, now_ms())
+                .await?
+            else {
+                return Ok(Prepared::Fail(
+                    "INPUT.UPLOAD_EXPIRED",
+                    format!("The uploaded file {uri} expired before the task was submitted."),
+                ));
+            };
+            let bytes = match self.archive.media.get_bytes(&upload.key()).await {
+                Ok(b) => b,
+                Err(e) => return Ok(Prepared::Requeue(format!("reading upload {id}: {e}"))),
+            };
+            let handed = match ch
+                .upstream
+                .upload(&upload.filename, &upload.content_type, bytes.to_vec())
+                .await
+            {
+                Ok(Some(upstream_uri)) => upstream_uri,
+                Ok(None) => format!(
+                    "data:{};base64,{}",
+                    upload.content_type,
+                    base64::engine::general_purpose::STANDARD.encode(&bytes)
+                ),
+                Err(e) => return Ok(Prepared::Requeue(format!("upload {id}: {e:?}"))),
+            };
+            if let Some(slot) = at_path(&mut spec.input, &path) {
+                *slot = serde_json::Value::String(handed);
+            }
+        }
+        Ok(Prepared::Ready(std::borrow::Cow::Owned(spec)))
     }
 
     /// After a refused move to `submitting`: was it the channel's cap (the task is still
@@ -284,4 +346,11 @@ impl Engine {
         self.store.update_task(u).await?;
         Ok(())
     }
+}
+
+/// A task's spec made ready for its channel, or why it cannot be yet (or at all).
+enum Prepared<'t> {
+    Ready(std::borrow::Cow<'t, reelay_core::TaskSpec>),
+    Requeue(String),
+    Fail(&'static str, String),
 }

@@ -183,6 +183,9 @@ pub(crate) struct NewTask {
 }
 
 pub(crate) struct State {
+    /// Files uploaded through `/v1/uploads`, by key, the oldest evicted past a bound.
+    uploads: HashMap<String, bytes::Bytes>,
+    upload_order: VecDeque<String>,
     tasks: HashMap<Uuid, Task>,
     /// Creation order, for eviction (may hold ids already deleted).
     order: VecDeque<Uuid>,
@@ -207,6 +210,8 @@ pub(crate) struct State {
 impl State {
     pub fn new(seed: u64, max_concurrent: Option<usize>, failure_rate: f64) -> State {
         State {
+            uploads: HashMap::new(),
+            upload_order: VecDeque::new(),
             tasks: HashMap::new(),
             order: VecDeque::new(),
             throttled: VecDeque::new(),
@@ -343,6 +348,25 @@ impl State {
                 None => break,
             }
         }
+    }
+
+    pub fn put_upload(&mut self, key: String, bytes: bytes::Bytes) {
+        const MAX_UPLOADS: usize = 256;
+        if self.uploads.insert(key.clone(), bytes).is_none() {
+            self.upload_order.push_back(key);
+        }
+        while self.uploads.len() > MAX_UPLOADS {
+            match self.upload_order.pop_front() {
+                Some(old) => {
+                    self.uploads.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    pub fn upload(&self, key: &str) -> Option<bytes::Bytes> {
+        self.uploads.get(key).cloned()
     }
 
     /// The media digests a task was created with.

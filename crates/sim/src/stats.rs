@@ -13,6 +13,9 @@ pub struct SimStats {
     pub by_reference: BTreeMap<String, u64>,
     /// `GET /v1/tasks/{id}` requests.
     pub polls: u64,
+    /// `POST /v1/uploads` slots handed out.
+    #[serde(default)]
+    pub uploads_started: u64,
     /// `DELETE /v1/tasks/{id}` that cancelled a task still PENDING, THROTTLED or RUNNING.
     pub cancels: u64,
     /// `DELETE /v1/tasks/{id}` answered 204 (cancels plus deletions of finished tasks).

@@ -67,6 +67,17 @@ pub trait Upstream: Send + Sync + 'static {
     async fn submit(&self, spec: &TaskSpec, reference: &str) -> Result<String, SubmitError>;
     async fn status(&self, upstream_id: &str) -> Result<UpstreamStatus, UpstreamError>;
     async fn cancel(&self, upstream_id: &str) -> Result<(), UpstreamError>;
+    /// Puts a file the task names into the upstream's own store and answers the URI to send
+    /// instead; `Ok(None)` when this upstream takes files inline (a data URI). Errors are
+    /// [`SubmitError::NotAccepted`]: nothing was submitted yet, so any of them may be retried.
+    async fn upload(
+        &self,
+        _filename: &str,
+        _content_type: &str,
+        _bytes: Vec<u8>,
+    ) -> Result<Option<String>, SubmitError> {
+        Ok(None)
+    }
     /// Finds the upstream task submitted with `reference`, if the upstream can tell.
     async fn lookup(&self, _reference: &str) -> Result<Option<String>, UpstreamError> {
         Err(UpstreamError::Unsupported)

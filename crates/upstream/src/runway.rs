@@ -15,6 +15,8 @@ pub struct RunwayAdapter {
     version: String,
     models: Vec<String>,
     lookup_supported: bool,
+    /// Files go through Runway's own uploads (a real Runway channel) rather than inline.
+    uploads: bool,
     http: reqwest::Client,
 }
 
@@ -44,6 +46,7 @@ impl RunwayAdapter {
             version: cfg.runway_version.clone(),
             models: cfg.models.clone(),
             lookup_supported: cfg.kind == ChannelKind::Sandbox,
+            uploads: cfg.kind == ChannelKind::Runway,
             http,
         })
     }
@@ -58,6 +61,14 @@ impl RunwayAdapter {
         }
         r
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadSlot {
+    upload_url: String,
+    fields: std::collections::BTreeMap<String, String>,
+    runway_uri: String,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +124,62 @@ fn classify_send_error(e: &reqwest::Error) -> SubmitError {
 impl Upstream for RunwayAdapter {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Runway's three steps (§3.9): a slot, the S3-style form POST of the file (every slot
+    /// field first, the file last), and the `runway://` URI to name it by.
+    async fn upload(
+        &self,
+        filename: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Option<String>, SubmitError> {
+        if !self.uploads {
+            return Ok(None);
+        }
+        let not_accepted = |reason: String| SubmitError::NotAccepted {
+            reason,
+            retry_after: None,
+        };
+        let resp = self
+            .req(reqwest::Method::POST, "/v1/uploads")
+            .json(&serde_json::json!({"filename": filename, "type": "ephemeral"}))
+            .send()
+            .await
+            .map_err(|e| not_accepted(format!("upload slot: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(SubmitError::NotAccepted {
+                reason: format!("upload slot: upstream answered {}", resp.status()),
+                retry_after: retry_after(&resp),
+            });
+        }
+        let slot: UploadSlot = resp
+            .json()
+            .await
+            .map_err(|e| not_accepted(format!("unreadable upload slot: {e}")))?;
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in slot.fields {
+            form = form.text(k, v);
+        }
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(filename.to_string())
+            .mime_str(content_type)
+            .map_err(|e| not_accepted(format!("upload content type: {e}")))?;
+        // The slot's URL is the upstream's storage, not its API: no key goes there.
+        let resp = self
+            .http
+            .post(&slot.upload_url)
+            .multipart(form.part("file", part))
+            .send()
+            .await
+            .map_err(|e| not_accepted(format!("upload: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(not_accepted(format!(
+                "upload: storage answered {}",
+                resp.status()
+            )));
+        }
+        Ok(Some(slot.runway_uri))
     }
 
     fn supports_model(&self, model: &str) -> bool {

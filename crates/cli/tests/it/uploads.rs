@@ -25,9 +25,8 @@ fn media_at_sim(app: &TestApp, task_id: &str) -> Vec<String> {
     app.sim().media_of(&sim_id).unwrap()
 }
 
-#[tokio::test]
-async fn an_ephemeral_upload_reaches_the_upstream_as_its_bytes() {
-    let app = TestApp::with_sim(fast_sim(), |_| {}).await;
+/// A slot from reelay, the file posted to it as the runwayml SDK does: the `runway://` URI.
+async fn upload(app: &TestApp) -> String {
     let slot: Value = app
         .post(
             "/v1/uploads",
@@ -49,8 +48,10 @@ async fn an_ephemeral_upload_reaches_the_upstream_as_its_bytes() {
     );
     let r = app.client.post(url).multipart(form).send().await.unwrap();
     assert_eq!(r.status(), 204);
+    slot["runwayUri"].as_str().unwrap().to_string()
+}
 
-    let uri = slot["runwayUri"].as_str().unwrap();
+async fn image_to_video_from(app: &TestApp, uri: &str) -> String {
     let id = app
         .create(
             "image_to_video",
@@ -59,10 +60,35 @@ async fn an_ephemeral_upload_reaches_the_upstream_as_its_bytes() {
         )
         .await;
     assert_eq!(app.wait_terminal(&id).await["status"], "SUCCEEDED");
+    id
+}
+
+#[tokio::test]
+async fn an_ephemeral_upload_goes_inline_to_an_upstream_without_uploads() {
+    let app = TestApp::with_sim(fast_sim(), |_| {}).await;
+    let uri = upload(&app).await;
+    let id = image_to_video_from(&app, &uri).await;
     assert_eq!(
         media_at_sim(&app, &id),
         [hex::encode(Sha256::digest(png()))]
     );
+    assert_eq!(app.sim().stats().uploads_started, 0);
+}
+
+#[tokio::test]
+async fn an_ephemeral_upload_is_re_uploaded_to_a_runway_channel_through_its_uploads() {
+    let app = TestApp::with_sim(fast_sim(), |c| {
+        c.channels[0].kind = reelay_upstream::ChannelKind::Runway;
+    })
+    .await;
+    let uri = upload(&app).await;
+    let id = image_to_video_from(&app, &uri).await;
+    // The simulator resolved its own runway:// URI to the same bytes.
+    assert_eq!(
+        media_at_sim(&app, &id),
+        [hex::encode(Sha256::digest(png()))]
+    );
+    assert_eq!(app.sim().stats().uploads_started, 1);
 }
 
 #[tokio::test]
@@ -108,4 +134,30 @@ async fn an_openai_input_reference_file_reaches_the_upstream_as_its_bytes() {
         media_at_sim(&app, &task_id),
         [hex::encode(Sha256::digest(png()))]
     );
+}
+
+#[tokio::test]
+async fn every_dialect_refuses_an_upload_uri_that_is_not_the_accounts() {
+    let app = TestApp::spawn_with(|_| {}).await;
+    let before = app.writes().await;
+    let stranger = "runway://uploads/0190d5b30000700080000000000000aa";
+    let r = app
+        .post(
+            "/runway/pro/generate",
+            &json!({"prompt": "x", "image": stranger}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["msg"].as_str().unwrap().contains("runway://"), "{v}");
+    let r = app
+        .post(
+            "/v1/image_to_video",
+            &json!({"model": "gen4_turbo", "promptImage": stranger, "ratio": "1280:720"}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["issues"][0]["path"], json!(["promptImage"]));
+    assert_eq!(app.writes().await, before, "a refusal wrote");
 }

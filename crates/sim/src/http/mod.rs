@@ -5,6 +5,7 @@ mod control;
 mod error;
 mod files;
 mod runway;
+mod uploads;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
@@ -23,7 +24,9 @@ pub(crate) fn router(sim: Sim) -> Router {
             "/v1/tasks/{id}",
             get(runway::get_task).delete(runway::delete_task),
         )
-        .route("/v1/organization", get(runway::organization));
+        .route("/v1/organization", get(runway::organization))
+        .route("/v1/uploads", post(uploads::create))
+        .route("/_sim/uploads", post(uploads::form));
     for endpoint in crate::ENDPOINTS {
         v1 = v1.route(
             &format!("/v1/{endpoint}"),

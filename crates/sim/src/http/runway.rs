@@ -25,7 +25,7 @@ const INITIAL_CREDITS: i64 = 1_000_000;
 const MAX_MONTHLY_CREDIT_SPEND: i64 = 1_000_000;
 
 /// Authentication, then the version header: what every `/v1` request must pass.
-fn check_headers(sim: &Sim, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_headers(sim: &Sim, headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(key) = &sim.inner.config.api_key {
         let given = headers.get("authorization").and_then(|v| v.to_str().ok());
         match given.and_then(|v| v.strip_prefix("Bearer ")) {
@@ -183,6 +183,13 @@ pub(crate) async fn create(
         })
         .product();
 
+    let media_sha256 = media_digests(&sim, &value).map_err(|uri| {
+        ApiError::with_body(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "Validation of body failed", "issues": [{"code": "custom", "path": [],
+                   "message": format!("Invalid runway:// URI: {uri}")}], "docUrl": DOC_URL}),
+        )
+    })?;
     let config = &sim.inner.config;
     let seconds =
         |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::from_secs(86_400));
@@ -195,7 +202,7 @@ pub(crate) async fn create(
         run: seconds(config.run_seconds * slow),
         forced_failure,
         reference,
-        media_sha256: media_digests(&value),
+        media_sha256,
     };
     let id = sim.state().create(new, Instant::now());
     let ok =
@@ -213,13 +220,21 @@ pub(crate) async fn create(
     }
 }
 
-/// SHA-256 of the bytes of every data URI in a body: how a test sees what the upstream got.
-fn media_digests(v: &Value) -> Vec<String> {
+/// SHA-256 of the bytes of every data URI and uploaded file (`runway://`) in a body: how a
+/// test sees what the upstream got. An unknown `runway://` URI is refused (as Runway does).
+fn media_digests(sim: &Sim, v: &Value) -> Result<Vec<String>, String> {
     use base64::Engine;
     let mut out = Vec::new();
     let mut stack = vec![v];
     while let Some(v) = stack.pop() {
         match v {
+            Value::String(s) if s.starts_with("runway://") => {
+                let key = s.strip_prefix(super::uploads::URI_PREFIX).unwrap_or("");
+                match sim.state().upload(key) {
+                    Some(bytes) => out.push(hex::encode(Sha256::digest(&bytes))),
+                    None => return Err(s.clone()),
+                }
+            }
             Value::String(s) if s.starts_with("data:") => {
                 if let Some((_, b64)) = s.split_once(";base64,") {
                     if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) {
@@ -232,7 +247,7 @@ fn media_digests(v: &Value) -> Vec<String> {
             _ => {}
         }
     }
-    out
+    Ok(out)
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {

@@ -62,6 +62,21 @@ async fn submit(
 ) -> Result<Response, OpenAiError> {
     let mut spec = TaskSpec::parse(&state.catalog, c.endpoint, &c.body)
         .map_err(|e| request::catalog_error(e, &c.params.model))?;
+    // The request is valid: its file goes into the uploads store, and the task names it.
+    if let Some((content_type, bytes)) = c.file {
+        let ext = content_type.rsplit('/').next().unwrap_or("bin");
+        let uri = crate::uploads::store_file(
+            state,
+            &principal.account.id,
+            &format!("input_reference.{ext}"),
+            content_type,
+            bytes,
+        )
+        .await?;
+        if let Some(slot) = spec.input.get_mut("promptImage") {
+            *slot = Value::String(uri);
+        }
+    }
     // A per-request URL (reelay's header) wins; else the account's webhook URL, as OpenAI
     // sends a project's events to its configured endpoint.
     spec.callback_url = match create::callback_header(state, headers)? {
@@ -348,6 +363,7 @@ pub async fn remix(
                 extended_from_video_id: None,
                 ..p
             },
+            file: None,
         },
     )
     .await
@@ -442,6 +458,7 @@ pub async fn extend(State(state): State<AppState>, req: Request) -> Result<Respo
                 seconds,
                 ..params
             },
+            file: None,
         },
     )
     .await

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
-use base64::Engine;
 use reelay_core::{CoreError, Issue};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -146,7 +145,14 @@ pub struct Create {
     pub endpoint: &'static str,
     pub body: Value,
     pub params: Params,
+    /// An uploaded `input_reference` (its sniffed type and bytes): stored as an upload once
+    /// the request is valid, its URI then replacing [`PENDING_FILE`] in `body`.
+    pub file: Option<(&'static str, Bytes)>,
 }
+
+/// Stands for an uploaded file in a body until it is stored (a valid `runway://` URI, so the
+/// catalog checks everything else first).
+pub const PENDING_FILE: &str = "runway://uploads/pending";
 
 /// `seconds`: a string of whole seconds, as the dialect types it (an integer is refused as
 /// OpenAI refuses it).
@@ -186,8 +192,8 @@ fn size(f: &mut Fields, default: &str) -> Result<(String, String), ApiError> {
     Ok((size, ratio))
 }
 
-/// Image bytes as a data URI, when they are a JPEG, PNG or WebP within the bound.
-fn image_data_uri(param: &str, bytes: &[u8], max: usize) -> Result<String, ApiError> {
+/// The type of image bytes, when they are a JPEG, PNG or WebP within the bound.
+fn image_type(param: &str, bytes: &[u8], max: usize) -> Result<&'static str, ApiError> {
     if bytes.len() > max {
         return Err(ApiError::invalid(
             param,
@@ -207,25 +213,34 @@ fn image_data_uri(param: &str, bytes: &[u8], max: usize) -> Result<String, ApiEr
         )
         .with_code("invalid_value"));
     };
-    Ok(format!(
-        "data:{ct};base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    ))
+    Ok(ct)
+}
+
+/// What `input_reference` names.
+enum Reference {
+    Url(String),
+    File(&'static str, Bytes),
 }
 
 /// `input_reference`: an uploaded file, `{"image_url": ...}` (URL or data URL), or — reelay's
 /// extension — a plain string holding one. `{"file_id"}` names OpenAI's file store, which
 /// reelay does not have.
-fn input_reference(f: &mut Fields, form: &Form, m: &Mapping) -> Result<Option<String>, ApiError> {
+fn input_reference(
+    f: &mut Fields,
+    form: &Form,
+    m: &Mapping,
+) -> Result<Option<Reference>, ApiError> {
     const P: &str = "input_reference";
     if let Some(file) = form.files.get(P) {
         f.get(P);
-        return image_data_uri(P, &file.bytes, m.max_image_bytes).map(Some);
+        let ct = image_type(P, &file.bytes, m.max_image_bytes)?;
+        return Ok(Some(Reference::File(ct, file.bytes.clone())));
     }
     match f.get(P) {
         None => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        // A `runway://` URI is one of the account's uploads (checked at accept).
+        Some(Value::String(s)) => Ok(Some(Reference::Url(s.clone()))),
         Some(Value::Object(o)) => {
             let mut inner = Fields::new(o, "input_reference.", &["image_url"]);
             if inner.get("file_id").is_some() {
@@ -236,7 +251,7 @@ fn input_reference(f: &mut Fields, form: &Form, m: &Mapping) -> Result<Option<St
             }
             let url = inner.required("image_url")?;
             inner.done()?;
-            Ok(Some(url))
+            Ok(Some(Reference::Url(url)))
         }
         Some(_) => Err(ApiError::invalid(
             P,
@@ -279,9 +294,17 @@ pub fn read_create(
     }
     let mut body = json!({"model": target, "promptText": prompt, "ratio": ratio,
                           "duration": duration});
-    if let Some(img) = image {
-        body["promptImage"] = Value::String(img);
-    }
+    let file = match image {
+        Some(Reference::Url(url)) => {
+            body["promptImage"] = Value::String(url);
+            None
+        }
+        Some(Reference::File(ct, bytes)) => {
+            body["promptImage"] = Value::String(PENDING_FILE.into());
+            Some((ct, bytes))
+        }
+        None => None,
+    };
     Ok(Create {
         endpoint,
         body,
@@ -292,6 +315,7 @@ pub fn read_create(
             prompt,
             ..Params::default()
         },
+        file,
     })
 }
 
@@ -542,10 +566,8 @@ mod tests {
             },
         );
         let file = read_create(&m, &c, &f).unwrap();
-        assert!(file.body["promptImage"]
-            .as_str()
-            .unwrap()
-            .starts_with("data:image/png;base64,"));
+        assert_eq!(file.body["promptImage"], PENDING_FILE);
+        assert_eq!(file.file.as_ref().unwrap().0, "image/png");
         f.files.get_mut("input_reference").unwrap().bytes = Bytes::from_static(b"GIF89a");
         assert_eq!(
             read_create(&m, &c, &f).err().unwrap().param.as_deref(),

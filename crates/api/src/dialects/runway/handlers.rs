@@ -48,10 +48,7 @@ pub async fn create(
 ) -> Result<Response, RunwayError> {
     let principal = preamble(&state, &headers).await?;
     let body = create::body(body)?;
-    let mut value = read_json(&body)?;
-    // The idempotency identity is the body as sent (with its runway:// URIs, not their bytes).
-    let identity = value.clone();
-    crate::uploads::resolve(&state, &principal.account.id, &mut value).await?;
+    let value = read_json(&body)?;
     let mut spec = TaskSpec::parse(&state.catalog, endpoint, &value)?;
     spec.callback_url = create::callback_header(&state, &headers)?;
     let accepted = accept::accept(
@@ -60,7 +57,7 @@ pub async fn create(
             principal: &principal,
             dialect: Dialect::Runway,
             route: endpoint,
-            body: &identity,
+            body: &value,
             headers: &headers,
             spec,
         },
