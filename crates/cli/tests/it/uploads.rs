@@ -161,3 +161,40 @@ async fn every_dialect_refuses_an_upload_uri_that_is_not_the_accounts() {
     assert_eq!(v["issues"][0]["path"], json!(["promptImage"]));
     assert_eq!(app.writes().await, before, "a refusal wrote");
 }
+
+#[tokio::test]
+async fn an_upload_gone_before_the_submit_fails_the_task_and_refunds_it() {
+    let app = TestApp::with_sim(fast_sim(), |_| {}).await;
+    let uri = upload(&app).await;
+    // The first submit is refused (429, retry in 2 s); the upload is gone by the second.
+    app.sim().push_faults(
+        reelay_sim::Fault::RateLimit {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    let id = app
+        .create(
+            "image_to_video",
+            &json!({"model": "gen4_turbo", "promptImage": uri, "promptText": "late",
+                    "ratio": "1280:720", "duration": 5}),
+        )
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.sim().stats().creates_received == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no submit reached the simulator"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let upload_id = uri.rsplit('/').next().unwrap().to_string();
+    app.server.store.forget_uploads(&[upload_id]).await.unwrap();
+    let t = app.wait_terminal(&id).await;
+    assert_eq!(t["status"], "FAILED", "{t}");
+    assert_eq!(t["failureCode"], "INPUT.UPLOAD_EXPIRED", "{t}");
+    assert_eq!(app.sim().stats().tasks_created, 0);
+    let task = app.server.store.get_task_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(task.credits_captured, 0);
+    assert!(task.credits_refunded > 0, "{task:?}");
+}
