@@ -13,6 +13,9 @@ from test_webhooks import receiver  # noqa: F401 (a fixture)
 
 PNG_BYTES = base64.b64decode(PNG.split(",", 1)[1])
 
+# Every `videos` method of the SDK carries OpenAI's shutdown notice; it says nothing of reelay.
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
+
 
 def client_for(reelay, key=None, retries=0, **kw):
     return OpenAI(api_key=key or reelay.key, base_url=reelay.base_url + "/v1", max_retries=retries, **kw)
