@@ -4,21 +4,56 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use reelay_upstream::{ChannelConfig, Upstream};
 
+use crate::breaker::{self, Breaker, Outcome};
+
 /// A configured upstream with its live health.
 pub struct Channel {
     pub config: ChannelConfig,
     pub upstream: Arc<dyn Upstream>,
-    /// After a failure that proves the channel unwell, it is passed over until then.
+    /// After a refused submit, the channel is tried after the others until then (a
+    /// preference; the breaker is what keeps a sick channel out).
     unhealthy_until: Mutex<Option<Instant>>,
+    breaker: Mutex<Breaker>,
 }
 
 impl Channel {
     pub fn new(config: ChannelConfig, upstream: Arc<dyn Upstream>) -> Channel {
         Channel {
+            breaker: Mutex::new(Breaker::new(config.breaker.clone())),
             config,
             upstream,
             unhealthy_until: Mutex::new(None),
         }
+    }
+
+    /// Whether a call may go to this channel now (takes the half-open probe when it is one).
+    pub fn allow(&self) -> bool {
+        self.breaker.lock().unwrap().allow(Instant::now())
+    }
+
+    /// Whether a call could go now, without taking a half-open probe.
+    pub fn would_allow(&self) -> bool {
+        self.breaker.lock().unwrap().would_allow(Instant::now())
+    }
+
+    /// What a submit or a poll showed about the channel.
+    pub fn record(&self, outcome: Outcome) {
+        let mut b = self.breaker.lock().unwrap();
+        let before = b.state(Instant::now());
+        b.record(Instant::now(), outcome);
+        let after = b.state(Instant::now());
+        if before != after {
+            tracing::warn!(
+                channel = self.name(),
+                from = before.as_str(),
+                to = after.as_str(),
+                "circuit breaker"
+            );
+        }
+    }
+
+    pub fn breaker_state(&self) -> breaker::State {
+        self.breaker.lock().unwrap().state(Instant::now())
     }
     pub fn name(&self) -> &str {
         &self.config.name

@@ -9,6 +9,7 @@ use reelay_store::{now_ms, Task, TaskUpdate};
 use reelay_upstream::{SubmitError, UpstreamError};
 
 use crate::backoff::{backoff_ms, poll_interval_ms};
+use crate::breaker::Outcome;
 use crate::{Channel, Engine, EngineError, UnknownOutcomePolicy};
 
 pub const CODE_NO_CHANNEL: &str = "NO_CHANNEL";
@@ -32,6 +33,10 @@ impl Engine {
         // would let concurrent workers all take the last slot.
         let mut claimed = None;
         for ch in candidates {
+            // An open breaker (or a 429 pause) keeps the channel out; half-open lets one probe in.
+            if !ch.allow() {
+                continue;
+            }
             let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
                 .leased_by(&self.owner)
                 .to(TaskState::Submitting);
@@ -71,6 +76,15 @@ impl Engine {
             Prepared::Fail(code, message) => return self.fail(&task, code, &message).await,
         };
         let result = ch.upstream.submit(&spec, &task.id).await;
+        ch.record(match &result {
+            // A refusal of the request itself is a working upstream's answer.
+            Ok(_) | Err(SubmitError::Rejected { .. }) => Outcome::Success,
+            Err(SubmitError::NotAccepted {
+                retry_after: Some(d),
+                ..
+            }) => Outcome::RateLimited(*d),
+            Err(SubmitError::NotAccepted { .. } | SubmitError::Unknown { .. }) => Outcome::Failure,
+        });
         match result {
             Ok(upstream_id) => self.submitted(&task, ch, upstream_id).await,
             Err(SubmitError::NotAccepted {
@@ -83,7 +97,16 @@ impl Engine {
                         .unwrap_or(Duration::from_secs(5))
                         .min(Duration::from_secs(60)),
                 );
-                self.requeue(&task, TaskState::Submitting, retry_after, &reason)
+                // A Retry-After pauses this channel (its breaker), not the task: with another
+                // channel open the next try goes there after the usual backoff; with none, the
+                // task waits the Retry-After out.
+                let elsewhere = self
+                    .channels
+                    .candidates(&task.spec.model)
+                    .iter()
+                    .any(|c| c.name() != ch.name() && c.would_allow());
+                let wait = if elsewhere { None } else { retry_after };
+                self.requeue(&task, TaskState::Submitting, wait, &reason)
                     .await
             }
             Err(SubmitError::Rejected { code, message }) => self.fail(&task, &code, &message).await,

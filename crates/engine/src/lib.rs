@@ -9,6 +9,7 @@
 
 mod archiver;
 mod backoff;
+pub mod breaker;
 mod channels;
 mod config;
 mod dispatcher;

@@ -44,7 +44,13 @@ impl Engine {
                 .await;
         }
         let live = [TaskState::Running, TaskState::Throttled];
-        let status = match ch.upstream.status(&upstream_id).await {
+        let status = ch.upstream.status(&upstream_id).await;
+        // Polls feed the breaker too: a channel that stops answering is sick for submits.
+        ch.record(match &status {
+            Ok(_) => crate::breaker::Outcome::Success,
+            Err(_) => crate::breaker::Outcome::Failure,
+        });
+        let status = match status {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(task = %task.id, error = %e, "status poll failed; will retry");

@@ -42,6 +42,45 @@ pub struct ChannelConfig {
     pub request_timeout_ms: u64,
     #[serde(default = "default_version")]
     pub runway_version: String,
+    /// The channel's circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+/// When a channel's circuit breaker opens, and for how long (see the engine's `breaker`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    pub enabled: bool,
+    /// Failures in a row that open it.
+    pub consecutive_failures: u32,
+    /// Or: this share of failures among at least `min_calls` calls within `window_seconds`.
+    pub error_rate: f64,
+    pub min_calls: u32,
+    pub window_seconds: u64,
+    /// The first opening; each failed probe doubles it, up to `max_open_seconds`.
+    pub open_seconds: u64,
+    pub max_open_seconds: u64,
+    /// A half-open probe whose answer never came frees the way for another after this.
+    pub probe_timeout_seconds: u64,
+    /// Longest pause an upstream's `Retry-After` may impose.
+    pub max_pause_seconds: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            consecutive_failures: 5,
+            error_rate: 0.5,
+            min_calls: 20,
+            window_seconds: 60,
+            open_seconds: 15,
+            max_open_seconds: 300,
+            probe_timeout_seconds: 30,
+            max_pause_seconds: 300,
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -76,6 +115,7 @@ impl ChannelConfig {
             connect_timeout_ms: default_connect_ms(),
             request_timeout_ms: default_request_ms(),
             runway_version: default_version(),
+            breaker: BreakerConfig::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reelay_core::TaskSpec;
 
-pub use channel::{ChannelConfig, ChannelKind};
+pub use channel::{BreakerConfig, ChannelConfig, ChannelKind};
 pub use runway::RunwayAdapter;
 
 /// How a submit ended when it did not return an upstream id.

@@ -335,3 +335,68 @@ async fn twenty_concurrent_tasks_each_run_once() {
     }
     assert_eq!(app.sim().stats().tasks_created, 20);
 }
+
+/// Three upstreams — one answering 503, one 429 with `Retry-After`, one healthy: every task
+/// succeeds through the healthy one; the sick one's breaker opens (it stops being asked), and
+/// once it recovers a half-open probe closes the breaker and it takes tasks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_breaker_keeps_a_sick_channel_out_until_it_recovers() {
+    let spawn = || reelay_sim::spawn(fast_sim(), "127.0.0.1:0".parse().unwrap());
+    let (sick, limited, healthy) = (
+        spawn().await.unwrap(),
+        spawn().await.unwrap(),
+        spawn().await.unwrap(),
+    );
+    sick.sim
+        .push_faults(Fault::ServerError { status: 503 }, 10_000);
+    limited.sim.push_faults(
+        Fault::RateLimit {
+            retry_after_secs: 30,
+        },
+        10_000,
+    );
+    let mut channels = vec![
+        common::sim_channel("sick", &sick),
+        common::sim_channel("limited", &limited),
+        common::sim_channel("healthy", &healthy),
+    ];
+    for ch in &mut channels {
+        ch.breaker.consecutive_failures = 3;
+        ch.breaker.open_seconds = 2;
+        ch.breaker.max_open_seconds = 2;
+    }
+    let app = TestApp::spawn_with(move |c| {
+        c.sandbox = false;
+        c.channels = channels;
+    })
+    .await;
+    // Sequentially, so every task meets the channels' state as the earlier ones left it.
+    for i in 0..15 {
+        let (_, t) = run_one(&app, &format!("task {i}")).await;
+        assert_eq!(t["status"], "SUCCEEDED", "{t}");
+    }
+    assert_eq!(healthy.sim.stats().tasks_created, 15);
+    // Open after three failures: the sick channel saw a handful of submits, not fifteen.
+    let asked = sick.sim.stats().creates_received;
+    assert!(
+        (3..=6).contains(&asked),
+        "the sick channel was asked {asked} times"
+    );
+    // Paused by its Retry-After, the limited one was asked once.
+    assert_eq!(limited.sim.stats().creates_received, 1);
+    assert_eq!(
+        limited.sim.stats().tasks_created + sick.sim.stats().tasks_created,
+        0
+    );
+
+    // The sick one recovers; after its opening a probe gets through and closes the breaker.
+    sick.sim.reset();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let mut i = 0;
+    while sick.sim.stats().tasks_created < 2 {
+        i += 1;
+        assert!(i < 60, "the recovered channel never took tasks again");
+        let (_, t) = run_one(&app, &format!("after {i}")).await;
+        assert_eq!(t["status"], "SUCCEEDED", "{t}");
+    }
+}
