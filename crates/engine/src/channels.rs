@@ -55,6 +55,26 @@ impl Channel {
     pub fn breaker_state(&self) -> breaker::State {
         self.breaker.lock().unwrap().state(Instant::now())
     }
+
+    /// The operator's view of this channel (its key never in it).
+    pub fn view(&self) -> ChannelView {
+        let now = Instant::now();
+        let b = self.breaker.lock().unwrap();
+        ChannelView {
+            name: self.config.name.clone(),
+            kind: format!("{:?}", self.config.kind).to_lowercase(),
+            base_url: self.config.base_url.clone(),
+            enabled: self.config.enabled,
+            priority: self.config.priority,
+            weight: self.config.weight,
+            max_concurrent: self.config.max_concurrent,
+            models: self.config.models.clone(),
+            breaker: b.state(now).as_str(),
+            breaker_openings: b.openings,
+            paused: b.paused(now),
+            in_flight: None,
+        }
+    }
     pub fn name(&self) -> &str {
         &self.config.name
     }
@@ -67,6 +87,26 @@ impl Channel {
             .unwrap()
             .is_none_or(|t| Instant::now() >= t)
     }
+}
+
+/// What `GET /admin/v1/channels` shows of a channel.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChannelView {
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    pub enabled: bool,
+    pub priority: i32,
+    pub weight: u32,
+    pub max_concurrent: Option<i64>,
+    pub models: Vec<String>,
+    /// `closed`, `open` or `half_open` (this instance's).
+    pub breaker: &'static str,
+    pub breaker_openings: u64,
+    /// Paused by an upstream's `Retry-After`.
+    pub paused: bool,
+    /// Tasks held upstream now (across instances; from the store).
+    pub in_flight: Option<i64>,
 }
 
 #[derive(Clone, Default)]

@@ -27,7 +27,7 @@ use reelay_media::{Frames, MediaConfig, MediaStore};
 use reelay_store::{now_ms, Store, Task};
 use tokio::sync::{watch, Notify, Semaphore};
 
-pub use channels::{Channel, Channels};
+pub use channels::{Channel, ChannelView, Channels};
 pub use config::{EngineConfig, UnknownOutcomePolicy};
 pub use webhooks::{Deliverer, WebhookConfig};
 
@@ -81,6 +81,16 @@ impl EngineHandle {
         kind: reelay_media::FrameKind,
     ) -> Result<bytes::Bytes, reelay_media::FrameError> {
         self.0.archive.frames.derive_bytes(bytes, kind).await
+    }
+    /// Every channel as the operator sees it, with its in-flight count.
+    pub async fn channel_views(&self) -> reelay_store::Result<Vec<ChannelView>> {
+        let mut out = Vec::new();
+        for ch in self.0.channels.all() {
+            let mut v = ch.view();
+            v.in_flight = Some(self.0.store.count_in_flight(ch.name()).await?);
+            out.push(v);
+        }
+        Ok(out)
     }
     pub fn is_running(&self) -> bool {
         self.0.alive.load(Ordering::Relaxed)

@@ -95,6 +95,14 @@ pub async fn list_accounts(_: Admin, State(state): State<AppState>) -> Result<Js
     Ok(list(ops::list_accounts(state.store.as_ref()).await?))
 }
 
+/// `GET /channels`: each channel's configuration (no key), breaker, pause and in-flight count.
+pub async fn list_channels(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<List<reelay_engine::ChannelView>>> {
+    Ok(list(state.engine.channel_views().await?))
+}
+
 pub async fn get_account(
     _: Admin,
     State(state): State<AppState>,

@@ -94,6 +94,7 @@ pub fn routes() -> Router<AppState> {
             "/accounts/{id}/webhook-secret/rotate",
             post(h::rotate_webhook_secret),
         )
+        .route("/channels", get(h::list_channels))
         .route("/keys/{key_id}", delete(h::revoke_key))
         .route("/ledger/verify", get(h::verify_ledger))
         .route("/tasks/{id}", get(h::task))

@@ -399,4 +399,26 @@ async fn the_breaker_keeps_a_sick_channel_out_until_it_recovers() {
         let (_, t) = run_one(&app, &format!("after {i}")).await;
         assert_eq!(t["status"], "SUCCEEDED", "{t}");
     }
+    assert_eq!(channels_view(&app).await["sick"]["breaker"], "closed");
+}
+
+/// `GET /admin/v1/channels`, by channel name.
+async fn channels_view(app: &TestApp) -> Value {
+    let r = app
+        .authed(
+            reqwest::Method::GET,
+            "/admin/v1/channels",
+            common::ADMIN_TOKEN,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let mut by_name = serde_json::Map::new();
+    for ch in v["data"].as_array().unwrap() {
+        assert!(ch.get("api_key").is_none(), "{ch}");
+        by_name.insert(ch["name"].as_str().unwrap().to_string(), ch.clone());
+    }
+    Value::Object(by_name)
 }
