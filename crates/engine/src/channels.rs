@@ -144,3 +144,65 @@ impl Channels {
         list.into_iter().map(|x| x.0).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reelay_upstream::{SubmitError, UpstreamError, UpstreamStatus};
+
+    /// An upstream that is never called: selection only reads the configuration.
+    struct Idle(String);
+
+    #[async_trait::async_trait]
+    impl Upstream for Idle {
+        fn name(&self) -> &str {
+            &self.0
+        }
+        fn supports_model(&self, _: &str) -> bool {
+            true
+        }
+        async fn submit(&self, _: &reelay_core::TaskSpec, _: &str) -> Result<String, SubmitError> {
+            unreachable!()
+        }
+        async fn status(&self, _: &str) -> Result<UpstreamStatus, UpstreamError> {
+            unreachable!()
+        }
+        async fn cancel(&self, _: &str) -> Result<(), UpstreamError> {
+            unreachable!()
+        }
+    }
+
+    fn channel(name: &str, priority: i32, weight: u32) -> Channel {
+        let mut cfg = ChannelConfig::sandbox("http://127.0.0.1:1".into());
+        cfg.name = name.into();
+        cfg.priority = priority;
+        cfg.weight = weight;
+        Channel::new(cfg, Arc::new(Idle(name.into())))
+    }
+
+    #[test]
+    fn weights_split_dispatches_and_priority_comes_first() {
+        let channels = Channels::new(vec![
+            channel("a", 0, 3),
+            channel("b", 0, 1),
+            channel("backup", 1, 100),
+        ]);
+        let mut firsts = std::collections::HashMap::<&str, u32>::new();
+        for _ in 0..4_000 {
+            let c = channels.candidates("gen4_turbo");
+            assert_eq!(
+                c.last().unwrap().name(),
+                "backup",
+                "a lower priority comes last"
+            );
+            *firsts.entry(c[0].name()).or_default() += 1;
+        }
+        // 3:1 → 3,000 of 4,000 to `a`, within ±5 % of the dispatches (σ ≈ 27).
+        let a = firsts.get("a").copied().unwrap_or(0);
+        assert!(
+            (2_800..=3_200).contains(&a),
+            "a was first {a} times of 4000"
+        );
+        assert_eq!(a + firsts.get("b").copied().unwrap_or(0), 4_000);
+    }
+}
