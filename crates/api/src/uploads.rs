@@ -149,29 +149,9 @@ async fn form_post(
             return refused(StatusCode::SERVICE_UNAVAILABLE, "try again later");
         }
     }
-    let mut record = UploadRecord {
-        id: id.to_string(),
-        account_id: account.to_string(),
-        filename: filename.to_string(),
-        content_type: content_type.to_string(),
-        size: bytes.len() as i64,
-        sha256: String::new(),
-        created_at: now,
-        expires_at: now + UPLOAD_TTL_MS,
-    };
-    match state.media.put(&record.key(), content_type, bytes).await {
-        Ok(stored) => record.sha256 = stored.sha256,
-        Err(e) => {
-            tracing::error!(error = %e, "storing an upload failed");
-            return refused(StatusCode::SERVICE_UNAVAILABLE, "try again later");
-        }
-    }
-    match state.store.record_upload(&record).await {
+    match save(&state, id, account, filename, content_type, bytes).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "recording an upload failed");
-            refused(StatusCode::SERVICE_UNAVAILABLE, "try again later")
-        }
+        Err(_) => refused(StatusCode::SERVICE_UNAVAILABLE, "try again later"),
     }
 }
 
@@ -214,10 +194,23 @@ pub async fn store_file(
     content_type: &str,
     bytes: axum::body::Bytes,
 ) -> Result<String, ApiError> {
-    let now = now_ms();
     let id = uuid::Uuid::now_v7().simple().to_string();
+    save(state, &id, account_id, filename, content_type, bytes).await?;
+    Ok(format!("{URI_PREFIX}{id}"))
+}
+
+/// Stores the bytes of upload `id` and records it, for a day.
+async fn save(
+    state: &AppState,
+    id: &str,
+    account_id: &str,
+    filename: &str,
+    content_type: &str,
+    bytes: axum::body::Bytes,
+) -> Result<(), ApiError> {
+    let now = now_ms();
     let mut record = UploadRecord {
-        id: id.clone(),
+        id: id.to_string(),
         account_id: account_id.to_string(),
         filename: filename.to_string(),
         content_type: content_type.to_string(),
@@ -231,7 +224,7 @@ pub async fn store_file(
         .put(&record.key(), content_type, bytes)
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "storing an uploaded file failed");
+            tracing::error!(error = %e, "storing an upload failed");
             ApiError::new(
                 crate::error::ErrorKind::Unavailable,
                 "media store unavailable",
@@ -239,5 +232,5 @@ pub async fn store_file(
         })?;
     record.sha256 = stored.sha256;
     state.store.record_upload(&record).await?;
-    Ok(format!("{URI_PREFIX}{id}"))
+    Ok(())
 }
