@@ -118,28 +118,6 @@ impl ApiError {
         self
     }
 
-    /// The status most dialects would choose; a renderer may pick its own.
-    pub fn status(&self) -> StatusCode {
-        match self.kind {
-            ErrorKind::Malformed
-            | ErrorKind::Invalid
-            | ErrorKind::Validation
-            | ErrorKind::MissingCallback => StatusCode::BAD_REQUEST,
-            ErrorKind::MissingKey | ErrorKind::InvalidKey => StatusCode::UNAUTHORIZED,
-            ErrorKind::TaskNotFound | ErrorKind::RouteNotFound => StatusCode::NOT_FOUND,
-            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
-            ErrorKind::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::RateLimited | ErrorKind::TooManyActive { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            ErrorKind::Unfetchable => StatusCode::BAD_REQUEST,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// The issues' messages, or the message, as one line (for dialects with a single string).
     pub fn joined(&self, field: impl Fn(&Issue) -> String) -> String {
         if self.issues.is_empty() {
@@ -242,12 +220,6 @@ pub trait Render {
 /// The error a dialect's handlers return: an [`ApiError`] tagged with the dialect that renders
 /// it. Every shared error converts into it through `ApiError`, so `?` works everywhere.
 pub struct DialectError<D>(pub ApiError, PhantomData<fn() -> D>);
-
-impl<D> DialectError<D> {
-    pub fn inner(&self) -> &ApiError {
-        &self.0
-    }
-}
 
 impl<D> std::fmt::Debug for DialectError<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -42,8 +42,23 @@ pub fn check(uri: &str, kind: MediaKind) -> Result<(), String> {
 /// parts), resolved for that account when the task is submitted.
 pub const UPLOAD_URI_PREFIX: &str = "runway://uploads/";
 
+/// Whether a body names any `runway://` URI: a scan without allocation, so the common body
+/// (none) costs the accept and submit paths nothing more.
+fn names_runway_uri(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.starts_with("runway://"),
+        Value::Array(a) => a.iter().any(names_runway_uri),
+        Value::Object(o) => o.values().any(names_runway_uri),
+        _ => false,
+    }
+}
+
 /// Every upload URI in a body, with its JSON path, in body order.
 pub fn upload_refs(v: &serde_json::Value) -> Vec<(Vec<serde_json::Value>, String)> {
+    if !names_runway_uri(v) {
+        return Vec::new();
+    }
     fn walk(
         v: &serde_json::Value,
         path: &mut Vec<serde_json::Value>,

@@ -117,8 +117,20 @@ impl Breaker {
 
     /// Whether a call may go now, without taking the half-open probe.
     pub fn would_allow(&self, now: Instant) -> bool {
-        let mut copy = self.clone();
-        copy.allow(now)
+        if self.paused(now) {
+            return false;
+        }
+        if !self.cfg.enabled {
+            return true;
+        }
+        match self.state(now) {
+            State::Closed => true,
+            State::Open => false,
+            State::HalfOpen => {
+                let timeout = Duration::from_secs(self.cfg.probe_timeout_seconds.max(1));
+                self.probe_since.is_none_or(|t| now >= t + timeout)
+            }
+        }
     }
 
     pub fn record(&mut self, now: Instant, outcome: Outcome) {
@@ -290,7 +302,9 @@ mod tests {
                     2 => b.record(now, Outcome::RateLimited(Duration::from_secs(dt))),
                     _ => {
                         let paused = b.paused(now);
+                        let predicted = b.would_allow(now);
                         let allowed = b.allow(now);
+                        prop_assert_eq!(predicted, allowed);
                         match before {
                             State::Open => prop_assert!(!allowed),
                             State::Closed => prop_assert_eq!(allowed, !paused),

@@ -38,10 +38,11 @@ impl Channel {
 
     /// What a submit or a poll showed about the channel.
     pub fn record(&self, outcome: Outcome) {
+        let now = Instant::now();
         let mut b = self.breaker.lock().unwrap();
-        let before = b.state(Instant::now());
-        b.record(Instant::now(), outcome);
-        let after = b.state(Instant::now());
+        let before = b.state(now);
+        b.record(now, outcome);
+        let after = b.state(now);
         if before != after {
             tracing::warn!(
                 channel = self.name(),
