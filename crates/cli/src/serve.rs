@@ -18,7 +18,7 @@ use reelay_sim::{SimConfig, SimHandle};
 use reelay_store::postgres::PgStore;
 use reelay_store::sqlite::SqliteStore;
 use reelay_store::Store;
-use reelay_upstream::{ChannelConfig, RunwayAdapter};
+use reelay_upstream::ChannelConfig;
 use tokio::net::TcpListener;
 
 use crate::config::{redacted_url, Backend, Config};
@@ -422,9 +422,9 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     let archive_guard = archive_guard(&config, &channel_configs, archive_resolver)?;
     let mut channels = Vec::new();
     for cfg in channel_configs {
-        let adapter =
-            RunwayAdapter::new(&cfg).map_err(|e| anyhow::anyhow!("channel {}: {e}", cfg.name))?;
-        channels.push(Channel::new(cfg, Arc::new(adapter)));
+        let adapter = reelay_upstream::build(&cfg)
+            .map_err(|e| anyhow::anyhow!("channel {}: {e}", cfg.name))?;
+        channels.push(Channel::new(cfg, adapter));
     }
     if channels.is_empty() {
         tracing::warn!(

@@ -133,7 +133,7 @@ impl Channels {
         let mut list: Vec<(&Channel, bool, i32, f64)> = self
             .0
             .iter()
-            .filter(|c| c.config.enabled && c.upstream.supports_model(model))
+            .filter(|c| c.config.enabled && c.config.serves_model(model))
             .map(|c| {
                 // Weighted shuffle: sort by u^(1/w), the Efraimidis–Spirakis key.
                 let u: f64 = rng.gen_range(f64::EPSILON..1.0);
@@ -159,10 +159,11 @@ mod tests {
         fn name(&self) -> &str {
             &self.0
         }
-        fn supports_model(&self, _: &str) -> bool {
-            true
-        }
-        async fn submit(&self, _: &reelay_core::TaskSpec, _: &str) -> Result<String, SubmitError> {
+        async fn submit(
+            &self,
+            _: &reelay_core::TaskSpec,
+            _: &reelay_upstream::SubmitContext<'_>,
+        ) -> Result<String, SubmitError> {
             unreachable!()
         }
         async fn status(&self, _: &str) -> Result<UpstreamStatus, UpstreamError> {

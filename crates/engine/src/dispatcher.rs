@@ -75,7 +75,12 @@ impl Engine {
             }
             Prepared::Fail(code, message) => return self.fail(&task, code, &message).await,
         };
-        let result = ch.upstream.submit(&spec, &task.id).await;
+        let ctx = reelay_upstream::SubmitContext {
+            reference: &task.id,
+            callback_url: None,
+            model: ch.config.upstream_model(&task.spec.model),
+        };
+        let result = ch.upstream.submit(&spec, &ctx).await;
         ch.record(match &result {
             // A refusal of the request itself is a working upstream's answer.
             Ok(_) | Err(SubmitError::Rejected { .. }) => Outcome::Success,
@@ -83,7 +88,11 @@ impl Engine {
                 retry_after: Some(d),
                 ..
             }) => Outcome::RateLimited(*d),
-            Err(SubmitError::NotAccepted { .. } | SubmitError::Unknown { .. }) => Outcome::Failure,
+            Err(
+                SubmitError::NotAccepted { .. }
+                | SubmitError::Unknown { .. }
+                | SubmitError::OutOfCredit { .. },
+            ) => Outcome::Failure,
         });
         match result {
             Ok(upstream_id) => self.submitted(&task, ch, upstream_id).await,
@@ -110,6 +119,12 @@ impl Engine {
                     .await
             }
             Err(SubmitError::Rejected { code, message }) => self.fail(&task, &code, &message).await,
+            Err(SubmitError::OutOfCredit { message }) => {
+                // TODO(channels): disable the channel in the registry until re-enabled.
+                tracing::warn!(task = %task.id, channel = ch.name(), %message, "upstream is out of credit");
+                self.requeue(&task, TaskState::Submitting, None, &message)
+                    .await
+            }
             Err(SubmitError::Unknown { reason }) => {
                 tracing::warn!(task = %task.id, channel = ch.name(), %reason, "submit outcome unknown");
                 self.defer_unknown(&task, &reason).await

@@ -1,24 +1,43 @@
-use serde::Deserialize;
+use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// Runway's official developer API (or anything speaking it).
     Runway,
+    /// A reseller speaking the reverse format (`/runway/pro/generate`, `/runway/feed`).
+    Reverse,
+    /// A reseller speaking kie.ai's quick-start format (`/api/v1/runway/generate`,
+    /// `record-detail`).
+    Quickstart,
     /// reelay's simulator (in process for the built-in sandbox, or `reelay sim`): Runway's
     /// protocol plus a lookup by reference, which makes unknown outcomes reconcilable.
     Sandbox,
 }
 
-/// One upstream channel, as configured.
-#[derive(Debug, Clone, Deserialize)]
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Runway => "runway",
+            ChannelKind::Reverse => "reverse",
+            ChannelKind::Quickstart => "quickstart",
+            ChannelKind::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// One upstream channel, as configured (in the file, or through the admin API). Serializing
+/// it never writes the key: what is stored or shown of a channel is everything else.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     pub name: String,
     pub kind: ChannelKind,
     pub base_url: String,
     /// The upstream key. Prefer `api_key_env`: keys belong in the environment, not in files.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub api_key: Option<String>,
     /// Name of the environment variable holding the upstream key.
     #[serde(default)]
@@ -33,9 +52,21 @@ pub struct ChannelConfig {
     /// Tasks this channel may hold upstream at once; beyond it tasks wait as `throttled`.
     #[serde(default)]
     pub max_concurrent: Option<i64>,
-    /// Models this channel serves; empty = every catalog model.
+    /// Submits per second this channel takes at most (across instances); beyond it tasks
+    /// wait their turn as `throttled`.
+    #[serde(default)]
+    pub max_submits_per_second: Option<f64>,
+    /// Models this channel serves (client names); empty = every catalog model.
     #[serde(default)]
     pub models: Vec<String>,
+    /// Client model → the upstream's name for it. A mapped model is served even when
+    /// `models` does not list it.
+    #[serde(default)]
+    pub model_map: BTreeMap<String, String>,
+    /// A task on this channel not finished this long after its first submit fails (and is
+    /// cancelled upstream); default `engine.task_deadline_seconds`.
+    #[serde(default)]
+    pub task_deadline_seconds: Option<u64>,
     #[serde(default = "default_connect_ms")]
     pub connect_timeout_ms: u64,
     #[serde(default = "default_request_ms")]
@@ -48,7 +79,7 @@ pub struct ChannelConfig {
 }
 
 /// When a channel's circuit breaker opens, and for how long (see the engine's `breaker`).
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
     pub enabled: bool,
@@ -111,12 +142,27 @@ impl ChannelConfig {
             priority: 100,
             weight: 1,
             max_concurrent: None,
+            max_submits_per_second: None,
             models: vec![],
+            model_map: BTreeMap::new(),
+            task_deadline_seconds: None,
             connect_timeout_ms: default_connect_ms(),
             request_timeout_ms: default_request_ms(),
             runway_version: default_version(),
             breaker: BreakerConfig::default(),
         }
+    }
+
+    /// Whether this channel serves the client's `model`.
+    pub fn serves_model(&self, model: &str) -> bool {
+        (self.models.is_empty() && self.model_map.is_empty())
+            || self.models.iter().any(|m| m == model)
+            || self.model_map.contains_key(model)
+    }
+
+    /// The upstream's name for the client's `model`, when this channel maps it.
+    pub fn upstream_model(&self, model: &str) -> Option<&str> {
+        self.model_map.get(model).map(String::as_str)
     }
 
     /// The upstream key from the environment variable or the config, never logged.

@@ -13,6 +13,29 @@ use reelay_core::TaskSpec;
 pub use channel::{BreakerConfig, ChannelConfig, ChannelKind};
 pub use runway::RunwayAdapter;
 
+/// The adapter for a channel's kind.
+pub fn build(cfg: &ChannelConfig) -> Result<std::sync::Arc<dyn Upstream>, UpstreamError> {
+    Ok(match cfg.kind {
+        ChannelKind::Runway | ChannelKind::Sandbox => std::sync::Arc::new(RunwayAdapter::new(cfg)?),
+        // Being written (issue 16, part 2).
+        ChannelKind::Reverse | ChannelKind::Quickstart => return Err(UpstreamError::Unsupported),
+    })
+}
+
+/// What a submit carries besides the task's spec.
+#[derive(Debug, Clone, Copy)]
+pub struct SubmitContext<'a> {
+    /// reelay's task id, sent along so an upstream that can look tasks up by it lets the
+    /// engine reconcile an unknown outcome.
+    pub reference: &'a str,
+    /// An unguessable URL of reelay's for this task, for formats that take a callback URL
+    /// (`callback_url`, `callBackUrl`). A callback there is only a hint to poll now.
+    pub callback_url: Option<&'a str>,
+    /// The upstream's name for the model, when the channel's configuration maps the client's
+    /// model to one; `None` = the adapter's own translation of `spec.input["model"]`.
+    pub model: Option<&'a str>,
+}
+
 /// How a submit ended when it did not return an upstream id.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubmitError {
@@ -27,6 +50,10 @@ pub enum SubmitError {
     /// The upstream may have taken the task (timeout after sending, reset mid-response, 500,
     /// 502, 504, an unreadable 200): a blind resubmit could start a second paid job.
     Unknown { reason: String },
+    /// The upstream's account is out of credit (Runway's "not enough credits", a reseller's
+    /// 402 / points error): it did not take the task, and will take none until topped up, so
+    /// the channel is disabled until an operator re-enables it.
+    OutOfCredit { message: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,10 +88,17 @@ pub enum UpstreamError {
 #[async_trait]
 pub trait Upstream: Send + Sync + 'static {
     fn name(&self) -> &str;
-    fn supports_model(&self, model: &str) -> bool;
-    /// Submits the task. `reference` is reelay's task id, sent along so an upstream that can
-    /// look tasks up by it lets the engine reconcile an unknown outcome.
-    async fn submit(&self, spec: &TaskSpec, reference: &str) -> Result<String, SubmitError>;
+    /// Whether this upstream's format has a request for the catalog endpoint (which models a
+    /// channel serves is its configuration's business, not the adapter's).
+    fn serves(&self, _endpoint: &str) -> bool {
+        true
+    }
+    /// Whether submits carry a callback URL (polls then run on a slower schedule).
+    fn takes_callbacks(&self) -> bool {
+        false
+    }
+    async fn submit(&self, spec: &TaskSpec, ctx: &SubmitContext<'_>)
+        -> Result<String, SubmitError>;
     async fn status(&self, upstream_id: &str) -> Result<UpstreamStatus, UpstreamError>;
     async fn cancel(&self, upstream_id: &str) -> Result<(), UpstreamError>;
     /// Puts a file the task names into the upstream's own store and answers the URI to send

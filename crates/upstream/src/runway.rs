@@ -5,7 +5,9 @@ use reelay_core::TaskSpec;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::{ChannelConfig, ChannelKind, SubmitError, Upstream, UpstreamError, UpstreamStatus};
+use crate::{
+    ChannelConfig, ChannelKind, SubmitContext, SubmitError, Upstream, UpstreamError, UpstreamStatus,
+};
 
 /// Adapter for Runway's official developer API.
 pub struct RunwayAdapter {
@@ -13,7 +15,6 @@ pub struct RunwayAdapter {
     base: String,
     key: Option<String>,
     version: String,
-    models: Vec<String>,
     lookup_supported: bool,
     /// Files go through Runway's own uploads (a real Runway channel) rather than inline.
     uploads: bool,
@@ -44,7 +45,6 @@ impl RunwayAdapter {
             base: cfg.base_url.trim_end_matches('/').to_string(),
             key: cfg.resolved_api_key(),
             version: cfg.runway_version.clone(),
-            models: cfg.models.clone(),
             lookup_supported: cfg.kind == ChannelKind::Sandbox,
             uploads: cfg.kind == ChannelKind::Runway,
             http,
@@ -104,6 +104,12 @@ fn error_text(body: &str) -> String {
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
         .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+/// Runway's words for an empty balance: "You do not have enough credits to run this task."
+fn is_out_of_credit(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("enough credits") || t.contains("insufficient credits")
 }
 
 /// Sorts a transport error by whether the request can have reached the upstream's handler.
@@ -182,15 +188,25 @@ impl Upstream for RunwayAdapter {
         Ok(Some(slot.runway_uri))
     }
 
-    fn supports_model(&self, model: &str) -> bool {
-        self.models.is_empty() || self.models.iter().any(|m| m == model)
-    }
-
-    async fn submit(&self, spec: &TaskSpec, reference: &str) -> Result<String, SubmitError> {
+    async fn submit(
+        &self,
+        spec: &TaskSpec,
+        ctx: &SubmitContext<'_>,
+    ) -> Result<String, SubmitError> {
+        let mapped;
+        let body = match ctx.model {
+            Some(m) => {
+                let mut b = spec.input.clone();
+                b["model"] = serde_json::Value::String(m.to_string());
+                mapped = b;
+                &mapped
+            }
+            None => &spec.input,
+        };
         let resp = self
             .req(reqwest::Method::POST, &format!("/v1/{}", spec.endpoint))
-            .header("X-Reelay-Reference", reference)
-            .json(&spec.input)
+            .header("X-Reelay-Reference", ctx.reference)
+            .json(body)
             .send()
             .await
             .map_err(|e| classify_send_error(&e))?;
@@ -210,6 +226,11 @@ impl Upstream for RunwayAdapter {
             }
             StatusCode::BAD_REQUEST => {
                 let text = body.map(|b| error_text(&b)).unwrap_or_default();
+                // Runway answers a 400 for an empty balance too (§ errors): the task is fine,
+                // the channel's account is not.
+                if is_out_of_credit(&text) {
+                    return Err(SubmitError::OutOfCredit { message: text });
+                }
                 let code = if text.to_ascii_lowercase().contains("moderation") {
                     "SAFETY.INPUT"
                 } else {
