@@ -212,6 +212,26 @@ pub trait Store: Send + Sync + 'static {
         refund_after_upstream: bool,
     ) -> Result<CancelOutcome>;
 
+    // --- channel registry
+    /// Every stored channel, removed ones included (tasks may still run on them).
+    async fn list_channels(&self) -> Result<Vec<StoredChannel>>;
+    /// Changes with every write to the registry: an instance whose copy was read at another
+    /// fingerprint reloads it.
+    async fn channels_fingerprint(&self) -> Result<(i64, i64)>;
+    /// Inserts or replaces a channel (see [`ChannelWrite`]).
+    async fn put_channel(&self, write: &ChannelWrite) -> Result<()>;
+    /// Switches a channel on or off (with why, when off); false if there is no such channel.
+    async fn set_channel_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<bool>;
+    /// Marks a channel removed (no new tasks; running ones finish); false if there was none.
+    async fn remove_channel(&self, name: &str) -> Result<bool>;
+    /// Forgets submit-rate windows that started before `before`.
+    async fn purge_channel_submits(&self, before: i64) -> Result<u64>;
+
     // --- media archive
     /// Records archived objects (again: the same task and name replace the row). Written as
     /// soon as each object is complete, so the sweeper knows every object that exists.

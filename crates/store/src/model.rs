@@ -219,7 +219,12 @@ pub struct TaskUpdate {
     /// channel (as [`crate::Store::count_in_flight`] counts them). Checked in the same
     /// transaction as the update, so two workers can never both take the last slot.
     pub channel_cap: Option<i64>,
+    /// With `channel`: apply only while the channel's submit rate has room, counting this
+    /// move (checked and counted in the same transaction, across instances).
+    pub submit_rate: Option<SubmitRate>,
     pub upstream_id: Option<String>,
+    /// Forgets the upstream job (a task sent back to the queue after a retryable failure).
+    pub clear_upstream: bool,
     pub bump_attempts: bool,
     /// `Some(None)` clears the due time (nothing left to do); `Some(Some(t))` sets it.
     pub next_attempt_at: Option<Option<i64>>,
@@ -468,4 +473,108 @@ impl UploadRecord {
 /// The media-store key of upload `id`.
 pub fn upload_key(id: &str) -> String {
     format!("uploads/{id}")
+}
+
+/// Who defines a stored channel: the configuration file (synced at start and on SIGHUP; the
+/// file wins on reload) or the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelSource {
+    File,
+    Admin,
+}
+
+impl ChannelSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelSource::File => "file",
+            ChannelSource::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ChannelSource> {
+        match s {
+            "file" => Some(ChannelSource::File),
+            "admin" => Some(ChannelSource::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A channel of the registry as stored. The store does not read `config` (the upstream
+/// crate's `ChannelConfig` as JSON, without the key); `api_key` is the opened admin-API key.
+#[derive(Clone)]
+pub struct StoredChannel {
+    pub name: String,
+    pub config: serde_json::Value,
+    pub api_key: Option<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub source: ChannelSource,
+    pub removed_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+// The key must never reach a log line.
+impl std::fmt::Debug for StoredChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredChannel")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("enabled", &self.enabled)
+            .field("removed_at", &self.removed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a stored channel's key becomes on a write.
+#[derive(Clone, Default)]
+pub enum KeyChange {
+    #[default]
+    Keep,
+    Clear,
+    Set(String),
+}
+
+/// An insert or replacement of a channel (a removed one of that name comes back).
+#[derive(Clone)]
+pub struct ChannelWrite {
+    pub name: String,
+    pub config: serde_json::Value,
+    pub key: KeyChange,
+    /// `None` keeps the stored switch (a new channel: enabled).
+    pub enabled: Option<bool>,
+    pub source: ChannelSource,
+}
+
+/// A per-channel submit rate, checked with the move to `submitting` across instances: at most
+/// `limit` moves per `slot_ms` window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubmitRate {
+    pub slot_ms: i64,
+    pub limit: i64,
+}
+
+impl SubmitRate {
+    /// `per_second` submits a second: whole windows of one second, or one submit per
+    /// `1 / per_second` seconds below one a second.
+    pub fn per_second(per_second: f64) -> Option<SubmitRate> {
+        if !(per_second.is_finite() && per_second > 0.0) {
+            return None;
+        }
+        Some(if per_second >= 1.0 {
+            SubmitRate {
+                slot_ms: 1000,
+                limit: per_second.floor() as i64,
+            }
+        } else {
+            SubmitRate {
+                slot_ms: (1000.0 / per_second).ceil() as i64,
+                limit: 1,
+            }
+        })
+    }
+    /// The start of the window `now` falls in.
+    pub fn slot(&self, now: i64) -> i64 {
+        now - now.rem_euclid(self.slot_ms)
+    }
 }

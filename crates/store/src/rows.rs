@@ -367,3 +367,65 @@ where
         deleted: s.deleted != 0,
     })
 }
+
+/// A channel as stored (`channels`).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+pub struct ChannelRow {
+    pub name: String,
+    pub config: String,
+    pub sealed_key: Option<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub source: String,
+    pub removed_at: Option<i64>,
+    pub revision: i64,
+    pub updated_at: i64,
+}
+
+impl ChannelRow {
+    /// The row a write leaves, given the row before it (if any): both backends store exactly
+    /// this. A channel that was removed comes back as new (enabled unless told otherwise).
+    pub fn after(
+        before: Option<&ChannelRow>,
+        w: &crate::ChannelWrite,
+        secrets: &crate::SecretBox,
+        now: i64,
+    ) -> ChannelRow {
+        let live = before.filter(|b| b.removed_at.is_none());
+        let sealed_key = match &w.key {
+            crate::KeyChange::Keep => before.and_then(|b| b.sealed_key.clone()),
+            crate::KeyChange::Clear => None,
+            crate::KeyChange::Set(k) => Some(secrets.seal(k)),
+        };
+        let enabled = w.enabled.or(live.map(|b| b.enabled)).unwrap_or(true);
+        ChannelRow {
+            name: w.name.clone(),
+            config: w.config.to_string(),
+            sealed_key,
+            enabled,
+            // A reason says why it is off; switched on, there is none.
+            disabled_reason: live
+                .and_then(|b| b.disabled_reason.clone())
+                .filter(|_| !enabled),
+            source: w.source.as_str().to_string(),
+            removed_at: None,
+            revision: before.map_or(1, |b| b.revision + 1),
+            updated_at: now,
+        }
+    }
+
+    pub fn open(self, secrets: &crate::SecretBox) -> Result<crate::StoredChannel> {
+        Ok(crate::StoredChannel {
+            config: serde_json::from_str(&self.config)
+                .map_err(|e| StoreError::Corrupt(format!("channel {}: {e}", self.name)))?,
+            api_key: self.sealed_key.map(|k| secrets.open(&k)).transpose()?,
+            enabled: self.enabled,
+            disabled_reason: self.disabled_reason,
+            source: crate::ChannelSource::parse(&self.source)
+                .ok_or_else(|| StoreError::Corrupt(format!("channel source {}", self.source)))?,
+            removed_at: self.removed_at,
+            updated_at: self.updated_at,
+            name: self.name,
+        })
+    }
+}

@@ -29,6 +29,17 @@ pub fn admits(u: &TaskUpdate, state: TaskState, owner: Option<&str>) -> bool {
         && u.to.is_none_or(|to| state.can_move_to(to))
 }
 
+/// Whether a move from `state` gives back the task's slot on its channel (it ends, or goes
+/// back to the queue), so a task waiting for capacity may go now.
+pub fn frees_slot(state: TaskState, u: &TaskUpdate) -> bool {
+    matches!(
+        state,
+        TaskState::Submitting | TaskState::Running | TaskState::Throttled
+    ) && u
+        .to
+        .is_some_and(|to| to != state && (to.is_terminal() || to == TaskState::Queued))
+}
+
 /// How a task that moves from `from` to `to` settles its hold, if the move finishes it: a
 /// success is charged, a failure or an upstream cancellation refunded — in the transaction of
 /// the move, so a task never ends without its settlement.

@@ -109,6 +109,8 @@ pub fn task_update<S: Sink>(q: &mut S, u: &TaskUpdate, state: TaskState, now: i6
     }
     if let Some(id) = &u.upstream_id {
         q.push(", upstream_id = ").push_text(id.clone());
+    } else if u.clear_upstream {
+        q.push(", upstream_id = NULL");
     }
     if u.bump_attempts {
         q.push(", attempts = attempts + 1");
@@ -155,6 +157,29 @@ pub fn task_update<S: Sink>(q: &mut S, u: &TaskUpdate, state: TaskState, now: i6
         q.push(" AND lease_owner = ").push_text(owner.clone());
     }
     q.push(" RETURNING ").push(TASK_COLUMNS);
+}
+
+/// Makes the task that has waited longest for channel capacity due now (a slot just freed).
+/// The waiting tasks are found through their own partial index (`tasks_waiting`), so this
+/// costs the same with ten or ten thousand of them.
+/// `skip_locked` (PostgreSQL): a waiting row another transaction holds is passed over rather
+/// than waited for, so two transactions each freeing a slot never wait on each other.
+pub fn wake_waiting<S: Sink>(q: &mut S, now: i64, skip_locked: bool) {
+    q.push("UPDATE tasks SET next_attempt_at = ")
+        .push_int(now)
+        .push(
+            " WHERE id = (SELECT id FROM tasks WHERE state = 'throttled' \
+             AND upstream_id IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at > ",
+        )
+        .push_int(now)
+        .push(" AND (lease_until IS NULL OR lease_until <= ")
+        .push_int(now)
+        .push(") ORDER BY next_attempt_at LIMIT 1")
+        .push(if skip_locked {
+            " FOR NO KEY UPDATE SKIP LOCKED)"
+        } else {
+            ")"
+        });
 }
 
 #[cfg(test)]

@@ -41,14 +41,15 @@ use tokio::sync::broadcast;
 
 use crate::rows::{
     self, account_from_row, key_from_row, ledger_from_row, task_from_row, BalanceCheckRow,
-    SealedSecretsRow, TaskCreditsRow, TASK_COLUMNS,
+    ChannelRow, SealedSecretsRow, TaskCreditsRow, TASK_COLUMNS,
 };
 use crate::rules::{self, CancelPlan};
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
-    CancelOutcome, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation, MediaObject,
-    NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskPage,
-    TaskUpdate, UploadRecord, Wake, WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
+    CancelOutcome, ChannelWrite, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation,
+    MediaObject, NewAccount, NewTask, Result, ServedMedia, Store, StoreError, StoredChannel, Task,
+    TaskEvent, TaskPage, TaskUpdate, UploadRecord, Wake, WebhookAttempt, WebhookMessage,
+    WebhookNext, WebhookSecrets,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -720,10 +721,35 @@ impl Store for PgStore {
                 return Ok(None);
             }
         }
+        if let (Some(rate), Some(channel)) = (u.submit_rate, &u.channel) {
+            // The window's row is locked by the upsert until the commit: concurrent takers
+            // count one after the other, and a full window refuses the move.
+            let counted = sqlx::query(
+                "INSERT INTO channel_submits (channel, slot, count) VALUES ($1, $2, 1)
+                 ON CONFLICT (channel, slot) DO UPDATE SET count = channel_submits.count + 1
+                 WHERE channel_submits.count < $3",
+            )
+            .bind(channel)
+            .bind(rate.slot(now))
+            .bind(rate.limit)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if counted == 0 {
+                return Ok(None);
+            }
+        }
         let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
         crate::sql::task_update(&mut q, &u, state, now);
         let row = q.build().fetch_optional(&mut *tx).await?;
         let Some(row) = row else { return Ok(None) };
+        if rules::frees_slot(state, &u) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+            crate::sql::wake_waiting(&mut q, now, true);
+            if q.build().execute(&mut *tx).await?.rows_affected() > 0 {
+                notify(&mut tx, TASKS_CHANNEL).await?;
+            }
+        }
         let settled = rules::settlement(state, u.to);
         if let Some((kind, reason)) = &settled {
             credits::settle(&mut tx, &u.task_id, *kind, reason).await?;
@@ -1085,6 +1111,100 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_channels(&self) -> Result<Vec<StoredChannel>> {
+        let rows = sqlx::query_as::<_, ChannelRow>("SELECT * FROM channels ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| r.open(&self.secrets)).collect()
+    }
+
+    async fn channels_fingerprint(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query("SELECT COUNT(*), COALESCE(SUM(revision), 0)::BIGINT FROM channels")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    async fn put_channel(&self, w: &ChannelWrite) -> Result<()> {
+        let mut tx = self.begin().await?;
+        // Two writers of one name: the insert of the second waits on the first's key, and
+        // the row lock orders replacements.
+        let before = sqlx::query_as::<_, ChannelRow>(
+            "SELECT * FROM channels WHERE name = $1 FOR NO KEY UPDATE",
+        )
+        .bind(&w.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let r = ChannelRow::after(before.as_ref(), w, &self.secrets, now_ms());
+        sqlx::query(
+            "INSERT INTO channels (name, config, sealed_key, enabled, disabled_reason, source,
+                                   removed_at, revision, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (name) DO UPDATE SET config = excluded.config,
+                 sealed_key = excluded.sealed_key, enabled = excluded.enabled,
+                 disabled_reason = excluded.disabled_reason, source = excluded.source,
+                 removed_at = excluded.removed_at, revision = channels.revision + 1,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(&r.name)
+        .bind(&r.config)
+        .bind(&r.sealed_key)
+        .bind(r.enabled)
+        .bind(&r.disabled_reason)
+        .bind(&r.source)
+        .bind(r.removed_at)
+        .bind(r.revision)
+        .bind(r.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_channel_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE channels SET enabled = $1, disabled_reason = $2, revision = revision + 1,
+                 updated_at = $3
+             WHERE name = $4 AND removed_at IS NULL",
+        )
+        .bind(enabled)
+        .bind(reason.filter(|_| !enabled))
+        .bind(now_ms())
+        .bind(name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    async fn remove_channel(&self, name: &str) -> Result<bool> {
+        let now = now_ms();
+        Ok(sqlx::query(
+            "UPDATE channels SET removed_at = $1, enabled = FALSE, revision = revision + 1,
+                 updated_at = $1
+             WHERE name = $2 AND removed_at IS NULL",
+        )
+        .bind(now)
+        .bind(name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    async fn purge_channel_submits(&self, before: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM channel_submits WHERE slot < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     async fn record_upload(&self, u: &UploadRecord) -> Result<()> {

@@ -22,16 +22,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::rows::{
-    self, account_from_row, key_from_row, ledger_from_row, BalanceCheckRow, MessageRow,
+    self, account_from_row, key_from_row, ledger_from_row, BalanceCheckRow, ChannelRow, MessageRow,
     SealedSecretsRow, TaskCreditsRow, TaskRow, TASK_COLUMNS,
 };
 use crate::rules::{self, CancelPlan};
 use crate::UploadRecord;
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
-    CancelOutcome, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation, MediaObject,
-    NewAccount, NewTask, Result, ServedMedia, Store, StoreError, Task, TaskEvent, TaskPage,
-    TaskUpdate, WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
+    CancelOutcome, ChannelWrite, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation,
+    MediaObject, NewAccount, NewTask, Result, ServedMedia, Store, StoreError, StoredChannel, Task,
+    TaskEvent, TaskPage, TaskUpdate, WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
 };
 use lite::{all, exec, one, value};
 use reader::Readers;
@@ -610,11 +610,29 @@ impl Store for SqliteStore {
                     return Ok(None);
                 }
             }
+            if let (Some(rate), Some(channel)) = (u.submit_rate, &u.channel) {
+                // Counted only if the window has room; the move is refused otherwise.
+                let counted = exec(
+                    conn,
+                    "INSERT INTO channel_submits (channel, slot, count) VALUES (?, ?, 1)
+                     ON CONFLICT (channel, slot) DO UPDATE SET count = count + 1
+                     WHERE count < ?",
+                    params![channel, rate.slot(now), rate.limit],
+                )?;
+                if counted == 0 {
+                    return Ok(None);
+                }
+            }
             let mut q = crate::sql::LiteQuery::default();
             crate::sql::task_update(&mut q, &u, state, now);
             let row: Option<TaskRow> =
                 one(conn, &q.sql, rusqlite::params_from_iter(q.args.iter()))?;
             let Some(row) = row else { return Ok(None) };
+            if rules::frees_slot(state, &u) {
+                let mut q = crate::sql::LiteQuery::default();
+                crate::sql::wake_waiting(&mut q, now, false);
+                exec(conn, &q.sql, rusqlite::params_from_iter(q.args.iter()))?;
+            }
             let settled = rules::settlement(state, u.to);
             let task = match &settled {
                 Some((kind, reason)) => {
@@ -945,6 +963,98 @@ impl Store for SqliteStore {
                 params![sealed, account_id],
             )?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn list_channels(&self) -> Result<Vec<StoredChannel>> {
+        let rows = sqlx::query_as::<_, ChannelRow>("SELECT * FROM channels ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(|r| r.open(&self.ctx.secrets))
+            .collect()
+    }
+
+    async fn channels_fingerprint(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query("SELECT COUNT(*), COALESCE(SUM(revision), 0) FROM channels")
+            .fetch_one(&self.read)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    async fn put_channel(&self, write: &ChannelWrite) -> Result<()> {
+        let (w, secrets) = (write.clone(), self.ctx.secrets.clone());
+        self.write(move |work, _| {
+            let before: Option<ChannelRow> = one(
+                work.conn,
+                "SELECT * FROM channels WHERE name = ?",
+                [&w.name],
+            )?;
+            let r = ChannelRow::after(before.as_ref(), &w, &secrets, now_ms());
+            exec(
+                work.conn,
+                "INSERT OR REPLACE INTO channels (name, config, sealed_key, enabled,
+                     disabled_reason, source, removed_at, revision, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    r.name,
+                    r.config,
+                    r.sealed_key,
+                    r.enabled,
+                    r.disabled_reason,
+                    r.source,
+                    r.removed_at,
+                    r.revision,
+                    r.updated_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_channel_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        let (name, reason) = (name.to_string(), reason.map(str::to_string));
+        self.write(move |w, _| {
+            Ok(exec(
+                w.conn,
+                "UPDATE channels SET enabled = ?, disabled_reason = ?, revision = revision + 1,
+                     updated_at = ?
+                 WHERE name = ? AND removed_at IS NULL",
+                params![enabled, reason.filter(|_| !enabled), now_ms(), name],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn remove_channel(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.write(move |w, _| {
+            let now = now_ms();
+            Ok(exec(
+                w.conn,
+                "UPDATE channels SET removed_at = ?, enabled = 0, revision = revision + 1,
+                     updated_at = ?
+                 WHERE name = ? AND removed_at IS NULL",
+                params![now, now, name],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn purge_channel_submits(&self, before: i64) -> Result<u64> {
+        self.write(move |w, _| {
+            Ok(exec(
+                w.conn,
+                "DELETE FROM channel_submits WHERE slot < ?",
+                [before],
+            )? as u64)
         })
         .await
     }
