@@ -17,6 +17,7 @@ mod media;
 pub mod server;
 mod state;
 mod uploads;
+mod upstream_callbacks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes(&state))
         .merge(dialects::routes(&state))
         .merge(uploads::routes())
+        .merge(upstream_callbacks::routes())
         .nest("/admin/v1", admin::routes())
         // The nest does not match its own path with a trailing slash; without this the
         // outer, Runway-shaped fallback would answer for the admin API.

@@ -333,3 +333,248 @@ pub async fn webhook_redeliver(
         println!("{} webhook message(s) queued for redelivery", d.redelivered)
     })
 }
+
+// ---------------------------------------------------------------- channels
+
+/// The fields `reelay channel add` and `set` take. Keys never on the command line (shell
+/// history, `ps`): from an environment variable read now, or from stdin; sealed in the store.
+#[derive(clap::Args, Debug, Default)]
+pub struct ChannelFields {
+    /// Read the upstream key from this environment variable (now, by this command).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// Read the upstream key from the first line of stdin.
+    #[arg(long, conflicts_with = "api_key_env")]
+    pub api_key_stdin: bool,
+    /// Lower is tried first.
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    #[arg(long)]
+    pub weight: Option<u32>,
+    #[arg(long)]
+    pub max_concurrent: Option<i64>,
+    #[arg(long)]
+    pub max_submits_per_second: Option<f64>,
+    #[arg(long)]
+    pub task_deadline_seconds: Option<u64>,
+    #[arg(long)]
+    pub health_probe_seconds: Option<u64>,
+    /// A model it serves (repeat); none = every model.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// `client=upstream` model name mapping (repeat).
+    #[arg(long = "map")]
+    pub model_map: Vec<String>,
+    /// Add it switched off.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+impl ChannelFields {
+    fn key(&self) -> anyhow::Result<Option<String>> {
+        if let Some(var) = &self.api_key_env {
+            return Ok(Some(std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("--api-key-env: the environment variable {var} is not set")
+            })?));
+        }
+        if self.api_key_stdin {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            return Ok(Some(line.trim().to_string()));
+        }
+        Ok(None)
+    }
+
+    /// The fields given, as the admin API's JSON.
+    fn into_json(self) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+        use serde_json::json;
+        let mut m = serde_json::Map::new();
+        if let Some(k) = self.key()? {
+            m.insert("api_key".into(), json!(k));
+        }
+        let mut put = |k: &str, v: serde_json::Value| {
+            if !v.is_null() {
+                m.insert(k.into(), v);
+            }
+        };
+        put("priority", json!(self.priority));
+        put("weight", json!(self.weight));
+        put("max_concurrent", json!(self.max_concurrent));
+        put("max_submits_per_second", json!(self.max_submits_per_second));
+        put("task_deadline_seconds", json!(self.task_deadline_seconds));
+        put("health_probe_seconds", json!(self.health_probe_seconds));
+        if !self.models.is_empty() {
+            put("models", json!(self.models));
+        }
+        if !self.model_map.is_empty() {
+            let mut map = serde_json::Map::new();
+            for pair in &self.model_map {
+                let (client, upstream) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--map {pair:?}: write client=upstream"))?;
+                map.insert(client.trim().into(), json!(upstream.trim()));
+            }
+            put("model_map", serde_json::Value::Object(map));
+        }
+        if self.disabled {
+            put("enabled", json!(false));
+        }
+        Ok(m)
+    }
+}
+
+fn print_done(what: &str) {
+    println!("{what} (running instances apply it within engine.channels_reload_ms)");
+}
+
+pub async fn channel_add(
+    config: &Config,
+    name: &str,
+    kind: &str,
+    base_url: &str,
+    fields: ChannelFields,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let mut body = fields.into_json()?;
+    body.insert("name".into(), name.into());
+    body.insert("kind".into(), kind.into());
+    body.insert("base_url".into(), base_url.into());
+    reelay_api::admin::channels::add(store.as_ref(), serde_json::Value::Object(body)).await?;
+    print_done(&format!("channel {name} added"));
+    Ok(())
+}
+
+pub async fn channel_set(
+    config: &Config,
+    name: &str,
+    fields: ChannelFields,
+    clear_key: bool,
+    base_url: Option<String>,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let mut patch = fields.into_json()?;
+    if clear_key {
+        patch.insert("api_key".into(), serde_json::Value::Null);
+    }
+    if let Some(u) = base_url {
+        patch.insert("base_url".into(), u.into());
+    }
+    reelay_api::admin::channels::set(store.as_ref(), name, patch).await?;
+    print_done(&format!("channel {name} changed"));
+    Ok(())
+}
+
+pub async fn channel_switch(
+    config: &Config,
+    name: &str,
+    on: bool,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    reelay_api::admin::channels::switch(store.as_ref(), name, on, reason.as_deref()).await?;
+    print_done(&format!(
+        "channel {name} {}",
+        if on { "enabled" } else { "disabled" }
+    ));
+    Ok(())
+}
+
+pub async fn channel_remove(config: &Config, name: &str) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    reelay_api::admin::channels::remove(store.as_ref(), name).await?;
+    print_done(&format!("channel {name} removed"));
+    Ok(())
+}
+
+/// The running server's view (breaker, rates, latency), when it answers.
+async fn live_views(config: &Config) -> Option<Vec<serde_json::Value>> {
+    let token = config.admin_token.as_ref()?;
+    let url = format!("http://{}/admin/v1/channels", config.listen);
+    let resp = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body: serde_json::Value = resp.json().await.ok()?;
+    body.get("data")?.as_array().cloned()
+}
+
+pub async fn channel_list(
+    config: &Config,
+    name: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let rows: Vec<serde_json::Value> = match live_views(config).await {
+        Some(v) => v,
+        None => {
+            if !as_json {
+                eprintln!(
+                    "(no running server answered at {} with the admin token: stored configuration only)",
+                    config.listen
+                );
+            }
+            let store = open_store(config).await?;
+            reelay_api::admin::channels::list_stored(store.as_ref())
+                .await?
+                .into_iter()
+                .map(|v| serde_json::to_value(v).unwrap_or_default())
+                .collect()
+        }
+    };
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| name.is_none_or(|n| r["name"] == n))
+        .collect();
+    if let Some(n) = name {
+        if rows.is_empty() {
+            anyhow::bail!("no channel named {n:?}");
+        }
+    }
+    if as_json {
+        if name.is_some() {
+            println!("{}", serde_json::to_string(&rows[0])?);
+        } else {
+            println!("{}", serde_json::to_string(&rows)?);
+        }
+        return Ok(());
+    }
+    for r in &rows {
+        let cfg = r.get("config").unwrap_or(r);
+        let recent = &r["recent"];
+        println!(
+            "{}  kind={} enabled={}{} breaker={} in_flight={} cap={} priority={} weight={}",
+            r["name"].as_str().unwrap_or("?"),
+            r.get("kind")
+                .or(cfg.get("kind"))
+                .unwrap_or(&serde_json::Value::Null),
+            r["enabled"],
+            r["disabled_reason"]
+                .as_str()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default(),
+            r.get("breaker").and_then(|b| b.as_str()).unwrap_or("-"),
+            r["in_flight"],
+            cfg["max_concurrent"],
+            cfg["priority"],
+            cfg["weight"],
+        );
+        if recent.is_object() {
+            println!(
+                "    last {}s: submits/min={:.1} polls/min={:.1} success={} latency p50/p95/p99 ms={}/{}/{}",
+                recent["window_seconds"],
+                recent["submits_per_minute"].as_f64().unwrap_or(0.0),
+                recent["polls_per_minute"].as_f64().unwrap_or(0.0),
+                recent["success_rate"],
+                recent["latency_ms_p50"],
+                recent["latency_ms_p95"],
+                recent["latency_ms_p99"],
+            );
+        }
+    }
+    Ok(())
+}

@@ -364,12 +364,8 @@ impl Config {
                     ch.name
                 ));
             }
-            if !(ch.base_url.starts_with("http://") || ch.base_url.starts_with("https://")) {
-                return Err(format!(
-                    "invalid configuration: channels.{}.base_url must be an http(s) URL",
-                    ch.name
-                ));
-            }
+            ch.validate()
+                .map_err(|e| format!("invalid configuration: channels.{}.{e}", ch.name))?;
         }
         let longest = self
             .channels

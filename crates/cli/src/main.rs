@@ -158,6 +158,12 @@ enum Command {
         #[command(subcommand)]
         command: TaskCommand,
     },
+    /// Channels (upstreams): list, show, add, change, switch on and off, remove. Changes are
+    /// stored; running instances apply them within `engine.channels_reload_ms`.
+    Channel {
+        #[command(subcommand)]
+        command: ChannelCommand,
+    },
     /// Webhooks: signing secrets, the outbox of a task, redelivery.
     Webhook {
         #[command(subcommand)]
@@ -262,6 +268,55 @@ enum TaskCommand {
 }
 
 #[derive(Subcommand)]
+enum ChannelCommand {
+    /// Every channel: configuration (never the key), and from the running server (when
+    /// `admin_token` is configured and it answers at `listen`) breaker state, in-flight count,
+    /// call rates, success rate and latency percentiles.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One channel, as `list` shows it.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a channel for every instance.
+    Add {
+        name: String,
+        /// runway, reverse, quickstart or sandbox.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        base_url: String,
+        #[command(flatten)]
+        fields: admin::ChannelFields,
+    },
+    /// Change some of a channel's fields.
+    Set {
+        name: String,
+        #[command(flatten)]
+        fields: admin::ChannelFields,
+        /// Forget the channel's key.
+        #[arg(long, conflicts_with_all = ["api_key_env", "api_key_stdin"])]
+        clear_key: bool,
+        #[arg(long)]
+        base_url: Option<String>,
+    },
+    /// Back in service (also after an out-of-credit stop).
+    Enable { name: String },
+    /// Out of service: no new tasks; the ones on it finish there.
+    Disable {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Remove a channel added here (tasks on it finish there).
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
 enum WebhookCommand {
     /// Show an account's webhook signing secret, or rotate it.
     #[command(allow_negative_numbers = true)]
@@ -363,9 +418,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 server.addr,
                 config.data_dir.display()
             );
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = wait_forever() => {}
+            let shutdown = shutdown_signal();
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = hangup() => {
+                        // The file again, checked whole; a broken one changes nothing.
+                        match load() {
+                            Ok(next) => match server.reload_channels(&next).await {
+                                Ok(()) => tracing::info!(channels = next.channels.len(), "SIGHUP: channels reloaded from the configuration"),
+                                Err(e) => tracing::error!(error = %e, "SIGHUP: channels not reloaded"),
+                            },
+                            Err(e) => tracing::error!(error = %e, "SIGHUP: the configuration does not load; nothing changed"),
+                        }
+                    }
+                }
             }
             server.stop().await;
         }
@@ -487,6 +555,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 reelay::config::redacted_url(&config.database_url())
             );
         }
+        Command::Channel { command } => {
+            let config = load()?;
+            match command {
+                ChannelCommand::List { json } => admin::channel_list(&config, None, json).await?,
+                ChannelCommand::Show { name, json } => {
+                    admin::channel_list(&config, Some(&name), json).await?
+                }
+                ChannelCommand::Add {
+                    name,
+                    kind,
+                    base_url,
+                    fields,
+                } => admin::channel_add(&config, &name, &kind, &base_url, fields).await?,
+                ChannelCommand::Set {
+                    name,
+                    fields,
+                    clear_key,
+                    base_url,
+                } => admin::channel_set(&config, &name, fields, clear_key, base_url).await?,
+                ChannelCommand::Enable { name } => {
+                    admin::channel_switch(&config, &name, true, None).await?
+                }
+                ChannelCommand::Disable { name, reason } => {
+                    admin::channel_switch(&config, &name, false, reason).await?
+                }
+                ChannelCommand::Remove { name } => admin::channel_remove(&config, &name).await?,
+            }
+        }
         Command::Webhook { command } => {
             let config = load()?;
             match command {
@@ -566,7 +662,20 @@ async fn account(config: &Config, command: AccountCommand) -> anyhow::Result<()>
     }
 }
 
-async fn wait_forever() {
+/// The next SIGHUP (never, where there are no such signals).
+async fn hangup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut s) => {
+                s.recv().await;
+                return;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
     std::future::pending::<()>().await
 }
 

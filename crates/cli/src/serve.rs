@@ -12,7 +12,7 @@ use reelay_api::{
     ApiConfig, AppState, DialectCallbacks, Keys, KeysConfig, MediaLinks, MediaServing,
 };
 use reelay_core::Catalog;
-use reelay_engine::{Archive, Channel, Channels, Deliverer, Engine, EngineHandle};
+use reelay_engine::{Archive, CallbackUrls, Channels, Deliverer, Engine, EngineHandle};
 use reelay_media::{Ffmpeg, Frames, MediaStore};
 use reelay_sim::{SimConfig, SimHandle};
 use reelay_store::postgres::PgStore;
@@ -42,6 +42,20 @@ pub struct Server {
 }
 
 impl Server {
+    /// SIGHUP: the file's channels (from a configuration read again and checked) applied
+    /// without a restart. Tasks in flight keep their channel.
+    pub async fn reload_channels(&self, config: &Config) -> anyhow::Result<()> {
+        self.engine
+            .channels()
+            .sync_file(self.store.as_ref(), config.channels.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.engine
+            .channels_changed()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     pub async fn stop(self) {
         self.engine.shutdown();
         let _ = self.shutdown.send(true);
@@ -404,7 +418,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
 
     let (admin, generated_admin_token) = admin_auth(&config)?;
 
-    let mut channel_configs: Vec<ChannelConfig> = config.channels.clone();
+    let mut local_channels: Vec<ChannelConfig> = Vec::new();
     let sandbox = if config.sandbox {
         let sim = reelay_sim::spawn(
             SimConfig {
@@ -414,23 +428,39 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
             "127.0.0.1:0".parse().expect("static address"),
         )
         .await?;
-        channel_configs.push(ChannelConfig::sandbox(sim.base_url()));
+        local_channels.push(ChannelConfig::sandbox(sim.base_url()));
         Some(sim)
     } else {
         None
     };
+    let channel_configs: Vec<ChannelConfig> = config
+        .channels
+        .iter()
+        .chain(&local_channels)
+        .cloned()
+        .collect();
     let archive_guard = archive_guard(&config, &channel_configs, archive_resolver)?;
-    let mut channels = Vec::new();
-    for cfg in channel_configs {
-        let adapter = reelay_upstream::build(&cfg)
-            .map_err(|e| anyhow::anyhow!("channel {}: {e}", cfg.name))?;
-        channels.push(Channel::new(cfg, adapter));
-    }
-    if channels.is_empty() {
+    // The registry: the file's channels synced into the store (every instance sees the same
+    // set, with the admin API's), this instance's sandbox beside them.
+    let channels = Channels::registry(local_channels);
+    channels
+        .sync_file(store.as_ref(), config.channels.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if channels.snapshot().is_empty() {
         tracing::warn!(
-            "no channel is configured and the sandbox is off: tasks will fail with NO_CHANNEL"
+            "no channel is configured and the sandbox is off: tasks will fail with NO_CHANNEL \
+             (add one to the file or with `reelay channel add`)"
         );
     }
+    // Upstreams that take a callback URL get one when they can reach us.
+    let callbacks = config
+        .public_url
+        .as_deref()
+        .map(|base| -> anyhow::Result<CallbackUrls> {
+            Ok(CallbackUrls::new(base, &secret_key(&config)?))
+        })
+        .transpose()?;
 
     let media = MediaStore::from_config(&config.media, &config.media_dir())
         .map_err(|e| anyhow::anyhow!("media store: {e}"))?;
@@ -467,7 +497,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     )?;
     let engine = Engine::new(
         store.clone(),
-        Channels::new(channels),
+        channels,
         config.engine.clone(),
         Archive {
             media: media.clone(),
@@ -476,6 +506,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
             frames,
             retention_seconds: config.retention_seconds,
         },
+        callbacks,
     )
     .start();
     forward_wakeups(store.as_ref(), engine.clone(), outbox_wake.clone());

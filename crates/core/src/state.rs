@@ -56,7 +56,8 @@ impl TaskState {
             (Queued, Submitting | Throttled | Failed | Cancelled) => true,
             (Throttled, Submitting | Running | Queued | Succeeded | Failed | Cancelled) => true,
             (Submitting, Queued | Running | Throttled | Succeeded | Failed | Cancelled) => true,
-            (Running, Throttled | Succeeded | Failed | Cancelled) => true,
+            // Back to the queue: a failure the configuration retries on another channel.
+            (Running, Queued | Throttled | Succeeded | Failed | Cancelled) => true,
             _ => false,
         }
     }

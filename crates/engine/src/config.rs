@@ -38,8 +38,20 @@ pub struct EngineConfig {
     pub reconcile_delay_ms: u64,
     /// A task not finished this long after its first submit fails (and is cancelled upstream).
     pub task_deadline_seconds: u64,
-    /// While waiting for channel capacity, look again this often.
+    /// While every channel for a task is held by its breaker (or a pause), look again this
+    /// often.
     pub throttle_recheck_ms: u64,
+    /// While every channel is at its cap, a task waits for a freed slot to wake it (the store
+    /// wakes the longest waiter); this is only the fallback.
+    pub throttle_fallback_ms: u64,
+    /// How often an instance checks whether the channel registry changed elsewhere.
+    pub channels_reload_ms: u64,
+    /// Upstream failure codes (or prefixes, e.g. `INTERNAL.BAD_OUTPUT`) retried on another
+    /// channel rather than failing the task. Empty by default.
+    pub retry_failure_codes: Vec<String>,
+    /// On channels that call back (reverse, quick-start), polls are the fallback and come
+    /// this many times less often.
+    pub callback_poll_factor: f64,
     /// Upper bound on sleeping with nothing due (other instances may add work).
     pub idle_wakeup_ms: u64,
     /// Largest output the archiver downloads.
@@ -62,6 +74,10 @@ impl Default for EngineConfig {
             reconcile_delay_ms: 5_000,
             task_deadline_seconds: 3 * 3600,
             throttle_recheck_ms: 1_000,
+            throttle_fallback_ms: 30_000,
+            channels_reload_ms: 2_000,
+            retry_failure_codes: Vec::new(),
+            callback_poll_factor: 4.0,
             idle_wakeup_ms: 5_000,
             max_output_bytes: 2 * 1024 * 1024 * 1024,
             download_timeout_seconds: 600,

@@ -5,11 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelay_core::TaskState;
-use reelay_store::{now_ms, Task, TaskUpdate};
-use reelay_upstream::{SubmitError, UpstreamError};
+use std::time::Instant;
+
+use reelay_store::{now_ms, SubmitRate, Task, TaskUpdate};
+use reelay_upstream::{SubmitContext, SubmitError, UpstreamError};
 
 use crate::backoff::{backoff_ms, poll_interval_ms};
 use crate::breaker::Outcome;
+use crate::channels::Call;
 use crate::{Channel, Engine, EngineError, UnknownOutcomePolicy};
 
 pub const CODE_NO_CHANNEL: &str = "NO_CHANNEL";
@@ -18,7 +21,12 @@ pub const CODE_UNKNOWN_OUTCOME: &str = "UPSTREAM_UNKNOWN_OUTCOME";
 
 impl Engine {
     pub(crate) async fn dispatch(self: &Arc<Engine>, task: Task) -> Result<(), EngineError> {
-        let candidates = self.channels.candidates(&task.spec.model);
+        // A task back from a failure on a channel tries the others first.
+        let candidates = self.channels.candidates(
+            &task.spec.model,
+            &task.spec.endpoint,
+            task.channel.as_deref(),
+        );
         if candidates.is_empty() {
             return self
                 .fail(
@@ -28,74 +36,133 @@ impl Engine {
                 )
                 .await;
         }
-        // Take a slot on the first channel with room. The cap is checked by the store in the
-        // same transaction as the move to `submitting`: a count read first and written after
-        // would let concurrent workers all take the last slot.
-        let mut claimed = None;
-        for ch in candidates {
+        let mut task = task;
+        // Why no channel was tried: one open circuit or a pause means looking again soon; a
+        // full submit window, at its end; only full caps, when a slot frees (the store wakes
+        // the longest waiter), with a slow fallback.
+        let mut held_by_breaker = false;
+        let mut rate_until: Option<i64> = None;
+        for (i, ch) in candidates.iter().enumerate() {
             // An open breaker (or a 429 pause) keeps the channel out; half-open lets one probe in.
             if !ch.allow() {
+                held_by_breaker = true;
                 continue;
             }
+            let rate = ch
+                .config
+                .max_submits_per_second
+                .and_then(SubmitRate::per_second);
+            // The cap and the rate are checked by the store in the same transaction as the
+            // move to `submitting`: a count read first and written after would let concurrent
+            // workers (of any instance) all take the last slot.
             let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
                 .leased_by(&self.owner)
                 .to(TaskState::Submitting);
             u.channel = Some(ch.name().to_string());
             u.channel_cap = ch.config.max_concurrent;
+            u.submit_rate = rate;
             u.bump_attempts = true;
             u.event_data =
                 Some(serde_json::json!({"channel": ch.name(), "attempt": task.attempts + 1}));
-            if let Some(t) = self.store.update_task(u).await? {
-                claimed = Some((ch, t));
-                break;
+            let Some(claimed) = self.store.update_task(u).await? else {
+                if (ch.config.max_concurrent.is_none() && rate.is_none())
+                    || !self.still_ours_to_dispatch(&task.id).await?
+                {
+                    return Ok(()); // cancelled or taken over meanwhile
+                }
+                if let Some(r) = rate {
+                    let end = r.slot(now_ms()) + r.slot_ms;
+                    rate_until = Some(rate_until.map_or(end, |t| t.min(end)));
+                }
+                continue; // this channel is full; try the next one
+            };
+            task = claimed;
+            let Submitted::Refused(reason, retry_after) = self.submit_on(&task, ch).await? else {
+                return Ok(());
+            };
+            let next_open = candidates[i + 1..].iter().any(|c| c.would_allow());
+            if !next_open || task.attempts >= self.config.submit_max_attempts {
+                // No other channel to try now: back off. A Retry-After pauses its channel
+                // (the breaker), not the task, unless no channel is open at all.
+                let elsewhere = candidates.iter().any(|c| c.would_allow());
+                let wait = if elsewhere { None } else { retry_after };
+                return self
+                    .requeue(&task, TaskState::Submitting, wait, &reason)
+                    .await;
             }
-            if ch.config.max_concurrent.is_none() || !self.still_ours_to_dispatch(&task.id).await? {
-                return Ok(()); // cancelled or taken over meanwhile
-            }
-            // This channel is full; try the next one.
-        }
-        let Some((ch, task)) = claimed else {
-            // Every channel is at its cap: wait as `throttled` and look again soon.
-            let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
+            // Certainly not taken: on to the next candidate at once.
+            let mut u = TaskUpdate::new(&task.id, &[TaskState::Submitting])
                 .leased_by(&self.owner)
-                .to(TaskState::Throttled);
-            u.next_attempt_at = Some(Some(now_ms() + self.config.throttle_recheck_ms as i64));
-            u.release_lease = true;
-            self.store.update_task(u).await?;
-            return Ok(());
-        };
+                .to(TaskState::Queued);
+            u.event_data =
+                Some(serde_json::json!({"channel": ch.name(), "reason": reason, "failover": true}));
+            match self.store.update_task(u).await? {
+                Some(t) => task = t,
+                None => return Ok(()),
+            }
+        }
+        let now = now_ms();
+        let fallback = now + self.config.throttle_fallback_ms as i64;
+        let mut at = rate_until.unwrap_or(fallback).min(fallback);
+        if held_by_breaker {
+            at = at.min(now + self.config.throttle_recheck_ms as i64);
+        }
+        let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
+            .leased_by(&self.owner)
+            .to(TaskState::Throttled);
+        u.next_attempt_at = Some(Some(at));
+        u.release_lease = true;
+        self.store.update_task(u).await?;
+        Ok(())
+    }
 
-        let spec = match self.with_uploads(&task, ch).await? {
+    /// Submits a task that holds a slot on `ch` (it is `submitting`, leased by us).
+    async fn submit_on(
+        self: &Arc<Engine>,
+        task: &Task,
+        ch: &Arc<Channel>,
+    ) -> Result<Submitted, EngineError> {
+        let spec = match self.with_uploads(task, ch).await? {
             Prepared::Ready(spec) => spec,
             Prepared::Requeue(reason) => {
                 tracing::info!(task = %task.id, channel = ch.name(), %reason, "an upload could not be handed over");
-                return self
-                    .requeue(&task, TaskState::Submitting, None, &reason)
-                    .await;
+                return Ok(Submitted::Refused(reason, None));
             }
-            Prepared::Fail(code, message) => return self.fail(&task, code, &message).await,
+            Prepared::Fail(code, message) => {
+                self.fail(task, code, &message).await?;
+                return Ok(Submitted::Done);
+            }
         };
-        let ctx = reelay_upstream::SubmitContext {
+        let callback_url = match (&self.callbacks, ch.upstream.takes_callbacks()) {
+            (Some(urls), true) => Some(urls.url_for(&task.id)),
+            _ => None,
+        };
+        let ctx = SubmitContext {
             reference: &task.id,
-            callback_url: None,
+            callback_url: callback_url.as_deref(),
             model: ch.config.upstream_model(&task.spec.model),
         };
+        let started = Instant::now();
         let result = ch.upstream.submit(&spec, &ctx).await;
-        ch.record(match &result {
-            // A refusal of the request itself is a working upstream's answer.
-            Ok(_) | Err(SubmitError::Rejected { .. }) => Outcome::Success,
-            Err(SubmitError::NotAccepted {
-                retry_after: Some(d),
-                ..
-            }) => Outcome::RateLimited(*d),
-            Err(
-                SubmitError::NotAccepted { .. }
-                | SubmitError::Unknown { .. }
-                | SubmitError::OutOfCredit { .. },
-            ) => Outcome::Failure,
-        });
+        ch.record(
+            Call::Submit,
+            match &result {
+                // A refusal of the request itself is a working upstream's answer.
+                Ok(_) | Err(SubmitError::Rejected { .. }) => Outcome::Success,
+                Err(SubmitError::NotAccepted {
+                    retry_after: Some(d),
+                    ..
+                }) => Outcome::RateLimited(*d),
+                Err(
+                    SubmitError::NotAccepted { .. }
+                    | SubmitError::Unknown { .. }
+                    | SubmitError::OutOfCredit { .. },
+                ) => Outcome::Failure,
+            },
+            started.elapsed(),
+        );
         match result {
-            Ok(upstream_id) => self.submitted(&task, ch, upstream_id).await,
+            Ok(upstream_id) => self.submitted(task, ch, upstream_id).await?,
             Err(SubmitError::NotAccepted {
                 reason,
                 retry_after,
@@ -106,30 +173,66 @@ impl Engine {
                         .unwrap_or(Duration::from_secs(5))
                         .min(Duration::from_secs(60)),
                 );
-                // A Retry-After pauses this channel (its breaker), not the task: with another
-                // channel open the next try goes there after the usual backoff; with none, the
-                // task waits the Retry-After out.
-                let elsewhere = self
-                    .channels
-                    .candidates(&task.spec.model)
-                    .iter()
-                    .any(|c| c.name() != ch.name() && c.would_allow());
-                let wait = if elsewhere { None } else { retry_after };
-                self.requeue(&task, TaskState::Submitting, wait, &reason)
-                    .await
+                return Ok(Submitted::Refused(reason, retry_after));
             }
-            Err(SubmitError::Rejected { code, message }) => self.fail(&task, &code, &message).await,
             Err(SubmitError::OutOfCredit { message }) => {
-                // TODO(channels): disable the channel in the registry until re-enabled.
-                tracing::warn!(task = %task.id, channel = ch.name(), %message, "upstream is out of credit");
-                self.requeue(&task, TaskState::Submitting, None, &message)
-                    .await
+                self.out_of_credit(ch, &message).await;
+                return Ok(Submitted::Refused(
+                    format!("channel {} is out of credit: {message}", ch.name()),
+                    None,
+                ));
+            }
+            Err(SubmitError::Rejected { code, message }) => {
+                self.fail(task, &code, &message).await?
             }
             Err(SubmitError::Unknown { reason }) => {
                 tracing::warn!(task = %task.id, channel = ch.name(), %reason, "submit outcome unknown");
-                self.defer_unknown(&task, &reason).await
+                self.defer_unknown(task, &reason).await?
             }
         }
+        Ok(Submitted::Done)
+    }
+
+    /// The upstream's account is empty: the channel goes out of service for every instance
+    /// until an operator switches it back on (a top-up upstream is not something to poll for).
+    async fn out_of_credit(&self, ch: &Channel, message: &str) {
+        let reason = format!(
+            "out of credit upstream: {}",
+            message.chars().take(200).collect::<String>()
+        );
+        tracing::error!(channel = ch.name(), %reason, "channel disabled until an operator re-enables it");
+        let stored = match ch.source {
+            crate::channels::Source::Local => false,
+            _ => match self
+                .store
+                .set_channel_enabled(ch.name(), false, Some(&reason))
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(channel = ch.name(), error = %e, "could not disable the channel");
+                    false
+                }
+            },
+        };
+        if !stored {
+            self.channels.disable_local(ch.name(), &reason);
+        }
+        if let Err(e) = self.channels.reload(self.store.as_ref()).await {
+            tracing::warn!(error = %e, "reloading channels failed");
+        }
+    }
+
+    async fn give_up(&self, task: &Task, reason: &str) -> Result<(), EngineError> {
+        self.fail(
+            task,
+            CODE_UNAVAILABLE,
+            &format!(
+                "The upstream did not accept the task after {} attempts: {reason}",
+                task.attempts
+            ),
+        )
+        .await
     }
 
     /// The spec to submit: each of the account's uploads the body names (`runway://uploads/..`)
@@ -139,7 +242,7 @@ impl Engine {
     async fn with_uploads<'t>(
         &self,
         task: &'t Task,
-        ch: &Channel,
+        ch: &Arc<Channel>,
     ) -> Result<Prepared<'t>, EngineError> {
         use base64::Engine as _;
         use reelay_core::media_ref::{at_path, upload_refs, UPLOAD_URI_PREFIX};
@@ -205,7 +308,11 @@ impl Engine {
             .to(TaskState::Running);
         u.upstream_id = Some(upstream_id.clone());
         u.progress = Some(0.0);
-        u.next_attempt_at = Some(Some(now_ms() + self.config.poll_min_ms as i64));
+        let first_poll = match self.callbacks.is_some() && ch.upstream.takes_callbacks() {
+            true => self.next_poll_at(task, ch),
+            false => now_ms() + self.config.poll_min_ms as i64,
+        };
+        u.next_attempt_at = Some(Some(first_poll));
         u.release_lease = true;
         u.event_data = Some(serde_json::json!({"channel": ch.name(), "upstream_id": upstream_id}));
         if self.store.update_task(u).await?.is_some() {
@@ -238,16 +345,7 @@ impl Engine {
         reason: &str,
     ) -> Result<(), EngineError> {
         if task.attempts >= self.config.submit_max_attempts {
-            return self
-                .fail(
-                    task,
-                    CODE_UNAVAILABLE,
-                    &format!(
-                        "The upstream did not accept the task after {} attempts: {reason}",
-                        task.attempts
-                    ),
-                )
-                .await;
+            return self.give_up(task, reason).await;
         }
         let mut wait = backoff_ms(
             task.attempts - 1,
@@ -306,7 +404,7 @@ impl Engine {
             UnknownOutcomePolicy::Reconcile => match ch.upstream.lookup(&task.id).await {
                 Ok(Some(upstream_id)) => {
                     tracing::info!(task = %task.id, %upstream_id, "reconciled: the upstream has the task");
-                    self.submitted(&task, ch, upstream_id).await
+                    self.submitted(&task, &ch, upstream_id).await
                 }
                 Ok(None) => {
                     tracing::info!(task = %task.id, "reconciled: the upstream never got the task; resubmitting");
@@ -344,20 +442,30 @@ impl Engine {
         .await
     }
 
+    /// Past the deadline of the task's channel (or the engine's, without one).
     pub(crate) fn past_deadline(&self, task: &Task) -> bool {
         let start = task.started_at.unwrap_or(task.created_at);
-        now_ms() - start > (self.config.task_deadline_seconds * 1000) as i64
+        let deadline = match task.channel.as_deref().and_then(|c| self.channels.get(c)) {
+            Some(ch) => ch.deadline(self.config.task_deadline_seconds),
+            None => Duration::from_secs(self.config.task_deadline_seconds),
+        };
+        now_ms() - start > deadline.as_millis() as i64
     }
 
-    pub(crate) fn next_poll_at(&self, task: &Task) -> i64 {
+    /// When to poll next: sooner for young tasks; on a channel that calls back, polling is
+    /// only the fallback and runs `callback_poll_factor` times slower.
+    pub(crate) fn next_poll_at(&self, task: &Task, ch: &Channel) -> i64 {
         let age = now_ms() - task.started_at.unwrap_or(task.created_at);
-        now_ms()
-            + poll_interval_ms(
-                age,
-                self.config.poll_min_ms,
-                self.config.poll_max_ms,
-                self.config.poll_age_factor,
-            ) as i64
+        let mut wait = poll_interval_ms(
+            age,
+            self.config.poll_min_ms,
+            self.config.poll_max_ms,
+            self.config.poll_age_factor,
+        );
+        if self.callbacks.is_some() && ch.upstream.takes_callbacks() {
+            wait = (wait as f64 * self.config.callback_poll_factor.max(1.0)) as u64;
+        }
+        now_ms() + wait as i64
     }
 
     /// Ends a task as failed, from whatever live state it is in.
@@ -384,6 +492,14 @@ impl Engine {
         self.store.update_task(u).await?;
         Ok(())
     }
+}
+
+/// How a submit on one channel ended for the dispatch loop.
+enum Submitted {
+    /// Settled one way or another (running, failed, deferred): the dispatch is over.
+    Done,
+    /// The channel certainly did not take it (why, and its Retry-After): try the next.
+    Refused(String, Option<Duration>),
 }
 
 /// A task's spec made ready for its channel, or why it cannot be yet (or at all).

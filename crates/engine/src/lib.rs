@@ -10,6 +10,7 @@
 mod archiver;
 mod backoff;
 pub mod breaker;
+pub mod callbacks;
 mod channels;
 mod config;
 mod dispatcher;
@@ -27,7 +28,8 @@ use reelay_media::{Frames, MediaConfig, MediaStore};
 use reelay_store::{now_ms, Store, Task};
 use tokio::sync::{watch, Notify, Semaphore};
 
-pub use channels::{Channel, ChannelView, Channels};
+pub use callbacks::CallbackUrls;
+pub use channels::{Call, CallSummary, Channel, ChannelView, Channels, RegistryError, Source};
 pub use config::{EngineConfig, UnknownOutcomePolicy};
 pub use webhooks::{Deliverer, WebhookConfig};
 
@@ -37,6 +39,9 @@ pub struct Engine {
     pub(crate) archive: Archive,
     pub(crate) config: EngineConfig,
     pub(crate) owner: String,
+    /// Set when upstreams can reach this gateway (`public_url`): submits on formats that take
+    /// a callback URL carry one.
+    pub(crate) callbacks: Option<CallbackUrls>,
     wake: Notify,
     alive: AtomicBool,
     shutdown: watch::Sender<bool>,
@@ -85,12 +90,41 @@ impl EngineHandle {
     /// Every channel as the operator sees it, with its in-flight count.
     pub async fn channel_views(&self) -> reelay_store::Result<Vec<ChannelView>> {
         let mut out = Vec::new();
-        for ch in self.0.channels.all() {
+        for ch in self.0.channels.snapshot().iter() {
             let mut v = ch.view();
             v.in_flight = Some(self.0.store.count_in_flight(ch.name()).await?);
             out.push(v);
         }
         Ok(out)
+    }
+    /// The registry (the admin API changes channels through it).
+    pub fn channels(&self) -> &Channels {
+        &self.0.channels
+    }
+    /// The registry changed here: this instance's snapshot now, with waiting tasks looked
+    /// at again (a raised cap or a new channel may take them).
+    pub async fn channels_changed(&self) -> Result<(), RegistryError> {
+        self.0.channels.reload(self.0.store.as_ref()).await?;
+        self.notify();
+        Ok(())
+    }
+    /// An upstream's callback for `task_id`: when the token is the task's, its next poll
+    /// is due now. False for a token that is not the task's (nothing changes).
+    pub async fn upstream_callback(
+        &self,
+        task_id: &str,
+        token: &str,
+    ) -> reelay_store::Result<bool> {
+        let Some(urls) = &self.0.callbacks else {
+            return Ok(false);
+        };
+        if !urls.verify(task_id, token) {
+            return Ok(false);
+        }
+        if self.0.store.hurry_task(task_id, now_ms()).await? {
+            self.notify();
+        }
+        Ok(true)
     }
     pub fn is_running(&self) -> bool {
         self.0.alive.load(Ordering::Relaxed)
@@ -110,6 +144,7 @@ impl Engine {
         channels: Channels,
         config: EngineConfig,
         archive: Archive,
+        callbacks: Option<CallbackUrls>,
     ) -> Arc<Engine> {
         Arc::new(Engine {
             store,
@@ -117,6 +152,7 @@ impl Engine {
             archive,
             config,
             owner: format!("w-{}", uuid::Uuid::now_v7().simple()),
+            callbacks,
             wake: Notify::new(),
             alive: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
@@ -129,6 +165,8 @@ impl Engine {
         tokio::spawn(async move { engine.run().await });
         let engine = self.clone();
         tokio::spawn(async move { engine.sweep_loop().await });
+        let engine = self.clone();
+        tokio::spawn(async move { engine.registry_loop().await });
         EngineHandle(self.clone())
     }
 
@@ -201,6 +239,40 @@ impl Engine {
         }
         self.alive.store(false, Ordering::Relaxed);
         tracing::info!("engine stopped");
+    }
+
+    /// Keeps this instance's channels in step with the registry, and runs the channels'
+    /// health probes.
+    async fn registry_loop(self: Arc<Engine>) {
+        let mut stop = self.shutdown.subscribe();
+        let every = Duration::from_millis(self.config.channels_reload_ms.max(100));
+        let mut last_probe: std::collections::HashMap<String, std::time::Instant> =
+            Default::default();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            match self.channels.refresh(self.store.as_ref()).await {
+                Ok(true) => self.wake.notify_one(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the channel registry failed"),
+            }
+            for ch in self.channels.snapshot().iter() {
+                let Some(secs) = ch.config.health_probe_seconds.filter(|_| ch.in_service()) else {
+                    continue;
+                };
+                let due = last_probe
+                    .get(ch.name())
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(secs.max(1)));
+                if !due {
+                    continue;
+                }
+                last_probe.insert(ch.name().to_string(), std::time::Instant::now());
+                let ch = ch.clone();
+                tokio::spawn(async move { ch.probe().await });
+            }
+        }
     }
 
     /// Works one claimed task one step forward.

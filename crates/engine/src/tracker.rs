@@ -44,32 +44,38 @@ impl Engine {
                 .await;
         }
         let live = [TaskState::Running, TaskState::Throttled];
+        let started = std::time::Instant::now();
         let status = ch.upstream.status(&upstream_id).await;
         // Polls feed the breaker too: a channel that stops answering is sick for submits.
-        ch.record(match &status {
-            Ok(_) => crate::breaker::Outcome::Success,
-            Err(_) => crate::breaker::Outcome::Failure,
-        });
+        ch.record(
+            crate::channels::Call::Poll,
+            match &status {
+                Ok(_) => crate::breaker::Outcome::Success,
+                Err(_) => crate::breaker::Outcome::Failure,
+            },
+            started.elapsed(),
+        );
         let status = match status {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(task = %task.id, error = %e, "status poll failed; will retry");
-                return self.poll_later(&task, None, None).await;
+                return self.poll_later(&task, &ch, None, None).await;
             }
         };
         match status {
             UpstreamStatus::Pending => {
-                self.poll_later(&task, Some(TaskState::Running), Some(0.0))
+                self.poll_later(&task, &ch, Some(TaskState::Running), Some(0.0))
                     .await
             }
             UpstreamStatus::Throttled => {
-                self.poll_later(&task, Some(TaskState::Throttled), None)
+                self.poll_later(&task, &ch, Some(TaskState::Throttled), None)
                     .await
             }
             UpstreamStatus::Running { progress } => {
                 // Progress never goes backwards in what clients see.
                 self.poll_later(
                     &task,
+                    &ch,
                     Some(TaskState::Running),
                     Some(progress.max(task.progress).min(0.99)),
                 )
@@ -77,8 +83,11 @@ impl Engine {
             }
             UpstreamStatus::Succeeded { outputs } => self.finish_success(&task, outputs).await,
             UpstreamStatus::Failed { code, message } => {
-                self.fail(&task, code.as_deref().unwrap_or("INTERNAL"), &message)
-                    .await
+                let code = code.as_deref().unwrap_or("INTERNAL");
+                if self.retryable(code) && task.attempts < self.config.submit_max_attempts {
+                    return self.retry_elsewhere(&task, &ch, code, &message).await;
+                }
+                self.fail(&task, code, &message).await
             }
             UpstreamStatus::Cancelled => {
                 let mut u = TaskUpdate::new(&task.id, &live)
@@ -216,9 +225,43 @@ impl Engine {
         }
     }
 
+    /// Whether the configuration retries this upstream failure code on another channel
+    /// (a listed code, or one it prefixes: `INTERNAL.BAD_OUTPUT` covers `.CODE01`).
+    fn retryable(&self, code: &str) -> bool {
+        self.config.retry_failure_codes.iter().any(|c| {
+            code == c || (code.starts_with(c.as_str()) && code[c.len()..].starts_with('.'))
+        })
+    }
+
+    /// A definitive failure the configuration retries: back to the queue with the same hold
+    /// (nothing is charged twice: the task settles once, whenever it ends), and its channel
+    /// tried last. The upstream's job is over, so nothing can run twice.
+    async fn retry_elsewhere(
+        &self,
+        task: &Task,
+        ch: &crate::Channel,
+        code: &str,
+        message: &str,
+    ) -> Result<(), EngineError> {
+        tracing::info!(task = %task.id, channel = ch.name(), code, "retryable upstream failure; trying another channel");
+        let mut u = TaskUpdate::new(&task.id, &[TaskState::Running, TaskState::Throttled])
+            .leased_by(&self.owner)
+            .to(TaskState::Queued);
+        u.clear_upstream = true;
+        u.progress = Some(0.0);
+        u.next_attempt_at = Some(Some(now_ms()));
+        u.release_lease = true;
+        u.event_data = Some(serde_json::json!({
+            "channel": ch.name(), "retry_after_failure": code, "reason": message,
+        }));
+        self.store.update_task(u).await?;
+        Ok(())
+    }
+
     async fn poll_later(
         &self,
         task: &Task,
+        ch: &crate::Channel,
         to: Option<TaskState>,
         progress: Option<f64>,
     ) -> Result<(), EngineError> {
@@ -226,7 +269,7 @@ impl Engine {
             .leased_by(&self.owner);
         u.to = to;
         u.progress = progress;
-        u.next_attempt_at = Some(Some(self.next_poll_at(task)));
+        u.next_attempt_at = Some(Some(self.next_poll_at(task, ch)));
         u.release_lease = true;
         self.store.update_task(u).await?;
         Ok(())
@@ -235,13 +278,13 @@ impl Engine {
     /// A cancelled task whose upstream job still has to be stopped.
     pub(crate) async fn cancel_upstream(self: &Arc<Engine>, task: Task) -> Result<(), EngineError> {
         let ch = task.channel.as_deref().and_then(|c| self.channels.get(c));
-        let upstream_id = match (&task.upstream_id, ch) {
+        let upstream_id = match (&task.upstream_id, ch.as_deref()) {
             (Some(id), _) => Some(id.clone()),
             // Cancelled while submitting and the submitter is gone: find the job if we can.
             (None, Some(ch)) => ch.upstream.lookup(&task.id).await.ok().flatten(),
             (None, None) => None,
         };
-        let done = match (upstream_id.as_deref(), ch) {
+        let done = match (upstream_id.as_deref(), ch.as_deref()) {
             (Some(id), Some(ch)) => match ch.upstream.cancel(id).await {
                 Ok(()) => true,
                 Err(UpstreamError::Unsupported) => true,

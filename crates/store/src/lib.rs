@@ -129,6 +129,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Task>>;
     /// The earliest time any task is due, to sleep until then.
     async fn next_due_at(&self) -> Result<Option<i64>>;
+    /// Makes a submitted task's next poll due now (an upstream's callback said it moved),
+    /// unless a worker holds it or it is due already; true when it did.
+    async fn hurry_task(&self, id: &str, now: i64) -> Result<bool>;
     /// Tasks on a channel that hold an upstream slot (submitting, running, throttled upstream).
     async fn count_in_flight(&self, channel: &str) -> Result<i64>;
 

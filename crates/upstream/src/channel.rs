@@ -76,6 +76,10 @@ pub struct ChannelConfig {
     /// The channel's circuit breaker.
     #[serde(default)]
     pub breaker: BreakerConfig,
+    /// Probe the upstream this often (seconds) with a cheap authenticated call; the outcome
+    /// feeds the breaker. Off by default.
+    #[serde(default)]
+    pub health_probe_seconds: Option<u64>,
 }
 
 /// When a channel's circuit breaker opens, and for how long (see the engine's `breaker`).
@@ -150,7 +154,89 @@ impl ChannelConfig {
             request_timeout_ms: default_request_ms(),
             runway_version: default_version(),
             breaker: BreakerConfig::default(),
+            health_probe_seconds: None,
         }
+    }
+
+    /// Checks every field; the error names the field (`base_url: ...`).
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !name_ok {
+            return Err("name: 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'".into());
+        }
+        match url::Url::parse(&self.base_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => return Err("base_url: must be an http(s) URL".into()),
+        }
+        if self.base_url.len() > 2048 {
+            return Err("base_url: at most 2048 characters".into());
+        }
+        if self
+            .api_key
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.len() > 4096)
+        {
+            return Err("api_key: 1 to 4096 characters".into());
+        }
+        if !(1..=10_000).contains(&self.weight) {
+            return Err("weight: 1 to 10000".into());
+        }
+        if !(-1_000_000..=1_000_000).contains(&self.priority) {
+            return Err("priority: -1000000 to 1000000".into());
+        }
+        if self
+            .max_concurrent
+            .is_some_and(|c| !(1..=1_000_000).contains(&c))
+        {
+            return Err("max_concurrent: 1 to 1000000".into());
+        }
+        if self
+            .max_submits_per_second
+            .is_some_and(|r| !(r.is_finite() && r > 0.0 && r <= 100_000.0))
+        {
+            return Err("max_submits_per_second: more than 0, at most 100000".into());
+        }
+        if self
+            .task_deadline_seconds
+            .is_some_and(|d| !(10..=7 * 86_400).contains(&d))
+        {
+            return Err("task_deadline_seconds: 10 to 604800".into());
+        }
+        if self
+            .health_probe_seconds
+            .is_some_and(|d| !(1..=86_400).contains(&d))
+        {
+            return Err("health_probe_seconds: 1 to 86400".into());
+        }
+        if !(100..=120_000).contains(&self.connect_timeout_ms) {
+            return Err("connect_timeout_ms: 100 to 120000".into());
+        }
+        if !(100..=600_000).contains(&self.request_timeout_ms) {
+            return Err("request_timeout_ms: 100 to 600000".into());
+        }
+        let bounded = |s: &String| !s.is_empty() && s.len() <= 128;
+        if self.models.len() > 1000 || !self.models.iter().all(bounded) {
+            return Err("models: at most 1000 names of 1 to 128 characters".into());
+        }
+        if self.model_map.len() > 1000
+            || !self.model_map.iter().all(|(k, v)| bounded(k) && bounded(v))
+        {
+            return Err("model_map: at most 1000 entries of 1 to 128 characters".into());
+        }
+        let b = &self.breaker;
+        if !(b.error_rate > 0.0 && b.error_rate <= 1.0) {
+            return Err("breaker.error_rate: more than 0, at most 1".into());
+        }
+        if b.consecutive_failures == 0 || b.open_seconds == 0 || b.max_open_seconds < b.open_seconds
+        {
+            return Err("breaker: consecutive_failures and open_seconds at least 1, max_open_seconds at least open_seconds".into());
+        }
+        Ok(())
     }
 
     /// Whether this channel serves the client's `model`.

@@ -112,6 +112,11 @@ pub trait Upstream: Send + Sync + 'static {
     ) -> Result<Option<String>, SubmitError> {
         Ok(None)
     }
+    /// A cheap authenticated call that shows whether the upstream answers (the channel's
+    /// health probe); `Unsupported` where the format has none.
+    async fn probe(&self) -> Result<(), UpstreamError> {
+        Err(UpstreamError::Unsupported)
+    }
     /// Finds the upstream task submitted with `reference`, if the upstream can tell.
     async fn lookup(&self, _reference: &str) -> Result<Option<String>, UpstreamError> {
         Err(UpstreamError::Unsupported)

@@ -308,6 +308,21 @@ impl Upstream for RunwayAdapter {
         }
     }
 
+    /// `GET /v1/organization`: authenticated, free, and what every Runway client can call.
+    async fn probe(&self) -> Result<(), UpstreamError> {
+        let resp = self
+            .req(reqwest::Method::GET, "/v1/organization")
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Transient(e.to_string()))?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            s => Err(UpstreamError::Transient(format!(
+                "organization answered {s}"
+            ))),
+        }
+    }
+
     async fn lookup(&self, reference: &str) -> Result<Option<String>, UpstreamError> {
         if !self.lookup_supported {
             return Err(UpstreamError::Unsupported);

@@ -23,6 +23,9 @@ pub enum AdminError {
     /// A redelivery of a message that is still pending.
     #[error("{0}")]
     WebhookPending(String),
+    /// The change conflicts with what exists (a name taken, a channel owned by the file).
+    #[error("{0}")]
+    Conflict(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("request body is too large")]
@@ -50,6 +53,7 @@ impl AdminError {
                 StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Migrate(_),
             ) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             AdminError::WebhookPending(_) => (StatusCode::CONFLICT, "webhook_pending"),
+            AdminError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AdminError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AdminError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AdminError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),

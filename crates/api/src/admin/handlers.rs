@@ -103,6 +103,120 @@ pub async fn list_channels(
     Ok(list(state.engine.channel_views().await?))
 }
 
+/// `POST /channels`: a channel for every instance, at once (201 with its view, no key).
+pub async fn add_channel(
+    _: Admin,
+    State(state): State<AppState>,
+    Body(body): Body<Value>,
+) -> Result<impl IntoResponse> {
+    let cfg = super::channels::add(state.store.as_ref(), body).await?;
+    applied(&state).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &cfg.name).await?)))
+}
+
+/// `GET /channels/{name}`.
+pub async fn get_channel(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<reelay_engine::ChannelView>> {
+    Ok(Json(view(&state, &name).await?))
+}
+
+/// `PATCH /channels/{name}`: some fields (`api_key` write-only; `null` clears it).
+pub async fn set_channel(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Body(patch): Body<serde_json::Map<String, Value>>,
+) -> Result<Json<reelay_engine::ChannelView>> {
+    super::channels::set(state.store.as_ref(), &name, patch).await?;
+    applied(&state).await?;
+    Ok(Json(view(&state, &name).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchBody {
+    reason: Option<String>,
+}
+
+/// `POST /channels/{name}/enable`: back in service (also after an out-of-credit stop).
+pub async fn enable_channel(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<reelay_engine::ChannelView>> {
+    switch(&state, &name, true, None).await
+}
+
+/// `POST /channels/{name}/disable` (optionally `{"reason": ...}`): no new tasks; tasks on
+/// it finish there.
+pub async fn disable_channel(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Option<Body<SwitchBody>>,
+) -> Result<Json<reelay_engine::ChannelView>> {
+    let reason = body.and_then(|Body(b)| b.reason);
+    switch(&state, &name, false, reason.as_deref()).await
+}
+
+async fn switch(
+    state: &AppState,
+    name: &str,
+    on: bool,
+    reason: Option<&str>,
+) -> Result<Json<reelay_engine::ChannelView>> {
+    let channels = state.engine.channels();
+    if channels.is_local(name) {
+        // This instance's own channel (the sandbox) is not stored.
+        if on {
+            channels.enable_local(name);
+        } else {
+            channels.disable_local(name, reason.unwrap_or("disabled by an operator"));
+        }
+    } else {
+        super::channels::switch(state.store.as_ref(), name, on, reason).await?;
+    }
+    applied(state).await?;
+    Ok(Json(view(state, name).await?))
+}
+
+/// `DELETE /channels/{name}`: 204; tasks still on it finish there.
+pub async fn remove_channel(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
+    if state.engine.channels().is_local(&name) {
+        return Err(AdminError::Conflict(
+            "the built-in sandbox is switched off in the configuration (sandbox = false)".into(),
+        ));
+    }
+    super::channels::remove(state.store.as_ref(), &name).await?;
+    applied(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// This instance applies a registry change now (the others within their reload interval).
+async fn applied(state: &AppState) -> Result<()> {
+    state.engine.channels_changed().await.map_err(|e| match e {
+        reelay_engine::RegistryError::Store(s) => AdminError::Store(s),
+        reelay_engine::RegistryError::Invalid(m) => AdminError::invalid(m),
+    })
+}
+
+async fn view(state: &AppState, name: &str) -> Result<reelay_engine::ChannelView> {
+    state
+        .engine
+        .channel_views()
+        .await?
+        .into_iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| AdminError::NotFound(format!("no channel named {name:?}")))
+}
+
 pub async fn get_account(
     _: Admin,
     State(state): State<AppState>,

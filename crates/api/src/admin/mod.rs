@@ -2,6 +2,7 @@
 //! live in [`ops`], shared with the `reelay` admin subcommands; [`handlers`] only translate
 //! HTTP to those calls and [`AdminError`] back to HTTP.
 
+pub mod channels;
 mod error;
 pub(crate) mod handlers;
 pub mod ops;
@@ -94,7 +95,15 @@ pub fn routes() -> Router<AppState> {
             "/accounts/{id}/webhook-secret/rotate",
             post(h::rotate_webhook_secret),
         )
-        .route("/channels", get(h::list_channels))
+        .route("/channels", get(h::list_channels).post(h::add_channel))
+        .route(
+            "/channels/{name}",
+            get(h::get_channel)
+                .patch(h::set_channel)
+                .delete(h::remove_channel),
+        )
+        .route("/channels/{name}/enable", post(h::enable_channel))
+        .route("/channels/{name}/disable", post(h::disable_channel))
         .route("/keys/{key_id}", delete(h::revoke_key))
         .route("/ledger/verify", get(h::verify_ledger))
         .route("/tasks/{id}", get(h::task))

@@ -675,6 +675,28 @@ impl Store for PgStore {
         )
     }
 
+    async fn hurry_task(&self, id: &str, now: i64) -> Result<bool> {
+        let hurried = sqlx::query(
+            "UPDATE tasks SET next_attempt_at = $1
+             WHERE id = $2 AND state IN ('running', 'throttled') AND upstream_id IS NOT NULL
+               AND lease_owner IS NULL AND next_attempt_at > $1",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0;
+        if hurried {
+            // Whichever instance is idle polls it now.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(TASKS_CHANNEL)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(hurried)
+    }
+
     async fn count_in_flight(&self, channel: &str) -> Result<i64> {
         Ok(sqlx::query(&in_flight_sql())
             .bind(channel)

@@ -195,6 +195,11 @@ fn writer_connection(path: &std::path::Path) -> Result<Connection> {
 }
 
 /// Tasks holding an upstream slot on channel `?` (see [`rules::IN_FLIGHT`]).
+/// `hurry_task`: only a submitted, unleased task that is not due yet.
+const HURRY_SQL_LITE: &str = "UPDATE tasks SET next_attempt_at = ?
+    WHERE id = ? AND state IN ('running', 'throttled') AND upstream_id IS NOT NULL
+      AND lease_owner IS NULL AND next_attempt_at > ?";
+
 fn in_flight_sql() -> String {
     format!(
         "SELECT COUNT(*) FROM tasks WHERE channel = ? AND {}",
@@ -576,6 +581,12 @@ impl Store for SqliteStore {
             )?
             .flatten())
         })
+    }
+
+    async fn hurry_task(&self, id: &str, now: i64) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |w, _| Ok(exec(w.conn, HURRY_SQL_LITE, params![now, id, now])? > 0))
+            .await
     }
 
     async fn count_in_flight(&self, channel: &str) -> Result<i64> {
