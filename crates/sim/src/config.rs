@@ -4,8 +4,10 @@
 /// tasks take half a second to start and five seconds to run.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// When `Some`, every `/v1/...` request must carry `Authorization: Bearer <key>` (401
-    /// otherwise). The `/_sim/...` routes are never authenticated.
+    /// When `Some`, every request of every format must carry `Authorization: Bearer <key>`
+    /// (the reverse format also takes the bare key); otherwise each format's 401 (the
+    /// quick-start format's is code 401 in an HTTP 200). The `/_sim/...` routes are never
+    /// authenticated.
     pub api_key: Option<String>,
     /// Time a task spends in `PENDING` before `RUNNING`.
     pub pending_seconds: f64,
@@ -31,6 +33,10 @@ pub struct SimConfig {
     /// from [`crate::clip::generate`] (1280×720 H.264, say), padded with [`crate::clip::padded`]
     /// to the size an archive benchmark wants.
     pub output_video: Option<bytes::Bytes>,
+    /// When set, the quick-start format's callbacks carry `X-Webhook-Timestamp` and
+    /// `X-Webhook-Signature` (`base64(HMAC-SHA256(taskId + "." + timestamp, key))`,
+    /// quickstart.md §6.3), as kie.ai signs them for an account with a webhook HMAC key.
+    pub callback_hmac_key: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -46,6 +52,7 @@ impl Default for SimConfig {
             public_base_url: None,
             output_url: None,
             output_video: None,
+            callback_hmac_key: None,
         }
     }
 }

@@ -4,7 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One injected failure. Each applies to one create request (`POST /v1/<endpoint>`).
+/// One injected failure. Each applies to one create request, in whichever format it came
+/// (Runway's `POST /v1/<endpoint>`, the reverse format's `POST /runway/pro/...`, the
+/// quick-start format's `POST /api/v1/runway/generate`), and is answered in that format's own
+/// way: a reverse error is its `{code, msg, data}` envelope with the HTTP status equal to
+/// `code`; a quick-start error is its envelope in an HTTP 200 (a 503 there is its code 455,
+/// "maintenance"; other 5xx keep their HTTP status).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
@@ -22,6 +27,9 @@ pub enum Fault {
     TimeoutAfterAccept { secs: u64 },
     /// 400 moderation rejection at submit; no task created.
     Moderation,
+    /// The account is out of credit; no task created. Runway: 400 "You do not have enough
+    /// credits to run this task."; reverse: 402 `insufficient points`; quick-start: code 402.
+    OutOfCredit,
     /// The task is created and later ends `FAILED` with this `failureCode`.
     FailTask { code: String },
     /// The task is created and runs `factor` times longer than configured.
@@ -39,7 +47,7 @@ impl Fault {
 
     /// Faults that answer instead of creating, once the body is known valid.
     pub(crate) fn is_pre_accept(&self) -> bool {
-        self.is_before_body() || matches!(self, Fault::Moderation)
+        self.is_before_body() || matches!(self, Fault::Moderation | Fault::OutOfCredit)
     }
 
     /// Faults that spoil the response after the task was created.
@@ -66,7 +74,7 @@ pub(crate) struct Directive {
 
 /// Reads every `[sim:...]` directive in `text`. Unknown ones are ignored (they are just text).
 ///
-/// Recognised: `fail=CODE`, `moderation`, `slow=F` (persistent); `429` or `429=SECS`,
+/// Recognised: `fail=CODE`, `moderation`, `out_of_credit`, `slow=F` (persistent); `429` or `429=SECS`,
 /// `reset_after_accept`, `timeout_after_accept=SECS`, `NNN_after_accept` (5xx), `NNN` (5xx,
 /// before accept) and `reset` / `reset_before_accept` (once).
 pub(crate) fn parse_directives(text: &str) -> Vec<Directive> {
@@ -109,6 +117,7 @@ fn parse_one(token: &str) -> Option<Directive> {
             code: code.to_string(),
         }),
         ("moderation", None) => persistent(Fault::Moderation),
+        ("out_of_credit", None) => persistent(Fault::OutOfCredit),
         ("slow", Some(f)) => {
             let factor = f
                 .parse::<f64>()
@@ -170,7 +179,7 @@ mod tests {
 
     #[test]
     fn accept_directives() {
-        let d = parse_directives("[sim:500_after_accept][sim:timeout_after_accept=3][sim:reset_after_accept][sim:503][sim:moderation]");
+        let d = parse_directives("[sim:500_after_accept][sim:timeout_after_accept=3][sim:reset_after_accept][sim:503][sim:moderation][sim:out_of_credit]");
         let faults: Vec<_> = d.into_iter().map(|d| d.fault).collect();
         assert_eq!(
             faults,
@@ -180,6 +189,7 @@ mod tests {
                 Fault::ResetAfterAccept,
                 Fault::ServerError { status: 503 },
                 Fault::Moderation,
+                Fault::OutOfCredit,
             ]
         );
     }

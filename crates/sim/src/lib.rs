@@ -1,17 +1,26 @@
-//! A faithful simulator of Runway's official developer API, failures included.
+//! A faithful simulator of Runway's official developer API, failures included — and of the two
+//! reseller formats reelay resells: the reverse format (`/runway/pro/...`, `/runway/feed`) and
+//! kie.ai's quick-start format (`/api/v1/runway/...`).
 //!
 //! It stands in for the remote provider in tests, benchmarks and reelay's `sandbox` channel:
 //! the same routes, headers, bodies and task lifecycle (`PENDING` → `RUNNING` with progress →
 //! `SUCCEEDED` with signed, expiring output URLs), concurrency throttling, random failures from
 //! a seeded RNG, and injectable faults — rate limits, 5xx, dropped connections and timeouts,
-//! before or after the task is created — queued through [`Sim::push_fault`] or written into a
-//! prompt as `[sim:...]` directives.
+//! before or after the task is created, moderation, an empty balance — queued through
+//! [`Sim::push_fault`] or written into a prompt as `[sim:...]` directives.
 //!
-//! Create bodies are validated with reelay's own catalog (`reelay_core::TaskSpec::parse`), so a
-//! body the simulator accepts is one reelay would send.
+//! The three formats share one task model: a task created in one can be read in any (same
+//! uuid), and every fault applies to a create in any format, answered in that format's words.
+//! Tasks created with a callback URL (reverse `callback_url`, quick-start `callBackUrl`) get the
+//! format's callbacks.
+//!
+//! Runway create bodies are validated with reelay's own catalog (`reelay_core::TaskSpec::parse`),
+//! so a body the simulator accepts is one reelay would send; the resellers' bodies with the
+//! field rules of their documents.
 //!
 //! Routes: see [`Sim::router`].
 
+mod callbacks;
 pub mod clip;
 mod config;
 mod fault;
@@ -21,8 +30,10 @@ mod state;
 mod stats;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+pub use callbacks::signature as webhook_signature;
 pub use config::SimConfig;
 pub use fault::Fault;
 pub use files::{SAMPLE_MP3, SAMPLE_MP4, SAMPLE_PNG};
@@ -52,6 +63,11 @@ struct Inner {
     state: Mutex<State>,
     /// Set by [`spawn`]: the address output URLs point at when no public base is configured.
     bound_base: OnceLock<String>,
+    /// Tasks whose callbacks are still to be sent.
+    callbacks_pending: AtomicUsize,
+    /// Turns true when the server stops: pending callbacks are dropped.
+    closed: tokio::sync::watch::Sender<bool>,
+    callback_client: OnceLock<reqwest::Client>,
 }
 
 impl Sim {
@@ -63,6 +79,9 @@ impl Sim {
                 secret: rand::random(),
                 state: Mutex::new(state),
                 bound_base: OnceLock::new(),
+                callbacks_pending: AtomicUsize::new(0),
+                closed: tokio::sync::watch::Sender::new(false),
+                callback_client: OnceLock::new(),
                 config,
             }),
         }
@@ -72,13 +91,18 @@ impl Sim {
         &self.inner.config
     }
 
-    /// Every route: Runway's `/v1/...` and the simulator's own `/_sim/...`.
+    /// Every route: Runway's `/v1/...`, the reverse and quick-start formats', and the
+    /// simulator's own `/_sim/...`.
     ///
     /// - `POST /v1/{endpoint}` for the 14 [`ENDPOINTS`] → `{"id", "estimatedCost"}`
     /// - `GET /v1/tasks/{id}`, `DELETE /v1/tasks/{id}` (204, then 404)
     /// - `GET /v1/organization`
+    /// - reverse, under `/runway`, `/api/video/runway` and `/runway/v1`: `POST .../pro/generate`,
+    ///   `.../pro/video2video`, `.../pro/act_one`; `POST` or `GET .../feed`
+    /// - quick-start: `POST /api/v1/runway/generate`, `GET /api/v1/runway/record-detail?taskId=`
     /// - `GET /_sim/files/{task_id}/{name}?exp=&sig=` — output files (403 when expired or forged)
     /// - `GET /_sim/stats`, `POST /_sim/faults`, `POST /_sim/reset`, `GET /_sim/lookup?reference=`
+    /// - `GET /_sim/tasks/{id}` (what its create carried), `GET /_sim/tasks/{id}/media`
     ///
     /// Connection-dropping faults unwind the connection's task (without the panic hook), so do
     /// not wrap this router in a panic-catching layer if those faults must look like resets.
@@ -117,6 +141,28 @@ impl Sim {
     pub fn media_of(&self, id: &str) -> Option<Vec<String>> {
         let id = uuid::Uuid::parse_str(id).ok()?;
         self.state().media_of(&id)
+    }
+
+    /// What task `id`'s create request carried: `{"id", "format", "endpoint", "model", "body",
+    /// "prompt", "callback_url", "reference"}` (`body` with data URIs replaced by their digest).
+    pub fn task_request(&self, id: &str) -> Option<serde_json::Value> {
+        let uuid = uuid::Uuid::parse_str(id).ok()?;
+        let (seen, model) = self.state().seen(&uuid)?;
+        Some(serde_json::json!({
+            "id": uuid.to_string(),
+            "format": seen.format.as_str(),
+            "endpoint": seen.endpoint,
+            "model": model,
+            "body": seen.body,
+            "prompt": seen.prompt,
+            "callback_url": seen.callback_url,
+            "reference": seen.reference,
+        }))
+    }
+
+    /// Drops the callbacks still waiting (the server stopped).
+    fn close(&self) {
+        self.inner.closed.send_replace(true);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -170,6 +216,7 @@ impl SimHandle {
 
     /// Stops accepting connections and waits briefly for in-flight requests.
     pub async fn shutdown(mut self) {
+        self.sim.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -187,6 +234,7 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
+        self.sim.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

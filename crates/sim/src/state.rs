@@ -5,7 +5,8 @@
 //! frees, and its clock starts then, which `settle` works out lazily whenever the state is
 //! touched. Every function takes `now` so the logic can be tested without sleeping.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -73,6 +74,82 @@ pub(crate) fn failure_is_charged(code: &str) -> bool {
     code.starts_with("SAFETY.INPUT.")
 }
 
+/// The wire format a task was created in. Every format shares the one task model; each renders
+/// it its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Format {
+    /// Runway's official API (`/v1/...`).
+    Runway,
+    /// The resellers' reverse format (`/runway/pro/...`, `/runway/feed`).
+    Reverse,
+    /// kie.ai's quick-start format (`/api/v1/runway/...`).
+    Quickstart,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Runway => "runway",
+            Format::Reverse => "reverse",
+            Format::Quickstart => "quickstart",
+        }
+    }
+}
+
+/// What a create request carried, as the simulator saw it (for `/_sim/tasks/{id}` and for the
+/// formats' views, which echo the prompt and inputs). Shared, since tasks are cloned per read.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub format: Format,
+    /// The endpoint the request stands for (`text_to_video`, `image_to_video`, ...).
+    pub endpoint: String,
+    /// The body, data URIs replaced by their digest (see [`elide`]).
+    pub body: serde_json::Value,
+    pub prompt: String,
+    pub callback_url: Option<String>,
+    pub reference: Option<String>,
+}
+
+/// Bodies larger than this (after eliding data URIs) are not kept.
+const MAX_SEEN_BODY: usize = 64 * 1024;
+
+/// The body to remember: every data URI replaced by `data:<type>;sha256=<hex>` (the digest of
+/// its bytes, as in the task's media digests), the whole body dropped when still too large.
+pub(crate) fn elide(v: &serde_json::Value) -> serde_json::Value {
+    use base64::Engine;
+    use serde_json::Value;
+    use sha2::{Digest, Sha256};
+
+    fn walk(v: &Value) -> Value {
+        match v {
+            Value::String(s) if s.starts_with("data:") => {
+                let (head, payload) = s[5..].split_once(',').unwrap_or((&s[5..], ""));
+                let kind = head.split(';').next().unwrap_or("");
+                let bytes = if head.ends_with(";base64") {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(payload)
+                        .unwrap_or_else(|_| payload.as_bytes().to_vec())
+                } else {
+                    payload.as_bytes().to_vec()
+                };
+                let digest = hex::encode(Sha256::digest(&bytes));
+                Value::String(format!("data:{kind};sha256={digest}"))
+            }
+            Value::Array(a) => Value::Array(a.iter().map(walk).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), walk(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let out = walk(v);
+    if out.to_string().len() > MAX_SEEN_BODY {
+        serde_json::json!({"_elided": "body too large to keep"})
+    } else {
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Outcome {
     Succeed,
@@ -98,6 +175,7 @@ pub(crate) struct Task {
     pub output: MediaKind,
     pub model: String,
     pub media_sha256: Vec<String>,
+    pub seen: Arc<Seen>,
 }
 
 /// A task's status at some instant.
@@ -117,7 +195,9 @@ impl Phase {
 }
 
 impl Task {
-    fn active_run(&self) -> Duration {
+    /// How long the task runs before it ends (shorter than `run` for a failure mid-run; zero for
+    /// one that fails as soon as it starts).
+    pub fn active_run(&self) -> Duration {
         match &self.outcome {
             Outcome::Succeed => self.run,
             Outcome::Fail { fraction, .. } => self.run.mul_f64(fraction.clamp(0.0, 1.0)),
@@ -180,6 +260,7 @@ pub(crate) struct NewTask {
     pub reference: Option<String>,
     /// SHA-256 of each inline media input (data URI) the create carried, in body order.
     pub media_sha256: Vec<String>,
+    pub seen: Seen,
 }
 
 pub(crate) struct State {
@@ -205,6 +286,9 @@ pub(crate) struct State {
     daily: VecDeque<(Instant, String)>,
     max_concurrent: Option<usize>,
     failure_rate: f64,
+    /// End times of the started tasks not known to have ended (a multiset), for the peak.
+    live_ends: BTreeMap<Instant, u32>,
+    live: u64,
 }
 
 impl State {
@@ -231,6 +315,35 @@ impl State {
             } else {
                 0.0
             },
+            live_ends: BTreeMap::new(),
+            live: 0,
+        }
+    }
+
+    // ---- peak concurrency ---------------------------------------------------------------
+
+    /// A task started at `start` and will end at `end`: counts towards the peak.
+    fn note_start(&mut self, start: Instant, end: Instant) {
+        while let Some(entry) = self.live_ends.first_entry() {
+            if *entry.key() > start {
+                break;
+            }
+            self.live -= u64::from(*entry.get());
+            entry.remove();
+        }
+        *self.live_ends.entry(end).or_default() += 1;
+        self.live += 1;
+        self.stats.peak_concurrent = self.stats.peak_concurrent.max(self.live);
+    }
+
+    /// A started task was removed before its end.
+    fn note_gone(&mut self, end: Instant) {
+        if let Some(n) = self.live_ends.get_mut(&end) {
+            *n -= 1;
+            self.live -= 1;
+            if *n == 0 {
+                self.live_ends.remove(&end);
+            }
         }
     }
 
@@ -313,6 +426,7 @@ impl State {
             output: new.output,
             model: new.model,
             media_sha256: new.media_sha256,
+            seen: Arc::new(new.seen),
         };
         match self.max_concurrent {
             Some(max) if !self.throttled.is_empty() || self.occupied(now) >= max => {
@@ -323,6 +437,9 @@ impl State {
                 self.slots.push(task.end().expect("started"));
             }
             None => task.start = Some(now),
+        }
+        if let Some(end) = task.end() {
+            self.note_start(now, end);
         }
         self.daily.push_back((now, task.model.clone()));
         self.tasks.insert(id, task);
@@ -369,6 +486,13 @@ impl State {
         self.uploads.get(key).cloned()
     }
 
+    /// What the create request of a task carried.
+    pub fn seen(&self, id: &Uuid) -> Option<(Arc<Seen>, String)> {
+        self.tasks
+            .get(id)
+            .map(|t| (t.seen.clone(), t.model.clone()))
+    }
+
     /// The media digests a task was created with.
     pub fn media_of(&self, id: &Uuid) -> Option<Vec<String>> {
         self.tasks.get(id).map(|t| t.media_sha256.clone())
@@ -391,6 +515,9 @@ impl State {
         let task = self.tasks.remove(id)?;
         let phase = task.phase(now);
         self.removed_charges += task.charge_if_cancelled(&phase);
+        if let (false, Some(end)) = (phase.is_terminal(), task.end()) {
+            self.note_gone(end);
+        }
         match phase {
             Phase::Throttled => self.throttled.retain(|t| t != id),
             Phase::Pending | Phase::Running { .. } if self.max_concurrent.is_some() => {
@@ -448,6 +575,7 @@ impl State {
             self.slots.retain(|e| *e > start);
             self.slots.push(end);
             self.throttled.pop_front();
+            self.note_start(start, end);
         }
         // Slots that ended by `now` can no longer delay anyone (see the note in the tests).
         self.slots.retain(|e| *e > now);
@@ -530,6 +658,14 @@ mod tests {
             forced_failure: None,
             reference: None,
             media_sha256: vec![],
+            seen: Seen {
+                format: Format::Runway,
+                endpoint: "image_to_video".into(),
+                body: serde_json::Value::Null,
+                prompt: String::new(),
+                callback_url: None,
+                reference: None,
+            },
         }
     }
 
@@ -601,6 +737,41 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(0.05), run(13.0));
+    }
+
+    #[test]
+    fn peak_concurrency_counts_overlapping_runs_and_forgets_cancelled_ones() {
+        let t0 = Instant::now();
+        let mut s = State::new(1, None, 0.0);
+        let a = s.create(new_task(4.0), t0); // t0 .. t0+5
+        s.create(new_task(4.0), t0 + secs(1.0)); // .. t0+6
+        assert_eq!(s.stats.peak_concurrent, 2);
+        s.delete(&a, t0 + secs(2.0));
+        s.create(new_task(4.0), t0 + secs(3.0));
+        assert_eq!(s.stats.peak_concurrent, 2);
+        s.create(new_task(1.0), t0 + secs(20.0));
+        assert_eq!(s.stats.peak_concurrent, 2);
+
+        // Throttled: never more than the limit at once.
+        let mut s = State::new(1, Some(2), 0.0);
+        for i in 0..6 {
+            s.create(new_task(1.0), t0 + secs(i as f64 * 0.1));
+        }
+        s.settle(t0 + secs(30.0));
+        assert_eq!(s.stats.peak_concurrent, 2);
+    }
+
+    #[test]
+    fn elided_bodies_keep_digests_not_bytes() {
+        let v = serde_json::json!({"promptImage": [{"uri": "data:image/png;base64,AAAA"}], "n": 1});
+        let e = elide(&v);
+        let uri = e["promptImage"][0]["uri"].as_str().unwrap();
+        // SHA-256 of the three zero bytes "AAAA" decodes to.
+        assert_eq!(
+            uri,
+            "data:image/png;sha256=709e80c88487a2411e1ee4dfb9f22a861492d20c4765150c0c794abd70f8147c"
+        );
+        assert_eq!(e["n"], 1);
     }
 
     #[test]

@@ -832,3 +832,618 @@ async fn output_url_override_points_outputs_elsewhere() {
         json!([format!("http://files.test/{id}/out.mp4")])
     );
 }
+
+// ---- the resellers' formats ----------------------------------------------------------------
+
+/// A receiver of callbacks on port 0: every POST to `/hook` arrives on the channel.
+async fn hook() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(v): axum::Json<Value>| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send((headers, v));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+async fn next_callback(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>,
+) -> (axum::http::HeaderMap, Value) {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a callback within the deadline")
+        .expect("the receiver is running")
+}
+
+impl TestSim {
+    async fn reverse(&self, route: &str, body: &Value) -> (u16, Value) {
+        let res = self
+            .client
+            .post(self.url(&format!("/runway/pro/{route}")))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    async fn feed(&self, id: &str) -> Value {
+        let res = self
+            .client
+            .post(self.url("/runway/feed"))
+            .json(&json!({"task_id": id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// Polls the feed until the task's status is one of `statuses`.
+    async fn feed_until(&self, id: &str, statuses: &[&str]) -> Vec<Value> {
+        let mut seen = Vec::new();
+        for _ in 0..1000 {
+            let v = self.feed(id).await;
+            assert_eq!(v["code"], 200, "{v}");
+            let done = statuses.contains(&v["data"]["status"].as_str().unwrap_or(""));
+            seen.push(v);
+            if done {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "task {id} never got to {statuses:?}; last: {:?}",
+            seen.last()
+        );
+    }
+
+    async fn quickstart(&self, body: &Value) -> (u16, Value) {
+        let res = self
+            .client
+            .post(self.url("/api/v1/runway/generate"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    async fn detail(&self, id: &str) -> Value {
+        let res = self
+            .client
+            .get(self.url(&format!("/api/v1/runway/record-detail?taskId={id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    async fn detail_until(&self, id: &str, states: &[&str]) -> Vec<Value> {
+        let mut seen = Vec::new();
+        for _ in 0..1000 {
+            let v = self.detail(id).await;
+            assert_eq!(v["code"], 200, "{v}");
+            let done = states.contains(&v["data"]["state"].as_str().unwrap_or(""));
+            seen.push(v);
+            if done {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("task {id} never got to {states:?}; last: {:?}", seen.last());
+    }
+}
+
+fn reverse_body(prompt: &str) -> Value {
+    json!({"prompt": prompt, "model": "gen4", "ratio": "16:9", "options": {"seconds": 5}})
+}
+
+fn quickstart_body(prompt: &str) -> Value {
+    json!({"prompt": prompt, "duration": 5, "quality": "720p", "aspectRatio": "16:9", "waterMark": ""})
+}
+
+#[tokio::test]
+async fn a_reverse_task_runs_to_status_3_and_its_video_downloads() {
+    let sim = start(SimConfig {
+        pending_seconds: 0.3,
+        run_seconds: 0.5,
+        ..quick()
+    })
+    .await;
+    let (status, created) = sim.reverse("generate", &reverse_body("a cat")).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(
+        (&created["code"], &created["msg"]),
+        (&json!(200), &json!("success"))
+    );
+    assert!(created["exec_time"].is_f64());
+    let data = &created["data"];
+    assert_eq!(
+        (&data["status"], &data["state"]),
+        (&json!("0"), &json!("pending"))
+    );
+    assert_eq!(
+        (&data["point"], &data["refund"]),
+        (&json!("160"), &json!("0"))
+    );
+    assert_eq!(data["prompt"], "a cat");
+    let id = data["task_id"].as_str().unwrap().to_string();
+
+    let seen = sim.feed_until(&id, &["2", "3"]).await;
+    let statuses: Vec<&str> = seen
+        .iter()
+        .map(|v| v["data"]["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.windows(2).all(|w| w[0] <= w[1]), "{statuses:?}");
+    assert!(statuses.contains(&"1"), "never saw status 1: {statuses:?}");
+    let done = &seen.last().unwrap()["data"];
+    assert_eq!(
+        (&done["status"], &done["state"]),
+        (&json!("3"), &json!("succeeded"))
+    );
+    assert!(done["msg"].is_null());
+    let created_at: i64 = done["create_time"].as_str().unwrap().parse().unwrap();
+    let updated_at: i64 = done["update_time"].as_str().unwrap().parse().unwrap();
+    assert!(updated_at >= created_at);
+    let file = sim
+        .client
+        .get(done["video_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    assert_eq!(&file.bytes().await.unwrap()[..], SAMPLE_MP4);
+    let poster = sim
+        .client
+        .get(done["poster"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(&poster.bytes().await.unwrap()[..], SAMPLE_PNG);
+
+    // The same task through the GET feed, another prefix, and Runway's own route.
+    let v: Value = sim
+        .client
+        .get(sim.url(&format!("/api/video/runway/feed?task_id={id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["status"], "3");
+    assert_eq!(sim.get(&id).await.1["status"], "SUCCEEDED");
+
+    // An unknown id is `task_not_exist`.
+    let res = sim
+        .client
+        .post(sim.url("/runway/feed"))
+        .json(&json!({"task_id": "00000000-0000-0000-0000-000000000000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["msg"], "task_not_exist");
+
+    // What the sim saw, for tests of adapters.
+    let seen: Value = sim
+        .client
+        .get(sim.url(&format!("/_sim/tasks/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&seen["format"], &seen["endpoint"], &seen["model"]),
+        (&json!("reverse"), &json!("text_to_video"), &json!("gen4"))
+    );
+    assert_eq!(seen["body"]["options"]["seconds"], 5);
+    let stats = sim.stats().await;
+    assert_eq!(stats.creates_by_format["reverse"], 1);
+}
+
+#[tokio::test]
+async fn reverse_routes_check_their_fields() {
+    let sim = start(quick()).await;
+    for (route, body) in [
+        ("generate", json!({"model": "gen4"})),
+        ("generate", json!({"prompt": "x", "model": "gen9"})),
+        (
+            "generate",
+            json!({"prompt": "x", "options": {"seconds": 7}}),
+        ),
+        ("generate", json!({"prompt": "x", "ratio": "wide"})),
+        ("generate", json!({"prompt": "x", "image": "not a url"})),
+        ("video2video", json!({"prompt": "pixelated"})),
+        ("act_one", json!({"video": "https://example.com/v.mp4"})),
+    ] {
+        let (status, v) = sim.reverse(route, &body).await;
+        assert_eq!((status, &v["code"]), (400, &json!(400)), "{body} → {v}");
+        assert!(
+            v["msg"].as_str().unwrap().starts_with("invalid request"),
+            "{v}"
+        );
+        assert!(v["data"].is_null());
+    }
+    let (status, v) = sim
+        .reverse(
+            "video2video",
+            &json!({"video": "https://example.com/v.mp4", "prompt": "pixelated", "model": "gen4"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = sim
+        .reverse(
+            "act_one",
+            &json!({"video": "https://example.com/v.mp4", "image": "https://example.com/c.png"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(sim.stats().await.tasks_created, 2);
+}
+
+#[tokio::test]
+async fn a_quickstart_task_runs_to_success_and_its_video_downloads() {
+    let sim = start(SimConfig {
+        pending_seconds: 0.3,
+        run_seconds: 0.5,
+        ..quick()
+    })
+    .await;
+    let (status, created) = sim.quickstart(&quickstart_body("a fluffy cat")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&created["code"], &created["msg"]),
+        (&json!(200), &json!("success"))
+    );
+    let id = created["data"]["taskId"].as_str().unwrap().to_string();
+
+    let seen = sim.detail_until(&id, &["success", "fail"]).await;
+    let states: Vec<&str> = seen
+        .iter()
+        .map(|v| v["data"]["state"].as_str().unwrap())
+        .collect();
+    assert!(states.contains(&"generating"), "{states:?}");
+    let done = &seen.last().unwrap()["data"];
+    assert_eq!(done["state"], "success");
+    assert_eq!(done["taskId"], id.as_str());
+    assert_eq!(done["generateParam"]["prompt"], "a fluffy cat");
+    assert_eq!(
+        (&done["failCode"], &done["failMsg"]),
+        (&Value::Null, &json!(""))
+    );
+    assert_eq!(done["expireFlag"], 0);
+    let time = done["generateTime"].as_str().unwrap();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S").is_ok(),
+        "{time}"
+    );
+    let file = sim
+        .client
+        .get(done["videoInfo"]["videoUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(&file.bytes().await.unwrap()[..], SAMPLE_MP4);
+
+    // Unknown task: code 404 in an HTTP 200.
+    let v = sim.detail("00000000-0000-0000-0000-000000000000").await;
+    assert_eq!((&v["code"], &v["data"]), (&json!(404), &Value::Null));
+    // Validation: code 422 in an HTTP 200.
+    for body in [
+        json!({"prompt": "x", "duration": 10, "quality": "1080p", "aspectRatio": "16:9"}),
+        json!({"prompt": "x", "duration": 5, "quality": "720p"}),
+        json!({"prompt": "x", "duration": 8, "aspectRatio": "16:9"}),
+        json!({"prompt": "x", "model": "runway-duration-5-generate", "duration": 10, "aspectRatio": "16:9"}),
+    ] {
+        let (status, v) = sim.quickstart(&body).await;
+        assert_eq!((status, &v["code"]), (200, &json!(422)), "{body} → {v}");
+    }
+    // The duration from the model name, the default quality.
+    let (_, v) = sim
+        .quickstart(
+            &json!({"prompt": "x", "model": "runway-duration-10-generate", "aspectRatio": "9:16"}),
+        )
+        .await;
+    assert_eq!(v["code"], 200, "{v}");
+    assert_eq!(sim.stats().await.creates_by_format["quickstart"], 6);
+}
+
+#[tokio::test]
+async fn each_format_answers_a_wrong_key_its_own_way() {
+    let sim = start(SimConfig {
+        api_key: Some("key_secret".into()),
+        ..quick()
+    })
+    .await;
+    let res = sim
+        .client
+        .post(sim.url("/runway/pro/generate"))
+        .bearer_auth("key_wrong")
+        .json(&reverse_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 401);
+    // DuomiAPI's bare key works.
+    let res = sim
+        .client
+        .post(sim.url("/runway/pro/generate"))
+        .header("Authorization", "key_secret")
+        .json(&reverse_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let res = sim
+        .client
+        .post(sim.url("/api/v1/runway/generate"))
+        .json(&quickstart_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 401);
+    let res = sim
+        .client
+        .post(sim.url("/api/v1/runway/generate"))
+        .bearer_auth("key_secret")
+        .json(&quickstart_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 200);
+    let stats = sim.stats().await;
+    assert_eq!((stats.creates_received, stats.tasks_created), (4, 2));
+}
+
+#[tokio::test]
+async fn faults_apply_to_every_format_in_its_own_words() {
+    let sim = start(quick()).await;
+    let s = &sim.handle.sim;
+
+    // Rate limit: 429 + Retry-After; quick-start's code 429 in an HTTP 200.
+    s.push_fault(Fault::RateLimit {
+        retry_after_secs: 4,
+    });
+    let res = sim
+        .client
+        .post(sim.url("/runway/pro/generate"))
+        .json(&reverse_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "4");
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 429);
+    s.push_fault(Fault::RateLimit {
+        retry_after_secs: 4,
+    });
+    let res = sim
+        .client
+        .post(sim.url("/api/v1/runway/generate"))
+        .json(&quickstart_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["retry-after"], "4");
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 429);
+
+    // 503: reverse's 503; quick-start's 455 (maintenance). 500: both an HTTP 500.
+    s.push_fault(Fault::ServerError { status: 503 });
+    assert_eq!(sim.reverse("generate", &reverse_body("x")).await.0, 503);
+    s.push_fault(Fault::ServerError { status: 503 });
+    assert_eq!(sim.quickstart(&quickstart_body("x")).await.1["code"], 455);
+    s.push_fault(Fault::ServerError { status: 500 });
+    assert_eq!(sim.quickstart(&quickstart_body("x")).await.0, 500);
+    assert_eq!(sim.stats().await.tasks_created, 0);
+
+    // Out of credit: Runway's 400, reverse's 402, quick-start's code 402; nothing created.
+    s.push_fault(Fault::OutOfCredit);
+    let res = sim
+        .post("image_to_video", &i2v_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "You do not have enough credits to run this task."
+    );
+    let (status, v) = sim
+        .reverse("generate", &reverse_body("x [sim:out_of_credit]"))
+        .await;
+    assert_eq!((status, &v["msg"]), (402, &json!("insufficient points")));
+    let (status, v) = sim
+        .quickstart(&quickstart_body("[sim:out_of_credit]"))
+        .await;
+    assert_eq!((status, &v["code"]), (200, &json!(402)));
+
+    // Moderation: the format's rejection.
+    let (status, v) = sim
+        .reverse("generate", &reverse_body("[sim:moderation]"))
+        .await;
+    assert_eq!((status, &v["code"]), (400, &json!(400)));
+    let (_, v) = sim.quickstart(&quickstart_body("[sim:moderation]")).await;
+    assert_eq!(v["code"], 400);
+    assert_eq!(sim.stats().await.tasks_created, 0);
+
+    // Accept then 500: the task exists behind the error.
+    let (status, _) = sim
+        .reverse("generate", &reverse_body("[sim:500_after_accept]"))
+        .await;
+    assert_eq!(status, 500);
+    assert_eq!(sim.stats().await.tasks_created, 1);
+    // Reset after accept: no answer at all, a task.
+    s.push_fault(Fault::ResetAfterAccept);
+    assert!(sim
+        .client
+        .post(sim.url("/api/v1/runway/generate"))
+        .json(&quickstart_body("x"))
+        .send()
+        .await
+        .is_err());
+    assert_eq!(sim.stats().await.tasks_created, 2);
+
+    // A task failing mid-run: status "2" with the message and a refund; quick-start's `fail`.
+    let (_, v) = sim
+        .reverse("generate", &reverse_body("[sim:fail=SAFETY.OUTPUT.VIDEO]"))
+        .await;
+    let id = v["data"]["task_id"].as_str().unwrap().to_string();
+    let done = &sim.feed_until(&id, &["2", "3"]).await.pop().unwrap()["data"];
+    assert_eq!(
+        (&done["status"], &done["state"]),
+        (&json!("2"), &json!("failed"))
+    );
+    assert_eq!(done["refund"], "1");
+    assert!(
+        done["msg"].as_str().unwrap().contains("moderation"),
+        "{done}"
+    );
+    let (_, v) = sim
+        .quickstart(&quickstart_body("[sim:fail=INTERNAL]"))
+        .await;
+    let id = v["data"]["taskId"].as_str().unwrap().to_string();
+    let done = &sim
+        .detail_until(&id, &["success", "fail"])
+        .await
+        .pop()
+        .unwrap()["data"];
+    assert_eq!(
+        (&done["state"], &done["failCode"]),
+        (&json!("fail"), &json!(500))
+    );
+    assert!(!done["failMsg"].as_str().unwrap().is_empty());
+    assert!(done["videoInfo"].is_null());
+
+    let stats = sim.stats().await;
+    assert_eq!(stats.creates_by_format["runway"], 1);
+    assert_eq!(stats.creates_by_format["reverse"], 6);
+    assert_eq!(stats.creates_by_format["quickstart"], 7);
+}
+
+#[tokio::test]
+async fn throttled_tasks_show_as_status_0_throttled_and_queueing() {
+    let sim = start(SimConfig {
+        max_concurrent: Some(1),
+        run_seconds: 1.0,
+        ..quick()
+    })
+    .await;
+    let (_, first) = sim.reverse("generate", &reverse_body("1")).await;
+    let (_, second) = sim.reverse("generate", &reverse_body("2")).await;
+    let (_, third) = sim.quickstart(&quickstart_body("3")).await;
+    assert_eq!(first["data"]["state"], "pending");
+    assert_eq!(
+        (&second["data"]["status"], &second["data"]["state"]),
+        (&json!("0"), &json!("throttled"))
+    );
+    let third = third["data"]["taskId"].as_str().unwrap().to_string();
+    assert_eq!(sim.detail(&third).await["data"]["state"], "queueing");
+    // Each still finishes, one at a time.
+    sim.detail_until(&third, &["success"]).await;
+    assert_eq!(sim.stats().await.peak_concurrent, 1);
+}
+
+#[tokio::test]
+async fn callbacks_follow_each_formats_rules() {
+    let (url, mut rx) = hook().await;
+    let sim = start(SimConfig {
+        pending_seconds: 0.1,
+        run_seconds: 0.3,
+        callback_hmac_key: Some("hmac-key".into()),
+        ..quick()
+    })
+    .await;
+
+    // Reverse: one per transition into "1", then "3"; the body is the feed's `data`.
+    let mut body = reverse_body("called back");
+    body["callback_url"] = json!(url);
+    let (_, v) = sim.reverse("generate", &body).await;
+    let id = v["data"]["task_id"].as_str().unwrap().to_string();
+    let (_, running) = next_callback(&mut rx).await;
+    assert_eq!(
+        (&running["task_id"], &running["status"]),
+        (&json!(id), &json!("1"))
+    );
+    let (_, done) = next_callback(&mut rx).await;
+    assert_eq!(
+        (&done["status"], &done["state"]),
+        (&json!("3"), &json!("succeeded"))
+    );
+    assert!(done["video_url"].is_string());
+
+    // Quick-start: once, at the end, snake_case, signed with §6.3's headers.
+    let mut body = quickstart_body("called back");
+    body["callBackUrl"] = json!(url);
+    let (_, v) = sim.quickstart(&body).await;
+    let id = v["data"]["taskId"].as_str().unwrap().to_string();
+    let (headers, done) = next_callback(&mut rx).await;
+    assert_eq!(
+        (&done["code"], &done["data"]["task_id"]),
+        (&json!(200), &json!(id))
+    );
+    let file = sim
+        .client
+        .get(done["data"]["video_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(&file.bytes().await.unwrap()[..], SAMPLE_MP4);
+    let ts = headers["x-webhook-timestamp"].to_str().unwrap();
+    let sig = headers["x-webhook-signature"].to_str().unwrap();
+    {
+        use base64::Engine;
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"hmac-key").unwrap();
+        mac.update(format!("{id}.{ts}").as_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        assert_eq!(sig, expected);
+    }
+
+    // A failing reverse task: "1" then "2".
+    let mut body = reverse_body("[sim:fail=INTERNAL]");
+    body["callback_url"] = json!(url);
+    sim.reverse("generate", &body).await;
+    assert_eq!(next_callback(&mut rx).await.1["status"], "1");
+    let (_, failed) = next_callback(&mut rx).await;
+    assert_eq!(
+        (&failed["status"], &failed["refund"]),
+        (&json!("2"), &json!("1"))
+    );
+
+    // Nothing more: stats count what was sent.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sim.stats().await.callbacks_sent < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            sim.stats().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rx.try_recv().is_err());
+    let stats = sim.stats().await;
+    assert_eq!((stats.callbacks_sent, stats.callbacks_failed), (5, 0));
+}

@@ -3,6 +3,8 @@
 //! every submit failure by whether the provider may have taken the task.
 
 mod channel;
+mod quickstart;
+mod reverse;
 mod runway;
 
 use std::time::Duration;
@@ -11,14 +13,16 @@ use async_trait::async_trait;
 use reelay_core::TaskSpec;
 
 pub use channel::{BreakerConfig, ChannelConfig, ChannelKind};
+pub use quickstart::QuickstartAdapter;
+pub use reverse::ReverseAdapter;
 pub use runway::RunwayAdapter;
 
 /// The adapter for a channel's kind.
 pub fn build(cfg: &ChannelConfig) -> Result<std::sync::Arc<dyn Upstream>, UpstreamError> {
     Ok(match cfg.kind {
         ChannelKind::Runway | ChannelKind::Sandbox => std::sync::Arc::new(RunwayAdapter::new(cfg)?),
-        // Being written (issue 16, part 2).
-        ChannelKind::Reverse | ChannelKind::Quickstart => return Err(UpstreamError::Unsupported),
+        ChannelKind::Reverse => std::sync::Arc::new(ReverseAdapter::new(cfg)?),
+        ChannelKind::Quickstart => std::sync::Arc::new(QuickstartAdapter::new(cfg)?),
     })
 }
 

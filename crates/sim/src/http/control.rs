@@ -76,3 +76,16 @@ pub(crate) async fn media(
     })?;
     Ok(Json(json!({"media_sha256": digests})))
 }
+
+/// `GET /_sim/tasks/{id}`: what the task's create request carried (see [`Sim::task_request`]).
+pub(crate) async fn task(
+    State(sim): State<Sim>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    sim.task_request(&id).map(Json).ok_or_else(|| {
+        ApiError::with_body(
+            StatusCode::NOT_FOUND,
+            json!({"error": "Could not find Task"}),
+        )
+    })
+}

@@ -1,9 +1,14 @@
-//! The HTTP face of the simulator: Runway's routes (`runway.rs`), the output files
-//! (`files.rs`) and the simulator's own controls (`control.rs`).
+//! The HTTP face of the simulator: Runway's routes (`runway.rs`), the reverse format's
+//! (`reverse.rs`) and the quick-start format's (`quickstart.rs`), all through one create
+//! pipeline (`create.rs`); the output files (`files.rs`) and the simulator's own controls
+//! (`control.rs`).
 
 mod control;
+mod create;
 mod error;
 mod files;
+mod quickstart;
+mod reverse;
 mod runway;
 mod uploads;
 
@@ -14,6 +19,8 @@ use axum::Router;
 
 use crate::Sim;
 pub(crate) use error::ApiError;
+pub(crate) use quickstart::callback_body as quickstart_callback;
+pub(crate) use reverse::task_data as reverse_task_data;
 
 /// Create bodies may carry several data URIs (up to 16 MB each for video and audio).
 pub(crate) const BODY_LIMIT: usize = 48 * 1024 * 1024;
@@ -33,12 +40,34 @@ pub(crate) fn router(sim: Sim) -> Router {
             post(move |state, headers, body| runway::create(state, endpoint, headers, body)),
         );
     }
-    v1.route("/_sim/files/{task_id}/{name}", get(files::download))
+    for prefix in reverse::PREFIXES {
+        for (path, route) in [
+            ("pro/generate", "generate"),
+            ("pro/video2video", "video2video"),
+            ("pro/act_one", "act_one"),
+        ] {
+            v1 = v1.route(
+                &format!("{prefix}/{path}"),
+                post(move |state, headers, body| reverse::create(state, route, headers, body)),
+            );
+        }
+        v1 = v1.route(
+            &format!("{prefix}/feed"),
+            get(reverse::feed_get).post(reverse::feed_post),
+        );
+    }
+    v1.route("/api/v1/runway/generate", post(quickstart::create))
+        .route(
+            "/api/v1/runway/record-detail",
+            get(quickstart::record_detail),
+        )
+        .route("/_sim/files/{task_id}/{name}", get(files::download))
         .route("/_sim/stats", get(control::stats))
         .route("/_sim/faults", post(control::push_fault))
         .route("/_sim/reset", post(control::reset))
         .route("/_sim/lookup", get(control::lookup))
         .route("/_sim/tasks/{id}/media", get(control::media))
+        .route("/_sim/tasks/{id}", get(control::task))
         .fallback(|| async { ApiError::runway(StatusCode::NOT_FOUND, "Not found") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(sim)

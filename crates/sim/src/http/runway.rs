@@ -1,6 +1,7 @@
-//! Runway's `/v1` routes: create, get, delete, organization.
+//! Runway's `/v1` routes: create (through the shared pipeline, `create.rs`), get, delete,
+//! organization.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,16 +12,14 @@ use axum::Json;
 use chrono::SecondsFormat;
 use reelay_core::{CoreError, TaskSpec};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::error::{drop_connection, ApiError, DOC_URL};
-use crate::fault::{parse_directives, Fault};
-use crate::files::{output_file, sign, unix_now};
-use crate::state::{failure_is_charged, failure_message, NewTask, Phase, Task};
+use super::create::{output_url, Face, Parsed};
+use super::error::{ApiError, DOC_URL};
+use crate::fault::Fault;
+use crate::files::output_file;
+use crate::state::{failure_is_charged, failure_message, Format, Phase, Task};
 use crate::{Sim, RUNWAY_VERSION};
-
-pub(crate) const REFERENCE_HEADER: &str = "x-reelay-reference";
 const INITIAL_CREDITS: i64 = 1_000_000;
 const MAX_MONTHLY_CREDIT_SPEND: i64 = 1_000_000;
 
@@ -62,48 +61,91 @@ pub(crate) fn check_headers(sim: &Sim, headers: &HeaderMap) -> Result<(), ApiErr
     }
 }
 
-/// A fault that stands for a whole answer before anything is created.
-fn answer_pre_accept(fault: &Fault) -> ApiError {
-    match fault {
-        Fault::RateLimit { retry_after_secs } => ApiError::runway(
-            StatusCode::TOO_MANY_REQUESTS,
-            "You have exceeded the rate limit for this model. Please retry later.",
-        )
-        .header("retry-after", retry_after_secs)
-        .header("x-ratelimit-limit", 100)
-        .header("x-ratelimit-remaining", 0)
-        .header("x-ratelimit-reset", retry_after_secs),
-        Fault::ServerError { status } => ApiError::server(*status),
-        Fault::Moderation => ApiError::with_body(
-            StatusCode::BAD_REQUEST,
-            json!({
-                "error": "Your request was flagged by our content moderation system.",
-                "code": "SAFETY.INPUT.TEXT",
-                "docUrl": DOC_URL,
-            }),
-        ),
-        Fault::ResetBeforeAccept => drop_connection(),
-        other => unreachable!("not a pre-accept fault: {other:?}"),
+/// Runway's face for the shared create pipeline.
+pub(crate) struct Runway;
+
+impl Face for Runway {
+    const FORMAT: Format = Format::Runway;
+
+    fn check(sim: &Sim, headers: &HeaderMap) -> Result<(), ApiError> {
+        check_headers(sim, headers)
     }
-}
 
-/// A fault together with the key that makes a once-directive fire only once.
-struct Candidate {
-    fault: Fault,
-    once_key: Option<String>,
-}
+    fn bad_body(status: StatusCode, message: String) -> ApiError {
+        ApiError::runway(status, message)
+    }
 
-/// Takes the first candidate matching `pred` that may still fire, and marks it fired.
-fn take_fault(sim: &Sim, candidates: &[Candidate], pred: impl Fn(&Fault) -> bool) -> Option<Fault> {
-    let mut st = sim.state();
-    for c in candidates.iter().filter(|c| pred(&c.fault)) {
-        match &c.once_key {
-            None => return Some(c.fault.clone()),
-            Some(key) if st.fire_once(key.clone()) => return Some(c.fault.clone()),
-            Some(_) => {}
+    fn invalid(message: String) -> ApiError {
+        ApiError::with_body(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "Validation of body failed", "issues": [{"code": "custom", "path": [],
+                   "message": message}], "docUrl": DOC_URL}),
+        )
+    }
+
+    fn parse(sim: &Sim, endpoint: &'static str, value: &Value) -> Result<Parsed, ApiError> {
+        let spec = TaskSpec::parse(&sim.inner.catalog, endpoint, value).map_err(|e| match e {
+            CoreError::Validation(issues) => ApiError::with_body(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "Validation of body failed", "issues": issues, "docUrl": DOC_URL}),
+            ),
+            other => {
+                ApiError::server(500).header("x-sim-error", other.to_string().replace('\n', " "))
+            }
+        })?;
+        Ok(Parsed {
+            endpoint: endpoint.to_string(),
+            prompt: value
+                .get("promptText")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            model: spec.model,
+            estimated: spec.price,
+            output: spec.output.unwrap_or(reelay_core::MediaKind::Video),
+            callback_url: None,
+        })
+    }
+
+    fn refuse(fault: &Fault) -> ApiError {
+        match fault {
+            Fault::RateLimit { retry_after_secs } => ApiError::runway(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You have exceeded the rate limit for this model. Please retry later.",
+            )
+            .header("retry-after", retry_after_secs)
+            .header("x-ratelimit-limit", 100)
+            .header("x-ratelimit-remaining", 0)
+            .header("x-ratelimit-reset", retry_after_secs),
+            Fault::ServerError { status } | Fault::AcceptThenServerError { status } => {
+                ApiError::server(*status)
+            }
+            Fault::Moderation => ApiError::with_body(
+                StatusCode::BAD_REQUEST,
+                json!({
+                    "error": "Your request was flagged by our content moderation system.",
+                    "code": "SAFETY.INPUT.TEXT",
+                    "docUrl": DOC_URL,
+                }),
+            ),
+            Fault::OutOfCredit => ApiError::with_body(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "You do not have enough credits to run this task."}),
+            ),
+            other => unreachable!("not a refusing fault: {other:?}"),
         }
     }
-    None
+
+    fn accepted(
+        _sim: &Sim,
+        _headers: &HeaderMap,
+        task: &Task,
+        _phase: &Phase,
+        _started: Instant,
+    ) -> Response {
+        Json(json!({"id": task.id.to_string(), "estimatedCost": {"credits": task.estimated}}))
+            .into_response()
+    }
 }
 
 pub(crate) async fn create(
@@ -112,142 +154,7 @@ pub(crate) async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    sim.state().stats.creates_received += 1;
-    check_headers(&sim, &headers)?;
-    let reference = headers
-        .get(REFERENCE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|r| !r.is_empty() && r.len() <= 512)
-        .map(str::to_string);
-
-    // A queued fault belongs to this request whatever else happens to it.
-    let pushed = sim.state().next_fault();
-    if let Some(f) = pushed.as_ref().filter(|f| f.is_before_body()) {
-        return Err(answer_pre_accept(f));
-    }
-
-    let body = body.map_err(|rej| {
-        let status = rej.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "Request body is too large.".to_string()
-        } else {
-            rej.body_text()
-        };
-        ApiError::runway(status, message)
-    })?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::runway(StatusCode::BAD_REQUEST, "Invalid JSON in request body."))?;
-    let spec = TaskSpec::parse(&sim.inner.catalog, endpoint, &value).map_err(|e| match e {
-        CoreError::Validation(issues) => ApiError::with_body(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "Validation of body failed", "issues": issues, "docUrl": DOC_URL}),
-        ),
-        other => ApiError::server(500).header("x-sim-error", other.to_string().replace('\n', " ")),
-    })?;
-
-    // Which faults apply: the queued one, then the prompt's directives.
-    let identity = reference.clone().unwrap_or_else(|| {
-        let mut h = Sha256::new();
-        h.update(endpoint.as_bytes());
-        h.update(value.to_string().as_bytes());
-        hex::encode(h.finalize())
-    });
-    let prompt = value
-        .get("promptText")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let mut candidates: Vec<Candidate> = pushed
-        .into_iter()
-        .map(|fault| Candidate {
-            fault,
-            once_key: None,
-        })
-        .collect();
-    candidates.extend(parse_directives(prompt).into_iter().map(|d| Candidate {
-        once_key: d.once.then(|| format!("{identity}\u{0}{}", d.token)),
-        fault: d.fault,
-    }));
-    if let Some(f) = take_fault(&sim, &candidates, Fault::is_pre_accept) {
-        return Err(answer_pre_accept(&f));
-    }
-    let forced_failure = candidates.iter().find_map(|c| match &c.fault {
-        Fault::FailTask { code } => Some(code.clone()),
-        _ => None,
-    });
-    let slow: f64 = candidates
-        .iter()
-        .filter_map(|c| match c.fault {
-            Fault::SlowProgress { factor } if factor.is_finite() && factor > 0.0 => Some(factor),
-            _ => None,
-        })
-        .product();
-
-    let media_sha256 = media_digests(&sim, &value).map_err(|uri| {
-        ApiError::with_body(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "Validation of body failed", "issues": [{"code": "custom", "path": [],
-                   "message": format!("Invalid runway:// URI: {uri}")}], "docUrl": DOC_URL}),
-        )
-    })?;
-    let config = &sim.inner.config;
-    let seconds =
-        |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::from_secs(86_400));
-    let price = spec.price;
-    let new = NewTask {
-        estimated: price,
-        output: spec.output.unwrap_or(reelay_core::MediaKind::Video),
-        model: spec.model,
-        pending: seconds(config.pending_seconds),
-        run: seconds(config.run_seconds * slow),
-        forced_failure,
-        reference,
-        media_sha256,
-    };
-    let id = sim.state().create(new, Instant::now());
-    let ok =
-        Json(json!({"id": id.to_string(), "estimatedCost": {"credits": price}})).into_response();
-
-    match take_fault(&sim, &candidates, Fault::is_post_accept) {
-        None => Ok(ok),
-        Some(Fault::AcceptThenServerError { status }) => Err(ApiError::server(status)),
-        Some(Fault::ResetAfterAccept) => drop_connection(),
-        Some(Fault::TimeoutAfterAccept { secs }) => {
-            tokio::time::sleep(Duration::from_secs(secs)).await;
-            Ok(ok)
-        }
-        Some(other) => unreachable!("not a post-accept fault: {other:?}"),
-    }
-}
-
-/// SHA-256 of the bytes of every data URI and uploaded file (`runway://`) in a body: how a
-/// test sees what the upstream got. An unknown `runway://` URI is refused (as Runway does).
-fn media_digests(sim: &Sim, v: &Value) -> Result<Vec<String>, String> {
-    use base64::Engine;
-    let mut out = Vec::new();
-    let mut stack = vec![v];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::String(s) if s.starts_with("runway://") => {
-                let key = s.strip_prefix(super::uploads::URI_PREFIX).unwrap_or("");
-                match sim.state().upload(key) {
-                    Some(bytes) => out.push(hex::encode(Sha256::digest(&bytes))),
-                    None => return Err(s.clone()),
-                }
-            }
-            Value::String(s) if s.starts_with("data:") => {
-                if let Some((_, b64)) = s.split_once(";base64,") {
-                    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) {
-                        out.push(hex::encode(Sha256::digest(&bytes)));
-                    }
-                }
-            }
-            Value::Array(a) => stack.extend(a.iter().rev()),
-            Value::Object(o) => stack.extend(o.values().rev()),
-            _ => {}
-        }
-    }
-    Ok(out)
+    super::create::create::<Runway>(sim, endpoint, headers, body).await
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
@@ -295,16 +202,7 @@ fn render(sim: &Sim, headers: &HeaderMap, task: &Task, phase: &Phase) -> Value {
         }
         Phase::Succeeded => {
             let (name, _, _) = output_file(task.output);
-            let exp = unix_now() + sim.inner.config.output_ttl_seconds;
-            let task_id = task.id.to_string();
-            let sig = sign(&sim.inner.secret, &task_id, name, exp);
-            let url = match &sim.inner.config.output_url {
-                Some(u) => u.replace("{task_id}", &task_id),
-                None => format!(
-                    "{}/_sim/files/{task_id}/{name}?exp={exp}&sig={sig}",
-                    sim.public_base(headers)
-                ),
-            };
+            let url = output_url(sim, headers, task, name);
             o.insert("status".into(), json!("SUCCEEDED"));
             o.insert("output".into(), json!([url]));
             o.insert("cost".into(), json!({"credits": task.estimated}));
