@@ -670,7 +670,6 @@ async fn hangup() {
         match signal(SignalKind::hangup()) {
             Ok(mut s) => {
                 s.recv().await;
-                return;
             }
             Err(_) => std::future::pending::<()>().await,
         }

@@ -42,6 +42,7 @@ impl Engine {
         // the longest waiter), with a slow fallback.
         let mut held_by_breaker = false;
         let mut rate_until: Option<i64> = None;
+        let mut full: Vec<(String, i64)> = Vec::new();
         for (i, ch) in candidates.iter().enumerate() {
             // An open breaker (or a 429 pause) keeps the channel out; half-open lets one probe in.
             if !ch.allow() {
@@ -73,6 +74,9 @@ impl Engine {
                 if let Some(r) = rate {
                     let end = r.slot(now_ms()) + r.slot_ms;
                     rate_until = Some(rate_until.map_or(end, |t| t.min(end)));
+                }
+                if let Some(cap) = ch.config.max_concurrent {
+                    full.push((ch.name().to_string(), cap));
                 }
                 continue; // this channel is full; try the next one
             };
@@ -112,7 +116,19 @@ impl Engine {
             .to(TaskState::Throttled);
         u.next_attempt_at = Some(Some(at));
         u.release_lease = true;
-        self.store.update_task(u).await?;
+        // Only while the full channels are still full: a slot freed since they were looked
+        // at would otherwise wake nobody (this task was not waiting yet).
+        u.unless_room = full;
+        if self.store.update_task(u).await?.is_none()
+            && self.still_ours_to_dispatch(&task.id).await?
+        {
+            // Room appeared: dispatch again right away.
+            let mut u = TaskUpdate::new(&task.id, &[TaskState::Queued, TaskState::Throttled])
+                .leased_by(&self.owner);
+            u.next_attempt_at = Some(Some(now_ms()));
+            u.release_lease = true;
+            self.store.update_task(u).await?;
+        }
         Ok(())
     }
 

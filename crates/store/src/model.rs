@@ -222,6 +222,10 @@ pub struct TaskUpdate {
     /// With `channel`: apply only while the channel's submit rate has room, counting this
     /// move (checked and counted in the same transaction, across instances).
     pub submit_rate: Option<SubmitRate>,
+    /// Apply only while each of these channels still has `cap` tasks holding slots: a task
+    /// about to wait for capacity must not miss a slot freed since it looked (the freeing
+    /// side wakes waiting tasks under the same per-channel serialisation).
+    pub unless_room: Vec<(String, i64)>,
     pub upstream_id: Option<String>,
     /// Forgets the upstream job (a task sent back to the queue after a retryable failure).
     pub clear_upstream: bool,

@@ -11,6 +11,7 @@ mod admin_cli;
 mod admin_webhooks;
 mod archive_rss;
 mod bench_smoke;
+mod channels;
 mod chaos;
 mod credits;
 mod db_faults;

@@ -268,6 +268,16 @@ impl PgStore {
     }
 }
 
+/// Serialises, until the commit, every transaction that takes or frees a slot of `channel`
+/// (or waits for one).
+async fn lock_channel(conn: &mut PgConnection, channel: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('reelay.channel:' || $1, 0))")
+        .bind(channel)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Announces work to every instance when (and only if) `conn`'s transaction commits.
 async fn notify(conn: &mut PgConnection, channel: &str) -> Result<()> {
     sqlx::query("SELECT pg_notify($1, '')")
@@ -710,11 +720,12 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         // Locked until the commit: the state and lease checked here are the ones updated,
         // and the task's outbox numbering below is this transaction's alone.
-        let current =
-            sqlx::query("SELECT state, lease_owner FROM tasks WHERE id = $1 FOR NO KEY UPDATE")
-                .bind(&u.task_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let current = sqlx::query(
+            "SELECT state, lease_owner, channel FROM tasks WHERE id = $1 FOR NO KEY UPDATE",
+        )
+        .bind(&u.task_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(current) = current else {
             return Ok(None);
         };
@@ -727,12 +738,7 @@ impl Store for PgStore {
             // Takers of one channel's slots go one at a time: the count below sees every slot
             // taken by a transaction that held this lock before (it committed to release it),
             // and none can be taken until this one commits.
-            sqlx::query(
-                "SELECT pg_advisory_xact_lock(hashtextextended('reelay.channel:' || $1, 0))",
-            )
-            .bind(channel)
-            .execute(&mut *tx)
-            .await?;
+            lock_channel(&mut tx, channel).await?;
             let others: i64 = sqlx::query(&format!("{} AND id != $2", in_flight_sql()))
                 .bind(channel)
                 .bind(&u.task_id)
@@ -740,6 +746,23 @@ impl Store for PgStore {
                 .await?
                 .try_get(0)?;
             if others >= cap {
+                return Ok(None);
+            }
+        }
+        let mut full: Vec<&(String, i64)> = u.unless_room.iter().collect();
+        full.sort();
+        for (channel, cap) in full {
+            // The freeing side takes this lock before it wakes a waiting task: either it
+            // committed before this count (which then sees the room) or it wakes after this
+            // commit (and sees this task waiting). Locks in name order: no deadlock.
+            lock_channel(&mut tx, channel).await?;
+            let others: i64 = sqlx::query(&format!("{} AND id != $2", in_flight_sql()))
+                .bind(channel)
+                .bind(&u.task_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            if others < *cap {
                 return Ok(None);
             }
         }
@@ -766,6 +789,10 @@ impl Store for PgStore {
         let row = q.build().fetch_optional(&mut *tx).await?;
         let Some(row) = row else { return Ok(None) };
         if rules::frees_slot(state, &u) {
+            let held: Option<String> = current.try_get("channel")?;
+            if let Some(channel) = &held {
+                lock_channel(&mut tx, channel).await?;
+            }
             let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
             crate::sql::wake_waiting(&mut q, now, true);
             if q.build().execute(&mut *tx).await?.rows_affected() > 0 {

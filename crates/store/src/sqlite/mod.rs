@@ -621,6 +621,19 @@ impl Store for SqliteStore {
                     return Ok(None);
                 }
             }
+            for (channel, cap) in &u.unless_room {
+                // Under the write lock: a slot freed before this sees the task not yet
+                // waiting, so the wait must not start.
+                let others: i64 = value(
+                    conn,
+                    &format!("{} AND id != ?", in_flight_sql()),
+                    params![channel, u.task_id],
+                )?
+                .unwrap_or(0);
+                if others < *cap {
+                    return Ok(None);
+                }
+            }
             if let (Some(rate), Some(channel)) = (u.submit_rate, &u.channel) {
                 // Counted only if the window has room; the move is refused otherwise.
                 let counted = exec(

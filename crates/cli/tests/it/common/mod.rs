@@ -130,6 +130,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.engine.reconcile_delay_ms = 200;
     c.engine.throttle_recheck_ms = 100;
     c.engine.idle_wakeup_ms = 500;
+    c.engine.channels_reload_ms = 200;
     c.log = "warn".into();
     // Rate limits are tested on their own; other tests must not trip them.
     c.limits.requests_per_second = 0;

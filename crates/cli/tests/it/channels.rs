@@ -1,0 +1,325 @@
+//! The channel registry on a running server: channels added, changed, switched off and removed
+//! through the admin API take effect without a restart (and reach another instance through
+//! the database); a channel's cap holds across instances; an upstream key is never answered.
+
+use reelay_sim::SimConfig;
+use serde_json::{json, Value};
+
+use crate::common::{self, admin, fast_sim, gen4_turbo, sim_channel, TestApp};
+
+const ENDPOINT: &str = "/v1/image_to_video";
+const UPSTREAM_KEY: &str = "sk-upstream-b-5d1f0c9a7e";
+
+async fn run_one(app: &TestApp, prompt: &str) -> Value {
+    let id = app.create("image_to_video", &gen4_turbo(prompt)).await;
+    app.wait_terminal(&id).await
+}
+
+/// Every answer's text, to check that no key was ever in one.
+#[derive(Default)]
+struct Seen(String);
+
+impl Seen {
+    fn note(&mut self, v: &Value) {
+        self.0.push_str(&v.to_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn channels_added_changed_and_disabled_through_the_admin_api_apply_at_once() {
+    let spawn = |c: SimConfig| reelay_sim::spawn(c, "127.0.0.1:0".parse().unwrap());
+    let a = spawn(fast_sim()).await.unwrap();
+    let b = spawn(SimConfig {
+        api_key: Some(UPSTREAM_KEY.into()),
+        ..fast_sim()
+    })
+    .await
+    .unwrap();
+    let mut file_channel = sim_channel("a", &a);
+    file_channel.priority = 0;
+    let app = TestApp::spawn_with(move |c| {
+        c.sandbox = false;
+        c.channels = vec![file_channel];
+    })
+    .await;
+    let mut seen = Seen::default();
+
+    // Added: tried first (lower priority number), with its key.
+    let (status, v) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/channels",
+        Some(json!({
+            "name": "b", "kind": "sandbox", "base_url": b.base_url(), "api_key": UPSTREAM_KEY,
+            "priority": -1, "request_timeout_ms": 2000, "connect_timeout_ms": 1000,
+        })),
+    )
+    .await;
+    seen.note(&v);
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(
+        (v["has_key"].as_bool(), v["source"].as_str()),
+        (Some(true), Some("admin"))
+    );
+    assert_eq!(run_one(&app, "to b").await["status"], "SUCCEEDED");
+    assert_eq!(
+        (a.sim.stats().tasks_created, b.sim.stats().tasks_created),
+        (0, 1)
+    );
+
+    // Changed: now after `a`.
+    let (status, v) = admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/channels/b",
+        Some(json!({"priority": 10})),
+    )
+    .await;
+    seen.note(&v);
+    assert_eq!((status.as_u16(), v["priority"].as_i64()), (200, Some(10)));
+    assert_eq!(run_one(&app, "to a").await["status"], "SUCCEEDED");
+    assert_eq!(a.sim.stats().tasks_created, 1);
+
+    // Back first, then switched off: new tasks avoid it.
+    admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/channels/b",
+        Some(json!({"priority": -1})),
+    )
+    .await;
+    let (status, v) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/channels/b/disable",
+        Some(json!({"reason": "maintenance"})),
+    )
+    .await;
+    seen.note(&v);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["enabled"].as_bool(), v["disabled_reason"].as_str()),
+        (Some(false), Some("maintenance"))
+    );
+    assert_eq!(run_one(&app, "avoids b").await["status"], "SUCCEEDED");
+    assert_eq!(
+        (a.sim.stats().tasks_created, b.sim.stats().tasks_created),
+        (2, 1)
+    );
+    let (_, v) = admin(&app, reqwest::Method::POST, "/channels/b/enable", None).await;
+    seen.note(&v);
+    assert_eq!(v["enabled"], true, "{v}");
+    assert_eq!(run_one(&app, "to b again").await["status"], "SUCCEEDED");
+    assert_eq!(b.sim.stats().tasks_created, 2);
+
+    // A new key replaces the old one (the upstream refuses anything else): tasks fail over.
+    admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/channels/b",
+        Some(json!({"api_key": "sk-wrong"})),
+    )
+    .await;
+    assert_eq!(run_one(&app, "wrong key").await["status"], "SUCCEEDED");
+    assert_eq!(
+        (a.sim.stats().tasks_created, b.sim.stats().tasks_created),
+        (3, 2),
+        "a 401 is not taken: on to the next channel at once"
+    );
+
+    // Refusals in the admin shape, and none of them writes.
+    let writes = app.writes().await;
+    for (method, path, body, want) in [
+        (
+            reqwest::Method::POST,
+            "/channels",
+            json!({"name": "b", "kind": "sandbox", "base_url": "http://127.0.0.1:1"}),
+            409,
+        ),
+        (
+            reqwest::Method::POST,
+            "/channels",
+            json!({"name": "sandbox", "kind": "sandbox", "base_url": "http://127.0.0.1:1"}),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/channels",
+            json!({"name": "c", "kind": "sandbox", "base_url": "ftp://x"}),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/channels",
+            json!({"name": "c", "kind": "nope", "base_url": "http://x"}),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/channels",
+            json!({"name": "c", "kind": "runway", "base_url": "http://x", "colour": 1}),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/channels",
+            json!({"name": "c d", "kind": "runway", "base_url": "http://x"}),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/channels",
+            json!({"name": "c", "kind": "runway", "base_url": "http://x", "weight": 0}),
+            400,
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/channels/b",
+            json!({"max_concurrent": -1}),
+            400,
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/channels/b",
+            json!({"name": "renamed"}),
+            400,
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/channels/a",
+            json!({"priority": 1}),
+            409,
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/channels/zz",
+            json!({"priority": 1}),
+            404,
+        ),
+        (
+            reqwest::Method::POST,
+            "/channels/zz/disable",
+            json!({}),
+            404,
+        ),
+        (reqwest::Method::DELETE, "/channels/a", Value::Null, 409),
+    ] {
+        let body = (!body.is_null()).then_some(body);
+        let (status, v) = admin(&app, method.clone(), path, body).await;
+        assert_eq!(status.as_u16(), want, "{method} {path}: {v}");
+        assert!(v["error"]["message"].is_string(), "{v}");
+    }
+    assert_eq!(
+        app.writes().await,
+        writes,
+        "a refused change writes nothing"
+    );
+
+    // Removed: no new tasks; it stays visible as removed.
+    let (status, _) = admin(&app, reqwest::Method::DELETE, "/channels/b", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(run_one(&app, "after removal").await["status"], "SUCCEEDED");
+    assert_eq!(b.sim.stats().tasks_created, 2);
+    let (_, list) = admin(&app, reqwest::Method::GET, "/channels", None).await;
+    seen.note(&list);
+    let b_view = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "b")
+        .unwrap();
+    assert_eq!(b_view["removed"], true);
+    // Every channel view carries the recent call figures.
+    let a_view = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "a")
+        .unwrap();
+    assert!(
+        a_view["recent"]["submits_per_minute"].as_f64().unwrap() > 0.0,
+        "{a_view}"
+    );
+    assert!(a_view["recent"]["latency_ms_p50"].is_u64(), "{a_view}");
+    assert_eq!(a_view["recent"]["success_rate"], 1.0, "{a_view}");
+
+    assert!(
+        !seen.0.contains(UPSTREAM_KEY) && !seen.0.contains("sk-wrong"),
+        "an upstream key was answered"
+    );
+}
+
+/// A channel's cap is never exceeded, whichever instance submits (two on PostgreSQL, where
+/// they share the database; one on SQLite): tasks over it wait `throttled`, then finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_cap_holds_across_instances_and_waiting_tasks_finish() {
+    let sim = reelay_sim::spawn(
+        SimConfig {
+            pending_seconds: 0.1,
+            run_seconds: 0.8,
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut ch = sim_channel("capped", &sim);
+    ch.max_concurrent = Some(2);
+    let configure = |c: &mut reelay::config::Config| {
+        c.sandbox = false;
+        c.channels = vec![ch.clone()];
+        c.secret_key = Some("11".repeat(32));
+        // Only the wake of a freed slot dispatches a waiting task: were one missed, the task
+        // would wait ten minutes and the test fail at its deadline.
+        c.engine.throttle_fallback_ms = 600_000;
+    };
+    let app = TestApp::spawn_with(configure).await;
+    let mut bases = vec![app.server.base_url.clone()];
+    let _second = if common::postgres_admin_url().is_some() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = common::test_config(dir.path());
+        configure(&mut c);
+        c.database_url = Some(common::database_url(app.dir.path()));
+        let s = reelay::serve::start(c)
+            .await
+            .expect("second instance starts");
+        bases.push(s.base_url.clone());
+        Some((s, dir))
+    } else {
+        None
+    };
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let r = app
+            .client
+            .post(format!("{}{ENDPOINT}", bases[i % bases.len()]))
+            .bearer_auth(&app.key)
+            .header("X-Runway-Version", common::VERSION)
+            .json(&gen4_turbo(&format!("capped {i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for id in &ids {
+        assert_eq!(app.wait_terminal(id).await["status"], "SUCCEEDED");
+    }
+    let stats = sim.sim.stats();
+    assert_eq!(stats.tasks_created, 10);
+    assert!(stats.peak_concurrent <= 2, "{stats:?}");
+    assert_eq!(stats.peak_concurrent, 2, "the cap was used: {stats:?}");
+    let mut throttled = 0;
+    for id in &ids {
+        let events = app.server.store.task_events(id).await.unwrap();
+        throttled += events
+            .iter()
+            .any(|e| e.to_state == reelay_core::TaskState::Throttled) as usize;
+    }
+    assert!(throttled >= 5, "only {throttled} tasks waited");
+}
