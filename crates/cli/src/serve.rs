@@ -453,12 +453,16 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
              (add one to the file or with `reelay channel add`)"
         );
     }
-    // Upstreams that take a callback URL get one when they can reach us.
-    let callbacks = config
+    // Upstreams that take a callback URL get one where they can reach us: at `public_url`,
+    // or on a loopback listener (an upstream on this host, e.g. `reelay sim`). Elsewhere,
+    // without a public URL, they are polled only.
+    let callback_base = config
         .public_url
-        .as_deref()
+        .clone()
+        .or_else(|| addr.ip().is_loopback().then(|| format!("http://{addr}")));
+    let callbacks = callback_base
         .map(|base| -> anyhow::Result<CallbackUrls> {
-            Ok(CallbackUrls::new(base, &secret_key(&config)?))
+            Ok(CallbackUrls::new(&base, &secret_key(&config)?))
         })
         .transpose()?;
 

@@ -26,4 +26,5 @@ mod quickstart;
 mod reverse;
 mod runway_api;
 mod uploads;
+mod upstream_kinds;
 mod webhooks;
