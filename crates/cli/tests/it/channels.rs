@@ -323,3 +323,187 @@ async fn a_channel_cap_holds_across_instances_and_waiting_tasks_finish() {
     }
     assert!(throttled >= 5, "only {throttled} tasks waited");
 }
+
+/// `GET /admin/v1/channels/{name}`.
+async fn channel(app: &TestApp, name: &str) -> Value {
+    let (status, v) = admin(
+        app,
+        reqwest::Method::GET,
+        &format!("/channels/{name}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Two file channels: `a` first, `b` after it.
+async fn two_channels(
+    a_sim: SimConfig,
+    f: impl FnOnce(&mut reelay::config::Config) + Send,
+) -> (TestApp, reelay_sim::SimHandle, reelay_sim::SimHandle) {
+    let spawn = |c: SimConfig| reelay_sim::spawn(c, "127.0.0.1:0".parse().unwrap());
+    let (a, b) = (
+        spawn(a_sim).await.unwrap(),
+        spawn(fast_sim()).await.unwrap(),
+    );
+    let mut ca = sim_channel("a", &a);
+    ca.priority = 0;
+    let mut cb = sim_channel("b", &b);
+    cb.priority = 1;
+    let app = TestApp::spawn_with(move |c| {
+        c.sandbox = false;
+        c.channels = vec![ca, cb];
+        f(c);
+    })
+    .await;
+    (app, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_out_of_credit_upstream_is_disabled_until_an_operator_enables_it() {
+    let (app, a, b) = two_channels(fast_sim(), |_| {}).await;
+    a.sim.push_faults(reelay_sim::Fault::OutOfCredit, 10_000);
+    // Not taken by `a` (it said so): on to `b` at once, and `a` is switched off.
+    assert_eq!(run_one(&app, "first").await["status"], "SUCCEEDED");
+    assert_eq!(
+        (a.sim.stats().tasks_created, b.sim.stats().tasks_created),
+        (0, 1)
+    );
+    let v = channel(&app, "a").await;
+    assert_eq!(v["enabled"], false, "{v}");
+    assert!(
+        v["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("out of credit"),
+        "{v}"
+    );
+    // It stays off (not asked again) until an operator switches it on.
+    assert_eq!(run_one(&app, "second").await["status"], "SUCCEEDED");
+    assert_eq!(a.sim.stats().creates_received, 1);
+    a.sim.reset();
+    let (status, v) = admin(&app, reqwest::Method::POST, "/channels/a/enable", None).await;
+    assert_eq!(
+        (status.as_u16(), v["enabled"].as_bool()),
+        (200, Some(true)),
+        "{v}"
+    );
+    assert!(v["disabled_reason"].is_null(), "{v}");
+    assert_eq!(run_one(&app, "third").await["status"], "SUCCEEDED");
+    assert_eq!(a.sim.stats().tasks_created, 1, "back in service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retryable_upstream_failure_moves_to_another_channel_and_charges_once() {
+    let (app, a, b) = two_channels(fast_sim(), |c| {
+        c.engine.retry_failure_codes = vec!["INTERNAL.BAD_OUTPUT".into()];
+    })
+    .await;
+    a.sim.push_faults(
+        reelay_sim::Fault::FailTask {
+            code: "INTERNAL.BAD_OUTPUT.CODE01".into(),
+        },
+        1,
+    );
+    let before = app.server.store.list_accounts().await.unwrap().remove(0);
+    let id = app.create("image_to_video", &gen4_turbo("retry me")).await;
+    let t = app.wait_terminal(&id).await;
+    assert_eq!(t["status"], "SUCCEEDED", "{t}");
+    assert_eq!(
+        (a.sim.stats().tasks_created, b.sim.stats().tasks_created),
+        (1, 1),
+        "failed on a, retried on b"
+    );
+    let events = app.server.store.task_events(&id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.data["retry_after_failure"] == "INTERNAL.BAD_OUTPUT.CODE01"),
+        "{events:?}"
+    );
+    let task = app.server.store.get_task_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(task.channel.as_deref(), Some("b"));
+    let after = app.account(&task.account_id).await;
+    assert_eq!(
+        before.credits_available - after.credits_available,
+        task.credits_captured,
+        "charged once"
+    );
+    assert_eq!(task.credits_captured, task.spec.price);
+    // A code not listed fails the task (and refunds it).
+    a.sim.push_faults(
+        reelay_sim::Fault::FailTask {
+            code: "SAFETY.OUTPUT.VIDEO".into(),
+        },
+        1,
+    );
+    let t = run_one(&app, "not retried").await;
+    assert_eq!(t["failureCode"], "SAFETY.OUTPUT.VIDEO", "{t}");
+    assert_eq!(b.sim.stats().tasks_created, 1);
+}
+
+/// `max_submits_per_second`: the moves to `submitting` on the channel, bucketed by second,
+/// never exceed it, and every task still finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_submit_rate_is_never_exceeded() {
+    let sim = reelay_sim::spawn(fast_sim(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut ch = sim_channel("slow", &sim);
+    ch.max_submits_per_second = Some(2.0);
+    let app = TestApp::spawn_with(move |c| {
+        c.sandbox = false;
+        c.channels = vec![ch];
+    })
+    .await;
+    let bodies: Vec<Value> = (0..6).map(|i| gen4_turbo(&format!("rate {i}"))).collect();
+    let ids =
+        futures::future::join_all(bodies.iter().map(|b| app.create("image_to_video", b))).await;
+    let mut per_second = std::collections::BTreeMap::<i64, u32>::new();
+    for id in &ids {
+        assert_eq!(app.wait_terminal(id).await["status"], "SUCCEEDED");
+        for e in app.server.store.task_events(id).await.unwrap() {
+            if e.to_state == reelay_core::TaskState::Submitting {
+                *per_second.entry(e.created_at / 1000).or_default() += 1;
+            }
+        }
+    }
+    assert!(per_second.values().all(|n| *n <= 2), "{per_second:?}");
+    assert_eq!(per_second.values().sum::<u32>(), 6);
+    assert!(per_second.len() >= 3, "{per_second:?}");
+}
+
+/// A channel's health probe feeds its breaker without any task: a wrong key opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_health_probes_open_the_breaker_with_no_task_at_risk() {
+    let sim = reelay_sim::spawn(
+        SimConfig {
+            api_key: Some("sk-right".into()),
+            ..fast_sim()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut ch = sim_channel("probed", &sim);
+    ch.api_key = Some("sk-wrong".into());
+    ch.health_probe_seconds = Some(1);
+    ch.breaker.consecutive_failures = 2;
+    let app = TestApp::spawn_with(move |c| {
+        c.sandbox = false;
+        c.channels = vec![ch];
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let v = channel(&app, "probed").await;
+        if v["breaker"] == "open" {
+            assert_eq!(v["recent"]["success_rate"], 0.0, "{v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never opened: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(sim.sim.stats().creates_received, 0);
+}
