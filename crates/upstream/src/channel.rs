@@ -29,8 +29,9 @@ impl ChannelKind {
 }
 
 /// One upstream channel, as configured (in the file, or through the admin API). Serializing
-/// it never writes the key: what is stored or shown of a channel is everything else.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// it never writes the key, nor does `Debug` show it: what is stored, shown or logged of a
+/// channel is everything else.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     pub name: String,
@@ -132,6 +133,16 @@ fn default_request_ms() -> u64 {
 }
 fn default_version() -> String {
     "2024-11-06".into()
+}
+
+impl std::fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = serde_json::to_value(self).unwrap_or_default();
+        if self.api_key.is_some() {
+            shown["api_key"] = "<redacted>".into();
+        }
+        write!(f, "ChannelConfig {shown}")
+    }
 }
 
 impl ChannelConfig {
@@ -257,5 +268,25 @@ impl ChannelConfig {
             .as_ref()
             .and_then(|name| std::env::var(name).ok())
             .or_else(|| self.api_key.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_never_serialized_nor_debug_printed() {
+        let mut c = ChannelConfig::sandbox("http://127.0.0.1:9".into());
+        c.api_key = Some("sk-never-shown".into());
+        assert!(!serde_json::to_string(&c)
+            .unwrap()
+            .contains("sk-never-shown"));
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("sk-never-shown") && debug.contains("<redacted>"),
+            "{debug}"
+        );
+        c.validate().unwrap();
     }
 }

@@ -39,6 +39,17 @@ fn bad(e: impl std::fmt::Display) -> AdminError {
 /// Reads a channel from a JSON object as the file's `[[channels]]` entries are read (unknown
 /// fields refused), and checks it.
 fn parse_config(body: Value) -> Result<ChannelConfig, AdminError> {
+    // serde's message for a wrong kind does not say which field it is about.
+    const KINDS: [&str; 4] = ["runway", "reverse", "quickstart", "sandbox"];
+    if let Some(kind) = body
+        .get("kind")
+        .filter(|k| !k.as_str().is_some_and(|k| KINDS.contains(&k)))
+    {
+        return Err(AdminError::invalid(format!(
+            "kind: one of {} (not {kind})",
+            KINDS.join(", ")
+        )));
+    }
     let cfg: ChannelConfig = serde_json::from_value(body).map_err(bad)?;
     cfg.validate().map_err(bad)?;
     if cfg.api_key_env.is_some() {

@@ -506,3 +506,120 @@ fn webhook_secrets_are_shown_and_rotated() {
         "a refused command rotated"
     );
 }
+
+/// `reelay channel add|set|disable|enable|remove|list|show` on the store: the key taken from
+/// an environment variable, sealed, and never printed.
+#[test]
+fn channel_commands_manage_the_registry_and_never_print_a_key() {
+    let r = Reelay::new();
+    let key = "sk-cli-channel-7f3a9b";
+    let out = Command::new(env!("CARGO_BIN_EXE_reelay"))
+        .arg("--data-dir")
+        .arg(r.dir.path())
+        .args([
+            "channel",
+            "add",
+            "resold",
+            "--kind",
+            "reverse",
+            "--base-url",
+            "https://reseller.example",
+            "--api-key-env",
+            "RESELLER_KEY",
+            "--priority",
+            "3",
+            "--max-concurrent",
+            "4",
+            "--model",
+            "gen4_turbo",
+            "--map",
+            "gen4_turbo=gen4",
+        ])
+        .env("RESELLER_KEY", key)
+        .env("REELAY_LOG", "warn")
+        .env_remove("REELAY_CONFIG")
+        .env_remove("REELAY_DATABASE_URL")
+        .envs(crate::common::process::database_env(r.dir.path()))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}{stdout}");
+    let listed = r.json(&["channel", "list", "--json"]);
+    let c = &listed[0];
+    assert_eq!(c["name"], "resold");
+    assert_eq!(c["has_key"], true);
+    assert_eq!(c["config"]["priority"], 3);
+    assert_eq!(c["config"]["model_map"]["gen4_turbo"], "gen4");
+    r.ok(&[
+        "channel",
+        "set",
+        "resold",
+        "--weight",
+        "5",
+        "--max-submits-per-second",
+        "2.5",
+    ]);
+    r.ok(&[
+        "channel",
+        "disable",
+        "resold",
+        "--reason",
+        "maintenance window",
+    ]);
+    let shown = r.json(&["channel", "show", "resold", "--json"]);
+    assert_eq!(
+        (
+            shown["enabled"].as_bool(),
+            shown["disabled_reason"].as_str()
+        ),
+        (Some(false), Some("maintenance window"))
+    );
+    assert_eq!(shown["config"]["weight"], 5);
+    assert_eq!(shown["config"]["max_submits_per_second"], 2.5);
+    r.ok(&["channel", "enable", "resold"]);
+    let human = r.ok(&["channel", "list"]);
+    assert!(
+        human.contains("resold") && human.contains("enabled=true"),
+        "{human}"
+    );
+    // Refusals, each naming the problem.
+    assert!(r
+        .fails(&["channel", "set", "resold", "--weight", "0"])
+        .contains("weight"));
+    assert!(r
+        .fails(&[
+            "channel",
+            "add",
+            "resold",
+            "--kind",
+            "reverse",
+            "--base-url",
+            "https://x.example"
+        ])
+        .contains("exists"));
+    assert!(r
+        .fails(&[
+            "channel",
+            "add",
+            "x",
+            "--kind",
+            "nope",
+            "--base-url",
+            "https://x.example"
+        ])
+        .contains("kind"));
+    assert!(r.fails(&["channel", "disable", "ghost"]).contains("ghost"));
+    r.ok(&["channel", "set", "resold", "--clear-key"]);
+    assert_eq!(
+        r.json(&["channel", "show", "resold", "--json"])["has_key"],
+        false
+    );
+    r.ok(&["channel", "remove", "resold"]);
+    assert_eq!(
+        r.json(&["channel", "list", "--json"]),
+        serde_json::json!([])
+    );
+    let out = r.run(&["channel", "list", "--json"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(!stdout.contains(key) && !stderr.contains(key));
+}

@@ -507,3 +507,135 @@ async fn failing_health_probes_open_the_breaker_with_no_task_at_risk() {
     }
     assert_eq!(sim.sim.stats().creates_received, 0);
 }
+
+/// The real binary: the file's channels applied again on SIGHUP (a broken file changes
+/// nothing), and an upstream key in the file never in a response or a log line, at debug.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sighup_applies_the_files_channels_and_keys_stay_out_of_logs() {
+    use crate::common::process::Reelay;
+    let sim = reelay_sim::spawn(
+        SimConfig {
+            api_key: Some(UPSTREAM_KEY.into()),
+            ..fast_sim()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let path = dir.path().join("reelay.toml");
+    let write = |extra: &str, priority: i32| {
+        let toml = format!(
+            r#"sandbox = false
+log = "debug"
+admin_token = "{admin}"
+
+[limits]
+requests_per_second = 0
+
+[[channels]]
+name = "main"
+kind = "sandbox"
+base_url = "{base}"
+api_key = "{key}"
+priority = {priority}
+{extra}"#,
+            admin = common::ADMIN_TOKEN,
+            base = sim.base_url(),
+            key = UPSTREAM_KEY,
+        );
+        std::fs::write(&path, toml).unwrap();
+    };
+    write("", 5);
+    let server =
+        tokio::task::block_in_place(|| Reelay::start(&path, &data_dir, dir.path().join("log")));
+    let client = reqwest::Client::new();
+    let channels = || async {
+        let r = client
+            .get(format!("{}/admin/v1/channels", server.base_url))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(UPSTREAM_KEY), "a key answered: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["data"].as_array().unwrap().clone()
+    };
+    // A task runs on it with its key (the upstream refuses any other).
+    let key = server.first_key.clone().unwrap();
+    let created: Value = client
+        .post(format!("{}/v1/image_to_video", server.base_url))
+        .bearer_auth(&key)
+        .header("X-Runway-Version", common::VERSION)
+        .json(&gen4_turbo("over sighup"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(created["id"].is_string(), "{created}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sim.sim.stats().tasks_created < 1 {
+        assert!(std::time::Instant::now() < deadline, "never submitted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(channels().await[0]["priority"], 5);
+
+    // Changed and extended in the file, then SIGHUP.
+    write(
+        &format!(
+            "\n[[channels]]\nname = \"second\"\nkind = \"reverse\"\nbase_url = \"{}\"\n",
+            sim.base_url()
+        ),
+        7,
+    );
+    server.hangup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let list = channels().await;
+        if list.len() == 2
+            && list
+                .iter()
+                .any(|c| c["name"] == "main" && c["priority"] == 7)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP not applied: {list:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A broken file: nothing changes.
+    std::fs::write(
+        &path,
+        "sandbox = false\n[[channels]]\nname = \"x\"\nkind = \"nope\"\n",
+    )
+    .unwrap();
+    server.hangup();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(channels().await.len(), 2);
+    // The channel dropped from the file goes (after a good file again).
+    write("", 7);
+    server.hangup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let list = channels().await;
+        let second = list.iter().find(|c| c["name"] == "second");
+        if second.is_some_and(|c| c["removed"] == true) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not removed: {list:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let log = server.log_text();
+    assert!(log.contains("SIGHUP"), "the reload is logged");
+    assert!(log.contains("DEBUG"), "the run logged at debug");
+    assert!(!log.contains(UPSTREAM_KEY), "an upstream key in the log");
+}

@@ -236,3 +236,119 @@ async fn kill9_mid_work_loses_nothing_and_submits_nothing_twice() {
 async fn kill9_right_after_a_burst_of_submits_loses_nothing_and_submits_nothing_twice() {
     kill9_and_restart(KillAt::AfterBurst).await;
 }
+
+fn two_channel_config(dir: &Path, a: &SimHandle, b: &SimHandle) -> PathBuf {
+    let path = dir.join("two.toml");
+    let toml = format!(
+        r#"sandbox = false
+log = "warn"
+
+[engine]
+lease_seconds = 3
+poll_min_ms = 100
+poll_max_ms = 500
+reconcile_delay_ms = 200
+backoff_base_ms = 50
+backoff_max_ms = 500
+throttle_recheck_ms = 100
+idle_wakeup_ms = 500
+
+[limits]
+requests_per_second = 0
+
+[[channels]]
+name = "a"
+kind = "sandbox"
+base_url = "{}"
+priority = 0
+max_concurrent = 10
+request_timeout_ms = 1000
+connect_timeout_ms = 1000
+
+[[channels]]
+name = "b"
+kind = "sandbox"
+base_url = "{}"
+priority = 1
+request_timeout_ms = 1000
+connect_timeout_ms = 1000
+"#,
+        a.base_url(),
+        b.base_url()
+    );
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// Killed while tasks are submitting or running on channel `a`, restarted with `a` refusing
+/// every new submit: the tasks `a` took finish on `a` (found again by reconciling, polled
+/// again), the others go to `b`, and no task is ever created on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_a_task_taken_by_channel_a_is_not_resubmitted_to_b() {
+    let spawn = || {
+        reelay_sim::spawn(
+            SimConfig {
+                pending_seconds: 0.2,
+                run_seconds: 1.5,
+                ..SimConfig::default()
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+    };
+    let (a, b) = (spawn().await.unwrap(), spawn().await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = two_channel_config(dir.path(), &a, &b);
+    let mut first = tokio::task::block_in_place(|| {
+        Reelay::start(&config, &data_dir, dir.path().join("first.log"))
+    });
+    let key = first.first_key.clone().expect("a first key");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let api = Api {
+        client: client.clone(),
+        base_url: first.base_url.clone(),
+        key: key.clone(),
+    };
+    let ids: Vec<String> = futures::future::join_all((0..30).map(|i| api.create(i))).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.sim.stats().creates_received < 10 {
+        assert!(Instant::now() < deadline, "a never got 10 creates");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    first.kill9();
+    let on_a_at_kill = a.sim.stats().tasks_created;
+    // From now on `a` takes nothing new: a gateway that resubmitted what it had sent to `a`
+    // would send it to `b`.
+    a.sim
+        .push_faults(reelay_sim::Fault::ServerError { status: 503 }, 1_000_000);
+    let second = tokio::task::block_in_place(|| {
+        Reelay::start(&config, &data_dir, dir.path().join("second.log"))
+    });
+    let api = Api {
+        client,
+        base_url: second.base_url.clone(),
+        key,
+    };
+    let views = api.wait_all_terminal(&ids).await;
+    let (sa, sb) = (a.sim.stats(), b.sim.stats());
+    for (id, t) in ids.iter().zip(&views) {
+        assert_eq!(t["status"], "SUCCEEDED", "task {id} ended {t}");
+        let on_a = sa.by_reference.get(id).copied().unwrap_or(0);
+        let on_b = sb.by_reference.get(id).copied().unwrap_or(0);
+        assert_eq!(
+            (on_a + on_b, on_a.max(on_b)),
+            (1, 1),
+            "task {id}: created {on_a} times on a and {on_b} on b"
+        );
+    }
+    assert_eq!(
+        sa.tasks_created, on_a_at_kill,
+        "a took nothing after the kill"
+    );
+    assert!(on_a_at_kill > 0 && sb.tasks_created > 0, "{sa:?} {sb:?}");
+    drop(second);
+    ledger_verify(&config, &data_dir);
+}
