@@ -22,6 +22,9 @@ pub enum Outcome {
     Failure,
     /// 429: the channel is fine but full; pause it this long.
     RateLimited(Duration),
+    /// A failure that also said when to come back (a 503 with `Retry-After`): counts as a
+    /// failure and pauses the channel this long.
+    Unavailable(Duration),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +142,11 @@ impl Breaker {
                 let until = now + d.min(Duration::from_secs(self.cfg.max_pause_seconds.max(1)));
                 self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
                 return;
+            }
+            Outcome::Unavailable(d) => {
+                let until = now + d.min(Duration::from_secs(self.cfg.max_pause_seconds.max(1)));
+                self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+                true
             }
             Outcome::Failure => true,
             Outcome::Success => false,

@@ -38,9 +38,6 @@ pub struct Channel {
     has_key: bool,
     /// What it was built from, to tell whether a reload changed it.
     fingerprint: String,
-    /// After a refused submit, the channel is tried after the others until then (a
-    /// preference; the breaker is what keeps a sick channel out).
-    unhealthy_until: Mutex<Option<Instant>>,
     breaker: Mutex<Breaker>,
     calls: Mutex<CallLog>,
 }
@@ -94,7 +91,6 @@ impl Channel {
             source,
             disabled_reason,
             removed,
-            unhealthy_until: Mutex::new(None),
             calls: Mutex::new(CallLog::default()),
         }
     }
@@ -193,15 +189,6 @@ impl Channel {
     pub fn name(&self) -> &str {
         &self.config.name
     }
-    pub fn mark_unhealthy(&self, for_: Duration) {
-        *self.unhealthy_until.lock().unwrap() = Some(Instant::now() + for_);
-    }
-    pub fn healthy(&self) -> bool {
-        self.unhealthy_until
-            .lock()
-            .unwrap()
-            .is_none_or(|t| Instant::now() >= t)
-    }
 
     /// This channel rebuilt from `next` (same name): the adapter anew, the health carried.
     fn carry_over(&self, mut next: Channel) -> Channel {
@@ -212,7 +199,6 @@ impl Channel {
             next.breaker = Mutex::new(old);
         }
         next.calls = Mutex::new(std::mem::take(&mut *self.calls.lock().unwrap()));
-        next.unhealthy_until = Mutex::new(*self.unhealthy_until.lock().unwrap());
         next
     }
 }
@@ -374,9 +360,10 @@ impl Channels {
         self.snapshot().iter().find(|c| c.name() == name).cloned()
     }
 
-    /// Channels that can take a new task of `model` for `endpoint`, best first: healthy
-    /// before unhealthy, then by priority, and within one priority in a weighted random
-    /// order. `avoid` (the channel a task just failed on) goes after the others.
+    /// Channels that can take a new task of `model` for `endpoint`, best first: by priority,
+    /// and within one priority in a weighted random order. `avoid` (the channel a task just
+    /// failed on) goes after the others. A sick channel stays in the list: its breaker keeps
+    /// it out once it has shown it is sick, and a refusal moves the task on at once.
     pub fn candidates(
         &self,
         model: &str,
@@ -385,7 +372,7 @@ impl Channels {
     ) -> Vec<Arc<Channel>> {
         let mut rng = rand::thread_rng();
         let snapshot = self.snapshot();
-        let mut list: Vec<(&Arc<Channel>, bool, bool, i32, f64)> = snapshot
+        let mut list: Vec<(&Arc<Channel>, bool, i32, f64)> = snapshot
             .iter()
             .filter(|c| {
                 c.in_service() && c.config.serves_model(model) && c.upstream.serves(endpoint)
@@ -395,14 +382,10 @@ impl Channels {
                 let u: f64 = rng.gen_range(f64::EPSILON..1.0);
                 let key = u.powf(1.0 / c.config.weight.max(1) as f64);
                 let avoided = avoid == Some(c.name());
-                (c, avoided, !c.healthy(), c.config.priority, -key)
+                (c, avoided, c.config.priority, -key)
             })
             .collect();
-        list.sort_by(|a, b| {
-            (a.1, a.2, a.3)
-                .cmp(&(b.1, b.2, b.3))
-                .then(a.4.total_cmp(&b.4))
-        });
+        list.sort_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)).then(a.3.total_cmp(&b.3)));
         list.into_iter().map(|x| x.0.clone()).collect()
     }
 

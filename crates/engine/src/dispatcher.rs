@@ -165,10 +165,13 @@ impl Engine {
             match &result {
                 // A refusal of the request itself is a working upstream's answer.
                 Ok(_) | Err(SubmitError::Rejected { .. }) => Outcome::Success,
+                Err(SubmitError::RateLimited { retry_after, .. }) => {
+                    Outcome::RateLimited(retry_after.unwrap_or(Duration::from_secs(1)))
+                }
                 Err(SubmitError::NotAccepted {
                     retry_after: Some(d),
                     ..
-                }) => Outcome::RateLimited(*d),
+                }) => Outcome::Unavailable(*d),
                 Err(
                     SubmitError::NotAccepted { .. }
                     | SubmitError::Unknown { .. }
@@ -179,16 +182,17 @@ impl Engine {
         );
         match result {
             Ok(upstream_id) => self.submitted(task, ch, upstream_id).await?,
-            Err(SubmitError::NotAccepted {
-                reason,
-                retry_after,
-            }) => {
+            Err(
+                SubmitError::NotAccepted {
+                    reason,
+                    retry_after,
+                }
+                | SubmitError::RateLimited {
+                    reason,
+                    retry_after,
+                },
+            ) => {
                 tracing::info!(task = %task.id, channel = ch.name(), %reason, "upstream did not take the task");
-                ch.mark_unhealthy(
-                    retry_after
-                        .unwrap_or(Duration::from_secs(5))
-                        .min(Duration::from_secs(60)),
-                );
                 return Ok(Submitted::Refused(reason, retry_after));
             }
             Err(SubmitError::OutOfCredit { message }) => {

@@ -43,8 +43,9 @@ pub struct SubmitContext<'a> {
 /// How a submit ended when it did not return an upstream id.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubmitError {
-    /// The upstream certainly did not take the task (connect refused, 429, 503, a 4xx other
-    /// than 400): safe to retry, on this channel or another.
+    /// The upstream certainly did not take the task (connect refused, 503, a 4xx other than
+    /// 400 and 429): safe to retry, on this channel or another. A `retry_after` (a 503's)
+    /// pauses the channel too, but the failure still counts against its breaker.
     NotAccepted {
         reason: String,
         retry_after: Option<Duration>,
@@ -54,6 +55,12 @@ pub enum SubmitError {
     /// The upstream may have taken the task (timeout after sending, reset mid-response, 500,
     /// 502, 504, an unreadable 200): a blind resubmit could start a second paid job.
     Unknown { reason: String },
+    /// The upstream limits this key's rate (a 429): it did not take the task, it is not sick
+    /// either. Pauses the channel for `retry_after`, without counting against its breaker.
+    RateLimited {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// The upstream's account is out of credit (Runway's "not enough credits", a reseller's
     /// 402 / points error): it did not take the task, and will take none until topped up, so
     /// the channel is disabled until an operator re-enables it.

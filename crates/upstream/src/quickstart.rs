@@ -159,6 +159,10 @@ fn refused_code(code: i64, msg: &str, after: Option<Duration>) -> SubmitError {
         500 | 501 | 502 | 504 => SubmitError::Unknown {
             reason: format!("upstream answered code {code}: {msg}"),
         },
+        429 => SubmitError::RateLimited {
+            reason: format!("upstream answered code 429: {msg}"),
+            retry_after: after,
+        },
         _ if (400..600).contains(&code) => not_accepted(),
         _ => SubmitError::Unknown {
             reason: format!("upstream answered code {code}: {msg}"),
@@ -460,7 +464,7 @@ mod tests {
         let code = |c: i64| ok(&format!(r#"{{"code":{c},"msg":"m","data":null}}"#)).unwrap_err();
         assert!(matches!(code(402), SubmitError::OutOfCredit { .. }));
         assert!(matches!(code(401), SubmitError::NotAccepted { .. }));
-        assert!(matches!(code(429), SubmitError::NotAccepted { .. }));
+        assert!(matches!(code(429), SubmitError::RateLimited { .. }));
         assert!(matches!(code(455), SubmitError::NotAccepted { .. }));
         assert!(matches!(code(422), SubmitError::Rejected { .. }));
         assert!(matches!(code(500), SubmitError::Unknown { .. }));

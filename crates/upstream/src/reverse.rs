@@ -480,6 +480,10 @@ fn refused_code(code: u16, msg: &str, after: Option<Duration>) -> SubmitError {
         500 | 502 | 504 => SubmitError::Unknown {
             reason: format!("upstream answered {code}: {msg}"),
         },
+        429 => SubmitError::RateLimited {
+            reason: format!("upstream answered 429: {msg}"),
+            retry_after: after,
+        },
         c => SubmitError::NotAccepted {
             reason: format!("upstream answered {c}: {msg}"),
             retry_after: after,
@@ -950,7 +954,7 @@ mod tests {
         ));
         assert!(matches!(
             e(429, "rate limited"),
-            SubmitError::NotAccepted { .. }
+            SubmitError::RateLimited { .. }
         ));
         assert!(matches!(
             e(401, "invalid api key"),

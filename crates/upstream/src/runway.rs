@@ -246,6 +246,13 @@ impl Upstream for RunwayAdapter {
             | StatusCode::GATEWAY_TIMEOUT => Err(SubmitError::Unknown {
                 reason: format!("upstream answered {status}"),
             }),
+            StatusCode::TOO_MANY_REQUESTS => Err(SubmitError::RateLimited {
+                reason: format!(
+                    "upstream answered {status}: {}",
+                    body.map(|b| error_text(&b)).unwrap_or_default()
+                ),
+                retry_after: after,
+            }),
             s => Err(SubmitError::NotAccepted {
                 reason: format!(
                     "upstream answered {s}: {}",

@@ -162,6 +162,7 @@ async fn a_task_failing_mid_run_is_failed_with_a_code() {
 async fn submit_failures_are_sorted_by_whether_the_task_may_exist() {
     #[derive(Debug)]
     enum Want {
+        RateLimited(Duration),
         NotAccepted(Option<Duration>),
         Unknown,
         Rejected,
@@ -172,7 +173,7 @@ async fn submit_failures_are_sorted_by_whether_the_task_may_exist() {
             Fault::RateLimit {
                 retry_after_secs: 3,
             },
-            Want::NotAccepted(Some(Duration::from_secs(3))),
+            Want::RateLimited(Duration::from_secs(3)),
             false,
         ),
         (
@@ -201,6 +202,9 @@ async fn submit_failures_are_sorted_by_whether_the_task_may_exist() {
                 (Err(SubmitError::NotAccepted { retry_after, .. }), Want::NotAccepted(w)) => {
                     // A 503's Retry-After is a bonus; a 429's must come through.
                     w.is_none() || retry_after == w
+                }
+                (Err(SubmitError::RateLimited { retry_after, .. }), Want::RateLimited(w)) => {
+                    *retry_after == Some(*w)
                 }
                 (Err(SubmitError::Unknown { .. }), Want::Unknown) => true,
                 (Err(SubmitError::Rejected { code, .. }), Want::Rejected) => {

@@ -634,7 +634,48 @@ priority = {priority}
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // A key given to the admin API: sealed, used, never logged either.
+    let admin_key = "sk-admin-given-93be01";
+    let r = client
+        .post(format!("{}/admin/v1/channels", server.base_url))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(
+            &json!({"name": "added", "kind": "quickstart", "base_url": sim.base_url(),
+                      "api_key": admin_key, "priority": -5}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(!r.text().await.unwrap().contains(admin_key));
+    let created: Value = client
+        .post(format!("{}/v1/image_to_video", server.base_url))
+        .bearer_auth(&key)
+        .header("X-Runway-Version", common::VERSION)
+        .json(&gen4_turbo("via the added channel"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(created["id"].is_string(), "{created}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sim
+        .sim
+        .stats()
+        .creates_by_format
+        .get("quickstart")
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never submitted on `added`"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let log = server.log_text();
+    assert!(!log.contains(admin_key), "an admin-given key in the log");
     assert!(log.contains("SIGHUP"), "the reload is logged");
     assert!(log.contains("DEBUG"), "the run logged at debug");
     assert!(!log.contains(UPSTREAM_KEY), "an upstream key in the log");

@@ -360,7 +360,9 @@ async fn the_breaker_keeps_a_sick_channel_out_until_it_recovers() {
         common::sim_channel("limited", &limited),
         common::sim_channel("healthy", &healthy),
     ];
-    for ch in &mut channels {
+    // Tried in this order: the sick one first, until its breaker keeps it out.
+    for (i, ch) in channels.iter_mut().enumerate() {
+        ch.priority = i as i32;
         ch.breaker.consecutive_failures = 3;
         ch.breaker.open_seconds = 4;
         ch.breaker.max_open_seconds = 4;
