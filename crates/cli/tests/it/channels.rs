@@ -661,13 +661,7 @@ priority = {priority}
         .unwrap();
     assert!(created["id"].is_string(), "{created}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while sim
-        .sim
-        .stats()
-        .creates_by_format
-        .get("quickstart")
-        .is_none()
-    {
+    while !sim.sim.stats().creates_by_format.contains_key("quickstart") {
         assert!(
             std::time::Instant::now() < deadline,
             "never submitted on `added`"
