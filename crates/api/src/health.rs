@@ -18,6 +18,12 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready when the database answers and the workers run.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    if state.engine.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining", "database": true, "workers": false})),
+        );
+    }
     let db = state.store.ping().await.is_ok();
     let workers = state.engine.is_running();
     let code = if db && workers {

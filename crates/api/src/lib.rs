@@ -14,6 +14,7 @@ mod fields;
 mod fuzz;
 mod health;
 mod media;
+pub mod metrics;
 pub mod server;
 mod state;
 mod uploads;
@@ -41,12 +42,29 @@ pub fn router(state: AppState) -> Router {
         // The nest does not match its own path with a trailing slash; without this the
         // outer, Runway-shaped fallback would answer for the admin API.
         .route("/admin/v1/", axum::routing::any(admin::handlers::not_found))
+        .route("/metrics", axum::routing::get(metrics::scrape_admin))
+        // Counted per matched route (an unmatched path would make a series per URL).
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(dialects::runway::not_found)
         .method_not_allowed_fallback(dialects::runway::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         // A bug must cost one request a 500, never the connection or the process.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
+        // Each request has an id (the client's `x-request-id`, else a new UUID), echoed in
+        // the response and carried by the request's span, so every log line of the request
+        // names it.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .with_state(state)
 }
 

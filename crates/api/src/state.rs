@@ -66,4 +66,6 @@ pub struct AppState {
     pub openai: Arc<crate::dialects::openai::OpenaiConfig>,
     /// Fetches media clients name (quick-start references) through the SSRF guard.
     pub fetch: reelay_outbound::GuardedClient,
+    /// The database figures of `/metrics`, cached.
+    pub metrics: Arc<crate::metrics::DbFigures>,
 }

@@ -20,6 +20,7 @@ const ENV_KEYS: &[&str] = &[
     "data_dir",
     "database_url",
     "public_url",
+    "metrics_listen",
     "admin_token",
     "secret_key",
     "webhooks",
@@ -32,6 +33,7 @@ const ENV_KEYS: &[&str] = &[
     "catalog_file",
     "default_account_credits",
     "log",
+    "log_format",
     "engine",
     "idempotency_ttl_seconds",
     "refund_cancel_after_submit",
@@ -43,6 +45,14 @@ const ENV_KEYS: &[&str] = &[
     "openai",
     "prices",
 ];
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Longest media retention (and per-account override): ten years.
 pub const MAX_RETENTION_SECONDS: u64 = 10 * 365 * 24 * 3600;
@@ -58,6 +68,9 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Base of the URLs reelay hands out (media); default `http://<listen>`.
     pub public_url: Option<String>,
+    /// When set, `GET /metrics` is also served here, without the admin token (guard this
+    /// address yourself); on the main listener it always needs the admin token.
+    pub metrics_listen: Option<String>,
     /// Admin API token; when unset, one is generated on first start, printed once, and only its
     /// hash kept in the data dir.
     pub admin_token: Option<String>,
@@ -81,6 +94,8 @@ pub struct Config {
     pub default_account_credits: i64,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` wins when set.
     pub log: String,
+    /// `text` (one line per event) or `json` (one JSON object per line, for a collector).
+    pub log_format: LogFormat,
     pub engine: EngineConfig,
     pub channels: Vec<ChannelConfig>,
     /// How long an `Idempotency-Key` is remembered.
@@ -199,6 +214,7 @@ struct Defaults {
     max_body_bytes: usize,
     default_account_credits: i64,
     log: &'static str,
+    log_format: LogFormat,
     engine: serde_json::Value,
     channels: Vec<serde_json::Value>,
     idempotency_ttl_seconds: u64,
@@ -224,6 +240,7 @@ fn defaults() -> Defaults {
         max_body_bytes: 24 * 1024 * 1024,
         default_account_credits: 100_000,
         log: "info",
+        log_format: LogFormat::Text,
         engine: serde_json::json!({}),
         channels: vec![],
         idempotency_ttl_seconds: 24 * 3600,

@@ -370,15 +370,25 @@ enum WebhookCommand {
     },
 }
 
-fn init_tracing(filter: &str) {
+fn init_tracing(filter: &str, format: reelay::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        // One object per line, with the fields of the spans it happened in (request id,
+        // task, account, channel).
+        reelay::config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
         // Colour codes only for a terminal: a log file or collector gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        reelay::config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 #[tokio::main]
@@ -402,7 +412,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => {
             let config = load()?;
-            init_tracing(&config.log);
+            init_tracing(&config.log, config.log_format);
             let server = reelay::serve::start(config.clone()).await?;
             if let Some(key) = &server.first_key {
                 println!("Created account `default`. Its API key, shown only this once:");
@@ -446,7 +456,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             video,
         } => {
-            init_tracing("info");
+            init_tracing("info", reelay::config::LogFormat::Text);
             let output_video = video.build()?;
             let handle = reelay_sim::spawn(
                 reelay_sim::SimConfig {

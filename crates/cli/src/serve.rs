@@ -27,6 +27,8 @@ use crate::config::{redacted_url, Backend, Config};
 /// test may want to look at.
 pub struct Server {
     pub addr: std::net::SocketAddr,
+    /// Where `/metrics` is served without a token (`metrics_listen`), if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub base_url: String,
     pub first_key: Option<String>,
     /// The admin token generated on first start when none is configured (printed once).
@@ -38,6 +40,7 @@ pub struct Server {
     pub links: MediaLinks,
     pub media: MediaStore,
     shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown_grace: Duration,
     pub join: tokio::task::JoinHandle<()>,
 }
 
@@ -56,10 +59,17 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
+    /// A graceful stop (SIGTERM): `/readyz` says draining and the workers stop claiming;
+    /// the listener closes and the requests under way finish; the steps under way finish
+    /// within `engine.shutdown_grace_seconds`, and whatever this instance still holds is given
+    /// back, so nothing waits for a lease to run out.
     pub async fn stop(self) {
         self.engine.shutdown();
         let _ = self.shutdown.send(true);
         let _ = self.join.await;
+        if let Err(e) = self.engine.drain(self.shutdown_grace).await {
+            tracing::warn!(error = %e, "could not give the claims back at shutdown; they run out with their lease");
+        }
     }
 }
 
@@ -555,12 +565,35 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
             Duration::from_secs(30),
             concat!("reelay/", env!("CARGO_PKG_VERSION")),
         )?,
+        metrics: Default::default(),
     };
     let webhook_client = guard.client(
         Duration::from_millis(config.webhooks.connect_timeout_ms),
         Duration::from_millis(config.webhooks.timeout_ms),
         concat!("reelay-webhooks/", env!("CARGO_PKG_VERSION")),
     )?;
+    let metrics_addr = match &config.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("metrics_listen {addr}: {e}"))?;
+            let local = listener.local_addr()?;
+            let app = axum::Router::new()
+                .route(
+                    "/metrics",
+                    axum::routing::get(reelay_api::metrics::scrape_open),
+                )
+                .with_state(state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+            tracing::info!(%local, "metrics at /metrics");
+            Some(local)
+        }
+        None => None,
+    };
     let upkeep = tokio::spawn(reelay_api::upkeep(state.clone()));
     let keys = state.keys.clone();
     let app = reelay_api::router(state);
@@ -588,6 +621,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     });
     Ok(Server {
         addr,
+        metrics_addr,
         base_url,
         first_key: first.map(|(_, k)| k),
         generated_admin_token,
@@ -597,6 +631,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         links: server_links,
         media: server_media,
         shutdown: tx,
+        shutdown_grace: Duration::from_secs(config.engine.shutdown_grace_seconds),
         join,
     })
 }

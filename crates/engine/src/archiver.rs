@@ -232,6 +232,7 @@ impl Engine {
             .await
             .map_err(|e| transient(format!("storing output {i}: {e}")))?;
         let ms = started.elapsed().as_millis() as u64;
+        metrics::counter!("reelay_archive_bytes_total").increment(stored.size);
         tracing::info!(task = %task.id, output = i, bytes = stored.size, ms, %content_type, "output archived");
         Ok(MediaObject {
             task_id: task.id.clone(),

@@ -113,6 +113,23 @@ impl Channel {
     /// What a submit or a poll showed about the channel, and how long it took.
     pub fn record(&self, call: Call, outcome: Outcome, took: Duration) {
         let now = Instant::now();
+        let call_name = match call {
+            Call::Submit => "submit",
+            Call::Poll => "poll",
+            Call::Probe => "probe",
+        };
+        let outcome_name = match outcome {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::RateLimited(_) => "rate_limited",
+            Outcome::Unavailable(_) => "unavailable",
+        };
+        metrics::counter!("reelay_upstream_requests_total", "channel" => self.config.name.clone(),
+            "call" => call_name, "outcome" => outcome_name)
+        .increment(1);
+        metrics::histogram!("reelay_upstream_request_duration_seconds",
+            "channel" => self.config.name.clone(), "call" => call_name)
+        .record(took.as_secs_f64());
         self.calls
             .lock()
             .unwrap()

@@ -54,6 +54,9 @@ pub struct EngineConfig {
     pub callback_poll_factor: f64,
     /// Upper bound on sleeping with nothing due (other instances may add work).
     pub idle_wakeup_ms: u64,
+    /// At a graceful stop, how long the steps under way may take to finish before their
+    /// tasks are given back to the other instances.
+    pub shutdown_grace_seconds: u64,
     /// Largest output the archiver downloads.
     pub max_output_bytes: u64,
     pub download_timeout_seconds: u64,
@@ -79,6 +82,7 @@ impl Default for EngineConfig {
             retry_failure_codes: Vec::new(),
             callback_poll_factor: 4.0,
             idle_wakeup_ms: 5_000,
+            shutdown_grace_seconds: 10,
             max_output_bytes: 2 * 1024 * 1024 * 1024,
             download_timeout_seconds: 600,
         }

@@ -81,6 +81,8 @@ impl Engine {
                 continue; // this channel is full; try the next one
             };
             task = claimed;
+            // The step's span names the channel from here on.
+            tracing::Span::current().record("channel", ch.name());
             let Submitted::Refused(reason, retry_after) = self.submit_on(&task, ch).await? else {
                 return Ok(());
             };

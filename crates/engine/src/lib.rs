@@ -44,6 +44,10 @@ pub struct Engine {
     pub(crate) callbacks: Option<CallbackUrls>,
     wake: Notify,
     alive: AtomicBool,
+    /// Stopping: no new claims, `/readyz` answers 503.
+    draining: AtomicBool,
+    /// One permit per step that may run at once; all of them back = no step runs.
+    permits: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -130,8 +134,48 @@ impl EngineHandle {
         self.0.alive.load(Ordering::Relaxed)
     }
     pub fn shutdown(&self) {
+        self.0.draining.store(true, Ordering::Relaxed);
         let _ = self.0.shutdown.send(true);
         self.0.wake.notify_one();
+    }
+    /// Whether the workers are stopping (`/readyz` then says not ready, before anything else
+    /// stops, so a load balancer sends no more work).
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::Relaxed)
+    }
+    /// Stops claiming, lets the steps under way finish for up to `grace`, then gives back the
+    /// claim of every task this instance still holds, so another instance (or the restart)
+    /// takes it at once instead of when its lease would have run out. A task left in
+    /// `submitting` comes due only after the longest upstream request could have ended, so
+    /// the reconciler that looks it up sees the submit if it arrived.
+    pub async fn drain(&self, grace: std::time::Duration) -> reelay_store::Result<u64> {
+        self.shutdown();
+        let all = self.0.config.workers as u32;
+        let finished = tokio::time::timeout(grace, self.0.permits.acquire_many(all)).await;
+        if finished.is_err() {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "steps still running after the shutdown grace; their tasks are given back"
+            );
+        }
+        let now = now_ms();
+        let longest = self
+            .0
+            .channels
+            .snapshot()
+            .iter()
+            .map(|c| c.config.request_timeout_ms)
+            .max()
+            .unwrap_or(0) as i64;
+        let released = self
+            .0
+            .store
+            .release_leases(&self.0.owner, now, now + longest)
+            .await?;
+        if released > 0 {
+            tracing::info!(released, "claims given back at shutdown");
+        }
+        Ok(released)
     }
     pub fn owner(&self) -> &str {
         &self.0.owner
@@ -146,6 +190,7 @@ impl Engine {
         archive: Archive,
         callbacks: Option<CallbackUrls>,
     ) -> Arc<Engine> {
+        let workers = config.workers;
         Arc::new(Engine {
             store,
             channels,
@@ -155,6 +200,8 @@ impl Engine {
             callbacks,
             wake: Notify::new(),
             alive: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            permits: Arc::new(Semaphore::new(workers)),
             shutdown: watch::channel(false).0,
         })
     }
@@ -171,7 +218,7 @@ impl Engine {
     }
 
     async fn run(self: Arc<Engine>) {
-        let permits = Arc::new(Semaphore::new(self.config.workers));
+        let permits = self.permits.clone();
         let mut stop = self.shutdown.subscribe();
         self.alive.store(true, Ordering::Relaxed);
         tracing::info!(owner = %self.owner, workers = self.config.workers, "engine started");
@@ -275,7 +322,10 @@ impl Engine {
         }
     }
 
-    /// Works one claimed task one step forward.
+    /// Works one claimed task one step forward. Its span names the task, its account and
+    /// channel, so every log line of the step does.
+    #[tracing::instrument(name = "step", skip_all, fields(task = %task.id, account = %task.account_id,
+        channel = task.channel.as_deref().unwrap_or(""), state = %task.state))]
     async fn step(self: &Arc<Engine>, task: Task) {
         let id = task.id.clone();
         let result = match task.state {

@@ -157,6 +157,7 @@ impl Engine {
                 Ok(())
             }
             Err(e) if matches!(e, ArchiveError::Permanent(_)) || now - started >= deadline_ms => {
+                metrics::counter!("reelay_archive_failures_total", "kind" => "final").increment(1);
                 tracing::warn!(task = %task.id, error = %e, "archiving failed for good; the task fails and is refunded");
                 let mut u = TaskUpdate::new(&task.id, &live)
                     .leased_by(&self.owner)
@@ -179,6 +180,8 @@ impl Engine {
                     self.config.backoff_base_ms as i64,
                     self.config.backoff_max_ms as i64,
                 );
+                metrics::counter!("reelay_archive_failures_total", "kind" => "retried")
+                    .increment(1);
                 tracing::warn!(task = %task.id, error = %e, wait_ms = wait, "archiving outputs failed; will retry");
                 let mut u = TaskUpdate::new(&task.id, &live).leased_by(&self.owner);
                 u.archive_started_at = Some(started);

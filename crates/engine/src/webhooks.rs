@@ -208,6 +208,13 @@ async fn deliver(inner: &Inner, msg: WebhookMessage, _slot: OwnedSemaphorePermit
     let (attempt, outcome) = attempt(inner, &msg).await;
     let n = msg.attempts + 1;
     let next = next_step(&inner.config, &msg, n, outcome);
+    let result = match (&next, attempt.status) {
+        (WebhookNext::Delivered, _) => "delivered",
+        (WebhookNext::Failed, _) => "given_up",
+        (_, Some(_)) => "refused",
+        (_, None) => "unreachable",
+    };
+    metrics::counter!("reelay_webhook_attempts_total", "outcome" => result).increment(1);
     tracing::debug!(id = %msg.id, n, status = ?attempt.status, error = ?attempt.error, next = ?next, "webhook attempt");
     if let WebhookNext::Failed = next {
         tracing::warn!(id = %msg.id, task = %msg.task_id, url = %msg.url, error = ?attempt.error,

@@ -127,6 +127,9 @@ pub trait Store: Send + Sync + 'static {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Task>>;
+    /// Gives back every claim `owner` holds (a shutdown): the tasks come due at `now`, those in
+    /// `submitting` at `submitting_at`. Returns how many.
+    async fn release_leases(&self, owner: &str, now: i64, submitting_at: i64) -> Result<u64>;
     /// The earliest time any task is due, to sleep until then.
     async fn next_due_at(&self) -> Result<Option<i64>>;
     /// Makes a submitted task's next poll due now (an upstream's callback said it moved),
@@ -214,6 +217,10 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         refund_after_upstream: bool,
     ) -> Result<CancelOutcome>;
+
+    /// The figures the operator's metrics take from the database (see [`OpsSnapshot`]).
+    /// Scans every task and ledger entry: callers cache it (a scrape every few seconds).
+    async fn ops_snapshot(&self, now: i64) -> Result<OpsSnapshot>;
 
     // --- channel registry
     /// Every stored channel, removed ones included (tasks may still run on them).

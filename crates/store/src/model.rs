@@ -582,3 +582,22 @@ impl SubmitRate {
         now - now.rem_euclid(self.slot_ms)
     }
 }
+
+/// What the operator's metrics read from the database (every instance's work, not one's):
+/// tasks by state, the queue, credits and the webhook backlog.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OpsSnapshot {
+    /// Every task by state (deleted ones included: they ran).
+    pub tasks_by_state: Vec<(String, i64)>,
+    /// Tasks due now that wait to be submitted (`queued`, `throttled`).
+    pub queue_depth: i64,
+    /// When the task that has waited longest became due (ms), if any waits.
+    pub oldest_due_at: Option<i64>,
+    pub credits_held: i64,
+    pub credits_captured: i64,
+    pub credits_refunded: i64,
+    /// Webhook messages not yet delivered nor given up on.
+    pub webhook_backlog: i64,
+    /// When the oldest of them was created (ms).
+    pub oldest_undelivered_at: Option<i64>,
+}

@@ -159,6 +159,27 @@ pub fn task_update<S: Sink>(q: &mut S, u: &TaskUpdate, state: TaskState, now: i6
     q.push(" RETURNING ").push(TASK_COLUMNS);
 }
 
+/// The statements of `ops_snapshot`, the same on both backends; `?` is the current time
+/// (written `$1` for PostgreSQL by the caller).
+pub const OPS_TASKS_BY_STATE: &str =
+    "SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state";
+pub const OPS_QUEUE: &str = "SELECT COUNT(*), MIN(next_attempt_at) FROM tasks \
+     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND state IN ('queued', 'throttled') \
+     AND upstream_id IS NULL";
+// Sums cast back to BIGINT: PostgreSQL sums BIGINTs as NUMERIC.
+pub const OPS_HELD: &str = "SELECT CAST(COALESCE(SUM(credits_held), 0) AS BIGINT) FROM accounts";
+pub const OPS_SETTLED: &str = "SELECT \
+     CAST(COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount ELSE 0 END), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE WHEN kind = 'refund' THEN amount ELSE 0 END), 0) AS BIGINT) \
+     FROM ledger_entries WHERE kind IN ('capture', 'refund')";
+pub const OPS_BACKLOG: &str =
+    "SELECT COUNT(*), MIN(created_at) FROM webhook_messages WHERE state = 'pending'";
+
+/// `release_leases`: `?` = submitting_at, now, owner.
+pub const RELEASE_LEASES: &str = "UPDATE tasks SET lease_owner = NULL, lease_until = NULL, \
+     next_attempt_at = CASE WHEN state = 'submitting' THEN ? ELSE ? END \
+     WHERE lease_owner = ? AND next_attempt_at IS NOT NULL";
+
 /// Makes the task that has waited longest for channel capacity due now (a slot just freed).
 /// The waiting tasks are found through their own partial index (`tasks_waiting`), so this
 /// costs the same with ten or ten thousand of them.

@@ -352,3 +352,115 @@ async fn kill9_a_task_taken_by_channel_a_is_not_resubmitted_to_b() {
     drop(second);
     ledger_verify(&config, &data_dir);
 }
+
+/// SIGTERM in the middle of a burst: every create answered 200 is a task that finishes after
+/// the restart, submitted upstream once, and the stopped process left no claim behind for a
+/// lease to run out on (its tasks were due again at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_during_a_burst_loses_no_task_and_leaves_no_lease() {
+    let sim = reelay_sim::spawn(
+        SimConfig {
+            pending_seconds: 0.2,
+            run_seconds: 1.0,
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = write_config(dir.path(), &sim);
+    let mut first = tokio::task::block_in_place(|| {
+        Reelay::start(&config, &data_dir, dir.path().join("first.log"))
+    });
+    let key = first.first_key.clone().expect("a first key");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let base = first.base_url.clone();
+    // Creates keep coming while the process stops: those answered 200 are accepted tasks.
+    let creates: Vec<_> = (0..60)
+        .map(|i| {
+            let (client, base, key) = (client.clone(), base.clone(), key.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(i * 10)).await;
+                let body = json!({"model": "gen4_turbo", "promptImage": "https://example.com/a.jpg",
+                                  "promptText": format!("burst {i}"), "ratio": "1280:720", "duration": 5});
+                let r = client
+                    .post(format!("{base}/v1/image_to_video"))
+                    .bearer_auth(&key)
+                    .header("X-Runway-Version", VERSION)
+                    .json(&body)
+                    .send()
+                    .await
+                    .ok()?;
+                if r.status() != 200 {
+                    return None;
+                }
+                let v: Value = r.json().await.ok()?;
+                v["id"].as_str().map(str::to_string)
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.sim.stats().creates_received < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "no submits reached the simulator"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::task::block_in_place(|| first.terminate());
+    let accepted: Vec<String> = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
+    assert!(accepted.len() >= 10, "only {} accepted", accepted.len());
+    let store = common::open_store(&data_dir).await;
+    let now = reelay_store::now_ms();
+    for id in &accepted {
+        let t = store
+            .get_task_by_id(id)
+            .await
+            .unwrap()
+            .expect("accepted = stored");
+        assert!(
+            t.lease_owner.is_none(),
+            "task {id} ({}) still claimed by the stopped process",
+            t.state
+        );
+        if let Some(due) = t.next_attempt_at {
+            // Due now, or (submitting) once the longest request could have ended.
+            assert!(
+                due <= now + 1_500,
+                "task {id} ({}) due only in {} ms",
+                t.state,
+                due - now
+            );
+        }
+    }
+    drop(store);
+    let second = tokio::task::block_in_place(|| {
+        Reelay::start(&config, &data_dir, dir.path().join("second.log"))
+    });
+    let api = Api {
+        client,
+        base_url: second.base_url.clone(),
+        key,
+    };
+    let views = api.wait_all_terminal(&accepted).await;
+    let stats = sim.sim.stats();
+    for (id, t) in accepted.iter().zip(&views) {
+        assert_eq!(t["status"], "SUCCEEDED", "task {id} ended {t}");
+        assert_eq!(
+            stats.by_reference.get(id).copied().unwrap_or(0),
+            1,
+            "task {id}"
+        );
+    }
+    drop(second);
+    ledger_verify(&config, &data_dir);
+}

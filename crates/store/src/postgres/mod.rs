@@ -47,9 +47,9 @@ use crate::rules::{self, CancelPlan};
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
     CancelOutcome, ChannelWrite, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation,
-    MediaObject, NewAccount, NewTask, Result, ServedMedia, Store, StoreError, StoredChannel, Task,
-    TaskEvent, TaskPage, TaskUpdate, UploadRecord, Wake, WebhookAttempt, WebhookMessage,
-    WebhookNext, WebhookSecrets,
+    MediaObject, NewAccount, NewTask, OpsSnapshot, Result, ServedMedia, Store, StoreError,
+    StoredChannel, Task, TaskEvent, TaskPage, TaskUpdate, UploadRecord, Wake, WebhookAttempt,
+    WebhookMessage, WebhookNext, WebhookSecrets,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -685,6 +685,27 @@ impl Store for PgStore {
         )
     }
 
+    async fn release_leases(&self, owner: &str, now: i64, submitting_at: i64) -> Result<u64> {
+        let sql = crate::sql::RELEASE_LEASES
+            .replacen('?', "$1", 1)
+            .replacen('?', "$2", 1)
+            .replacen('?', "$3", 1);
+        let n = sqlx::query(&sql)
+            .bind(submitting_at)
+            .bind(now)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(TASKS_CHANNEL)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(n)
+    }
+
     async fn hurry_task(&self, id: &str, now: i64) -> Result<bool> {
         let hurried = sqlx::query(
             "UPDATE tasks SET next_attempt_at = $1
@@ -1160,6 +1181,36 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn ops_snapshot(&self, now: i64) -> Result<OpsSnapshot> {
+        use crate::sql::{OPS_BACKLOG, OPS_HELD, OPS_QUEUE, OPS_SETTLED, OPS_TASKS_BY_STATE};
+        let tasks_by_state = sqlx::query_as::<_, (String, i64)>(OPS_TASKS_BY_STATE)
+            .fetch_all(&self.pool)
+            .await?;
+        let (queue_depth, oldest_due_at) =
+            sqlx::query_as::<_, (i64, Option<i64>)>(&OPS_QUEUE.replace('?', "$1"))
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+        let credits_held: i64 = sqlx::query_scalar(OPS_HELD).fetch_one(&self.pool).await?;
+        let (credits_captured, credits_refunded) = sqlx::query_as::<_, (i64, i64)>(OPS_SETTLED)
+            .fetch_one(&self.pool)
+            .await?;
+        let (webhook_backlog, oldest_undelivered_at) =
+            sqlx::query_as::<_, (i64, Option<i64>)>(OPS_BACKLOG)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(OpsSnapshot {
+            tasks_by_state,
+            queue_depth,
+            oldest_due_at,
+            credits_held,
+            credits_captured,
+            credits_refunded,
+            webhook_backlog,
+            oldest_undelivered_at,
+        })
     }
 
     async fn list_channels(&self) -> Result<Vec<StoredChannel>> {

@@ -30,8 +30,9 @@ use crate::UploadRecord;
 use crate::{
     now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
     CancelOutcome, ChannelWrite, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation,
-    MediaObject, NewAccount, NewTask, Result, ServedMedia, Store, StoreError, StoredChannel, Task,
-    TaskEvent, TaskPage, TaskUpdate, WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
+    MediaObject, NewAccount, NewTask, OpsSnapshot, Result, ServedMedia, Store, StoreError,
+    StoredChannel, Task, TaskEvent, TaskPage, TaskUpdate, WebhookAttempt, WebhookMessage,
+    WebhookNext, WebhookSecrets,
 };
 use lite::{all, exec, one, value};
 use reader::Readers;
@@ -583,6 +584,18 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn release_leases(&self, owner: &str, now: i64, submitting_at: i64) -> Result<u64> {
+        let owner = owner.to_string();
+        self.write(move |w, _| {
+            Ok(exec(
+                w.conn,
+                crate::sql::RELEASE_LEASES,
+                params![submitting_at, now, owner],
+            )? as u64)
+        })
+        .await
+    }
+
     async fn hurry_task(&self, id: &str, now: i64) -> Result<bool> {
         let id = id.to_string();
         self.write(move |w, _| Ok(exec(w.conn, HURRY_SQL_LITE, params![now, id, now])? > 0))
@@ -989,6 +1002,35 @@ impl Store for SqliteStore {
             Ok(n == 1)
         })
         .await
+    }
+
+    async fn ops_snapshot(&self, now: i64) -> Result<OpsSnapshot> {
+        use crate::sql::{OPS_BACKLOG, OPS_HELD, OPS_QUEUE, OPS_SETTLED, OPS_TASKS_BY_STATE};
+        let tasks_by_state = sqlx::query_as::<_, (String, i64)>(OPS_TASKS_BY_STATE)
+            .fetch_all(&self.read)
+            .await?;
+        let (queue_depth, oldest_due_at) = sqlx::query_as::<_, (i64, Option<i64>)>(OPS_QUEUE)
+            .bind(now)
+            .fetch_one(&self.read)
+            .await?;
+        let credits_held: i64 = sqlx::query_scalar(OPS_HELD).fetch_one(&self.read).await?;
+        let (credits_captured, credits_refunded) = sqlx::query_as::<_, (i64, i64)>(OPS_SETTLED)
+            .fetch_one(&self.read)
+            .await?;
+        let (webhook_backlog, oldest_undelivered_at) =
+            sqlx::query_as::<_, (i64, Option<i64>)>(OPS_BACKLOG)
+                .fetch_one(&self.read)
+                .await?;
+        Ok(OpsSnapshot {
+            tasks_by_state,
+            queue_depth,
+            oldest_due_at,
+            credits_held,
+            credits_captured,
+            credits_refunded,
+            webhook_backlog,
+            oldest_undelivered_at,
+        })
     }
 
     async fn list_channels(&self) -> Result<Vec<StoredChannel>> {
