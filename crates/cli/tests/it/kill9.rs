@@ -13,10 +13,8 @@ use reelay_sim::{SimConfig, SimHandle};
 use serde_json::{json, Value};
 const TASKS: usize = 50;
 
-fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
-    let path = dir.join("reelay.toml");
-    let toml = format!(
-        r#"sandbox = false
+/// A fast engine for crash tests; the channels follow.
+const ENGINE_TOML: &str = r#"sandbox = false
 log = "warn"
 
 [engine]
@@ -31,7 +29,12 @@ idle_wakeup_ms = 500
 
 [limits]
 requests_per_second = 0
+"#;
 
+fn write_config(dir: &Path, sim: &SimHandle) -> PathBuf {
+    let path = dir.join("reelay.toml");
+    let toml = format!(
+        r#"{ENGINE_TOML}
 [[channels]]
 name = "sim"
 kind = "sandbox"
@@ -240,22 +243,7 @@ async fn kill9_right_after_a_burst_of_submits_loses_nothing_and_submits_nothing_
 fn two_channel_config(dir: &Path, a: &SimHandle, b: &SimHandle) -> PathBuf {
     let path = dir.join("two.toml");
     let toml = format!(
-        r#"sandbox = false
-log = "warn"
-
-[engine]
-lease_seconds = 3
-poll_min_ms = 100
-poll_max_ms = 500
-reconcile_delay_ms = 200
-backoff_base_ms = 50
-backoff_max_ms = 500
-throttle_recheck_ms = 100
-idle_wakeup_ms = 500
-
-[limits]
-requests_per_second = 0
-
+        r#"{ENGINE_TOML}
 [[channels]]
 name = "a"
 kind = "sandbox"
