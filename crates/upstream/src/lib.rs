@@ -3,6 +3,7 @@
 //! every submit failure by whether the provider may have taken the task.
 
 mod channel;
+mod http;
 mod quickstart;
 mod reverse;
 mod runway;

@@ -22,10 +22,11 @@ use async_trait::async_trait;
 use reelay_core::TaskSpec;
 use serde_json::{json, Value};
 
-use crate::reverse::{
-    aspect_word, classify_send_error, client, failure_code, frames, is_out_of_credit, message_of,
-    moderation_code, retry_after, seconds, snippet, PROBE_ID,
+use crate::http::{
+    classify_send_error, client, failure_code, is_out_of_credit, moderation_code, retry_after,
+    snippet,
 };
+use crate::reverse::{aspect_word, frames, message_of, seconds, PROBE_ID};
 use crate::{ChannelConfig, SubmitContext, SubmitError, Upstream, UpstreamError, UpstreamStatus};
 
 const SERVED: [&str; 2] = ["text_to_video", "image_to_video"];

@@ -1,10 +1,9 @@
-use std::time::Duration;
-
 use async_trait::async_trait;
 use reelay_core::TaskSpec;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::http::{classify_send_error, client, is_out_of_credit, retry_after};
 use crate::{
     ChannelConfig, ChannelKind, SubmitContext, SubmitError, Upstream, UpstreamError, UpstreamStatus,
 };
@@ -33,13 +32,7 @@ impl std::fmt::Debug for RunwayAdapter {
 
 impl RunwayAdapter {
     pub fn new(cfg: &ChannelConfig) -> Result<RunwayAdapter, UpstreamError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
-            .timeout(Duration::from_millis(cfg.request_timeout_ms))
-            .pool_max_idle_per_host(64)
-            .user_agent(concat!("reelay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let http = client(cfg)?;
         Ok(RunwayAdapter {
             name: cfg.name.clone(),
             base: cfg.base_url.trim_end_matches('/').to_string(),
@@ -90,40 +83,11 @@ struct TaskResponse {
     failure_code: Option<String>,
 }
 
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let v = resp.headers().get("retry-after")?.to_str().ok()?;
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s >= 0.0 && *s < 86_400.0)
-        .map(Duration::from_secs_f64)
-}
-
 fn error_text(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
         .unwrap_or_else(|| body.chars().take(300).collect())
-}
-
-/// Runway's words for an empty balance: "You do not have enough credits to run this task."
-fn is_out_of_credit(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    t.contains("enough credits") || t.contains("insufficient credits")
-}
-
-/// Sorts a transport error by whether the request can have reached the upstream's handler.
-fn classify_send_error(e: &reqwest::Error) -> SubmitError {
-    if e.is_connect() || e.is_builder() {
-        SubmitError::NotAccepted {
-            reason: format!("connect: {e}"),
-            retry_after: None,
-        }
-    } else {
-        SubmitError::Unknown {
-            reason: format!("{e}"),
-        }
-    }
 }
 
 #[async_trait]
