@@ -93,13 +93,18 @@ impl EngineHandle {
     }
     /// Every channel as the operator sees it, with its in-flight count.
     pub async fn channel_views(&self) -> reelay_store::Result<Vec<ChannelView>> {
-        let mut out = Vec::new();
-        for ch in self.0.channels.snapshot().iter() {
-            let mut v = ch.view();
-            v.in_flight = Some(self.0.store.count_in_flight(ch.name()).await?);
-            out.push(v);
-        }
-        Ok(out)
+        let in_flight = self.0.store.in_flight_by_channel().await?;
+        Ok(self
+            .0
+            .channels
+            .snapshot()
+            .iter()
+            .map(|ch| {
+                let mut v = ch.view();
+                v.in_flight = Some(in_flight.get(ch.name()).copied().unwrap_or(0));
+                v
+            })
+            .collect())
     }
     /// The registry (the admin API changes channels through it).
     pub fn channels(&self) -> &Channels {

@@ -137,6 +137,9 @@ pub trait Store: Send + Sync + 'static {
     async fn hurry_task(&self, id: &str, now: i64) -> Result<bool>;
     /// Tasks on a channel that hold an upstream slot (submitting, running, throttled upstream).
     async fn count_in_flight(&self, channel: &str) -> Result<i64>;
+    /// The same for every channel at once (channels with none are absent): one query for an
+    /// operator's view of all channels.
+    async fn in_flight_by_channel(&self) -> Result<std::collections::HashMap<String, i64>>;
 
     /// Applies `update` if the task is in one of `update.from` states and (when given) leased
     /// by `update.lease_owner`. A state change appends an event in the same transaction.

@@ -175,6 +175,14 @@ pub const OPS_SETTLED: &str = "SELECT \
 pub const OPS_BACKLOG: &str =
     "SELECT COUNT(*), MIN(created_at) FROM webhook_messages WHERE state = 'pending'";
 
+/// `in_flight_by_channel`.
+pub fn in_flight_by_channel() -> String {
+    format!(
+        "SELECT channel, COUNT(*) FROM tasks WHERE channel IS NOT NULL AND {} GROUP BY channel",
+        crate::rules::IN_FLIGHT
+    )
+}
+
 /// `release_leases`: `?` = submitting_at, now, owner.
 pub const RELEASE_LEASES: &str = "UPDATE tasks SET lease_owner = NULL, lease_until = NULL, \
      next_attempt_at = CASE WHEN state = 'submitting' THEN ? ELSE ? END \

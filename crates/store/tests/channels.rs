@@ -196,11 +196,17 @@ async fn a_freed_slot_wakes_the_longest_waiting_task(db: Db) {
     u.upstream_id = Some("up-1".into());
     s.update_task(u).await.unwrap().unwrap();
     assert!(get(s, &waiting[0]).await.next_attempt_at.unwrap() >= far);
+    // Counted per channel in one query as one by one (waiting tasks hold no slot).
+    let all = s.in_flight_by_channel().await.unwrap();
+    assert_eq!(all.get("ch").copied(), Some(1));
+    assert_eq!(all.len(), 1);
+    assert_eq!(s.count_in_flight("ch").await.unwrap(), 1);
     // Finishing frees it: the first waiter is due now, the others still wait.
     let before = now_ms();
     let mut u = TaskUpdate::new(&holder.id, &[Running]).to(Failed);
     u.failure = Some(("X".into(), "x".into()));
     s.update_task(u).await.unwrap().unwrap();
+    assert!(s.in_flight_by_channel().await.unwrap().is_empty());
     let first = get(s, &waiting[0]).await.next_attempt_at.unwrap();
     assert!(first >= before && first <= now_ms(), "woken: due now");
     assert!(get(s, &waiting[1]).await.next_attempt_at.unwrap() >= far);

@@ -202,13 +202,15 @@ pub async fn remove(store: &dyn Store, name: &str) -> Result<(), AdminError> {
 
 /// Every live stored channel (for the CLI without a running server).
 pub async fn list_stored(store: &dyn Store) -> Result<Vec<StoredView>, AdminError> {
+    let in_flight = store.in_flight_by_channel().await?;
     let mut out = Vec::new();
     for c in store.list_channels().await? {
-        if c.removed_at.is_some() && store.count_in_flight(&c.name).await? == 0 {
+        let n = in_flight.get(&c.name).copied().unwrap_or(0);
+        if c.removed_at.is_some() && n == 0 {
             continue;
         }
         out.push(StoredView {
-            in_flight: store.count_in_flight(&c.name).await?,
+            in_flight: n,
             has_key: c.api_key.is_some(),
             removed: c.removed_at.is_some(),
             name: c.name,

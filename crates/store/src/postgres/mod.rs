@@ -728,6 +728,16 @@ impl Store for PgStore {
         Ok(hurried)
     }
 
+    async fn in_flight_by_channel(&self) -> Result<std::collections::HashMap<String, i64>> {
+        Ok(
+            sqlx::query_as::<_, (String, i64)>(&crate::sql::in_flight_by_channel())
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .collect(),
+        )
+    }
+
     async fn count_in_flight(&self, channel: &str) -> Result<i64> {
         Ok(sqlx::query(&in_flight_sql())
             .bind(channel)

@@ -602,6 +602,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn in_flight_by_channel(&self) -> Result<std::collections::HashMap<String, i64>> {
+        Ok(
+            sqlx::query_as::<_, (String, i64)>(&crate::sql::in_flight_by_channel())
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .collect(),
+        )
+    }
+
     async fn count_in_flight(&self, channel: &str) -> Result<i64> {
         self.readers
             .with(|c| Ok(value(c, &in_flight_sql(), [channel])?.unwrap_or(0)))
