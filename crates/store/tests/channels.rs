@@ -218,3 +218,30 @@ on_both!(
     a_freed_slot_wakes_the_longest_waiting_task
 );
 on_both!(multi: submit_rate_holds_across_instances);
+
+/// A client's cancel of a task holding a slot wakes the longest waiter too.
+async fn a_cancel_wakes_the_longest_waiting_task(db: Db) {
+    let s = &*db.store;
+    let acct = s.create_account("a", 1_000_000).await.unwrap();
+    let holder = insert(s, &acct.id).await;
+    let waiter = insert(s, &acct.id).await;
+    let far = now_ms() + 3_600_000;
+    let mut u = TaskUpdate::new(&waiter.id, &[Queued]).to(Throttled);
+    u.next_attempt_at = Some(Some(far));
+    s.update_task(u).await.unwrap().unwrap();
+    let mut u = TaskUpdate::new(&holder.id, &[Queued]).to(Submitting);
+    u.channel = Some("ch".into());
+    s.update_task(u).await.unwrap().unwrap();
+    let mut u = TaskUpdate::new(&holder.id, &[Submitting]).to(Running);
+    u.upstream_id = Some("up-1".into());
+    s.update_task(u).await.unwrap().unwrap();
+    assert_eq!(
+        s.cancel_or_delete(&acct.id, &holder.id, false)
+            .await
+            .unwrap(),
+        reelay_store::CancelOutcome::Cancelled
+    );
+    assert!(get(s, &waiter.id).await.next_attempt_at.unwrap() <= now_ms());
+}
+
+on_both!(a_cancel_wakes_the_longest_waiting_task);

@@ -10,7 +10,9 @@
 //!   used twice at once both hold);
 //! - `update_task` and `cancel_or_delete` lock the task row before they read its state, and a
 //!   move that takes a channel slot (`channel_cap`) serialises with every other taker of that
-//!   channel on a transaction-scoped advisory lock before it counts the slots in use;
+//!   channel on a transaction-scoped advisory lock before it counts the slots in use; a task
+//!   about to wait for capacity (`unless_room`) takes the same lock, and a task giving a slot
+//!   back takes it shared before it wakes a waiter, so no freed slot goes unseen;
 //! - the outbox numbers a task's messages `MAX(seq) + 1` under the task's row lock (every
 //!   writer of a task's messages takes it first; `UNIQUE (task_id, seq)` is the backstop);
 //! - claims take due rows with `FOR NO KEY UPDATE SKIP LOCKED`, so two instances never claim
@@ -275,6 +277,17 @@ async fn lock_channel(conn: &mut PgConnection, channel: &str) -> Result<()> {
         .bind(channel)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// [`lock_channel`]'s shared form: many holders at once, none while it is held exclusively.
+async fn lock_channel_shared(conn: &mut PgConnection, channel: &str) -> Result<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock_shared(hashtextextended('reelay.channel:' || $1, 0))",
+    )
+    .bind(channel)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -820,9 +833,11 @@ impl Store for PgStore {
         let row = q.build().fetch_optional(&mut *tx).await?;
         let Some(row) = row else { return Ok(None) };
         if rules::frees_slot(state, &u) {
+            // Shared: tasks ending on one channel do not wait for each other, only for a
+            // task deciding to wait for that channel (which takes it exclusively).
             let held: Option<String> = current.try_get("channel")?;
             if let Some(channel) = &held {
-                lock_channel(&mut tx, channel).await?;
+                lock_channel_shared(&mut tx, channel).await?;
             }
             let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
             crate::sql::wake_waiting(&mut q, now, true);
@@ -1070,7 +1085,7 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         // Locked like update_task's read: the plan is made for the state that is changed.
         let row = sqlx::query(
-            "SELECT state, upstream_id FROM tasks
+            "SELECT state, upstream_id, channel FROM tasks
              WHERE id = $1 AND account_id = $2 AND deleted = 0 FOR NO KEY UPDATE",
         )
         .bind(id)
@@ -1124,6 +1139,15 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await?;
                 credits::settle(&mut tx, id, settle, "cancelled by client").await?;
+                // A slot given back: as in update_task, the longest waiter may go.
+                if let Some(channel) = row.try_get::<Option<String>, _>("channel")? {
+                    lock_channel_shared(&mut tx, &channel).await?;
+                    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+                    crate::sql::wake_waiting(&mut q, now, true);
+                    if q.build().execute(&mut *tx).await?.rows_affected() > 0 {
+                        notify(&mut tx, TASKS_CHANNEL).await?;
+                    }
+                }
                 insert_event(
                     &mut tx,
                     id,

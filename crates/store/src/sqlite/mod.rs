@@ -945,6 +945,10 @@ impl Store for SqliteStore {
                             params![now, owes_upstream as i64, keep_lease as i64, id, state.as_str()],
                         )?;
                         credits::settle(conn, &id, settle, "cancelled by client")?;
+                        // A slot given back: as in update_task, the longest waiter may go.
+                        let mut q = crate::sql::LiteQuery::default();
+                        crate::sql::wake_waiting(&mut q, now, false);
+                        exec(conn, &q.sql, rusqlite::params_from_iter(q.args.iter()))?;
                         insert_event(
                             conn,
                             &id,
