@@ -22,6 +22,7 @@ use bytes::Bytes;
 use http_body::Frame;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use reelay_core::setting::{in_range, SettingError};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -64,17 +65,9 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Names the first setting out of range.
-    pub fn validate(&self) -> Result<(), String> {
-        let ms = |name: &str, v: u64, min: u64, max: u64| {
-            if (min..=max).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "invalid configuration: server.{name} must be between {min} and {max}, got {v}"
-                ))
-            }
-        };
+    /// Names the first setting out of range (within `[server]`).
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let ms = in_range::<u64>;
         ms("header_timeout_ms", self.header_timeout_ms, 100, 600_000)?;
         ms(
             "keep_alive_timeout_ms",
@@ -658,18 +651,12 @@ mod tests {
             header_timeout_ms: 0,
             ..ServerConfig::default()
         };
-        assert!(bad
-            .validate()
-            .unwrap_err()
-            .contains("server.header_timeout_ms"));
+        assert_eq!(bad.validate().unwrap_err().key, "header_timeout_ms");
         let bad = ServerConfig {
             max_connections: 0,
             ..ServerConfig::default()
         };
-        assert!(bad
-            .validate()
-            .unwrap_err()
-            .contains("server.max_connections"));
+        assert_eq!(bad.validate().unwrap_err().key, "max_connections");
     }
 
     #[test]

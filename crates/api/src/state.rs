@@ -8,7 +8,8 @@ use reelay_store::Store;
 use crate::admin::AdminAuth;
 use crate::auth::Keys;
 
-/// Settings the HTTP layer needs, cut from the one configuration struct.
+/// Settings the HTTP layer needs, cut from the one configuration struct (which holds their
+/// defaults; there are none here).
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Largest request body accepted, in bytes (data URIs make bodies big: up to 16 MiB of video).
@@ -27,20 +28,6 @@ pub struct ApiConfig {
     pub refund_cancel_after_submit: bool,
     /// How long a rotated-out webhook secret keeps signing, in milliseconds.
     pub webhook_secret_grace_ms: i64,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        ApiConfig {
-            max_body_bytes: 24 * 1024 * 1024,
-            max_monthly_credit_spend: 1_000_000,
-            idempotency_ttl_ms: 24 * 3600 * 1000,
-            max_active_tasks: None,
-            runway_insufficient_credits_status: 402,
-            refund_cancel_after_submit: false,
-            webhook_secret_grace_ms: 24 * 3600 * 1000,
-        }
-    }
 }
 
 #[derive(Clone)]

@@ -169,6 +169,19 @@ enum Command {
         #[command(subcommand)]
         command: WebhookCommand,
     },
+    /// The configuration (`--config`, `REELAY_*` variables, defaults).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check the configuration as `serve` would (the file, the environment, the catalog and
+    /// mapping files) and print the configuration in force, secrets masked; exits 1 naming the
+    /// key at fault when it does not hold. Opens nothing: no database, no port.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -557,6 +570,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Task {
             command: TaskCommand::Show { id },
         } => admin::task_show(&load()?, &id).await?,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let config = load()?;
+            reelay::serve::Catalogs::load(&config).map_err(reelay::config::ConfigError::from)?;
+            print!("{}", config.effective_toml()?);
+            eprintln!("configuration OK");
+        }
         Command::Migrate => {
             let config = load()?;
             reelay::serve::migrate(&config).await?;

@@ -1,5 +1,6 @@
 //! `reelay serve`: open the store, start the sandbox, the engine and the HTTP server.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -11,7 +12,7 @@ use reelay_api::dialects::reverse::{Mapping, ReverseConfig};
 use reelay_api::{
     ApiConfig, AppState, DialectCallbacks, Keys, KeysConfig, MediaLinks, MediaServing,
 };
-use reelay_core::Catalog;
+use reelay_core::{Catalog, SettingError};
 use reelay_engine::{Archive, CallbackUrls, Channels, Deliverer, Engine, EngineHandle};
 use reelay_media::{Ffmpeg, Frames, MediaStore};
 use reelay_sim::{SimConfig, SimHandle};
@@ -21,7 +22,7 @@ use reelay_store::Store;
 use reelay_upstream::ChannelConfig;
 use tokio::net::TcpListener;
 
-use crate::config::{redacted_url, Backend, Config};
+use crate::config::{redacted_url, Backend, Config, ConfigError};
 
 /// A running server: its address, the key printed on first start (if any), and the parts a
 /// test may want to look at.
@@ -242,56 +243,97 @@ pub async fn bootstrap(
     Ok(Some((account.id, key)))
 }
 
-fn quickstart_config(config: &Config, catalog: &Catalog) -> anyhow::Result<QuickstartConfig> {
+/// What the dialects and prices are built from: the catalog and the mapping files, each read
+/// and checked against the catalog. `serve` and `config check` both go through here, so a
+/// configuration `config check` passes is one `serve` starts with.
+pub struct Catalogs {
+    pub catalog: Catalog,
+    pub reverse: ReverseConfig,
+    pub quickstart: QuickstartConfig,
+    pub openai: OpenaiConfig,
+}
+
+impl Catalogs {
+    pub fn load(config: &Config) -> Result<Catalogs, SettingError> {
+        let mut catalog = match &config.catalog_file {
+            Some(path) => Catalog::from_json(&read_setting_file("catalog_file", path)?)
+                .map_err(|e| mapping_error("catalog_file", Some(path), e))?,
+            None => Catalog::builtin(),
+        };
+        catalog
+            .override_prices(&config.prices)
+            .map_err(|e| SettingError::new("prices", e.to_string()))?;
+        let reverse = reverse_config(config, &catalog)?;
+        let quickstart = quickstart_config(config, &catalog)?;
+        let openai = openai_config(config, &catalog)?;
+        Ok(Catalogs {
+            catalog,
+            reverse,
+            quickstart,
+            openai,
+        })
+    }
+}
+
+/// A file's text, or an error naming the setting that points at it.
+fn read_setting_file(key: &str, path: &Path) -> Result<String, SettingError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| SettingError::new(key, format!("{}: {e}", path.display())))
+}
+
+/// A file that does not parse or does not fit the catalog, named by its setting.
+fn mapping_error(key: &str, path: Option<&PathBuf>, e: impl std::fmt::Display) -> SettingError {
+    match path {
+        Some(path) => SettingError::new(key, format!("{}: {e}", path.display())),
+        None => SettingError::new(key, format!("the built-in mapping: {e}")),
+    }
+}
+
+fn quickstart_config(config: &Config, catalog: &Catalog) -> Result<QuickstartConfig, SettingError> {
     let qs = &config.quickstart;
+    let key = "quickstart.mapping_file";
     let mapping = match &qs.mapping_file {
-        Some(path) => QsMapping::from_json(
-            &std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("quickstart.mapping_file {}: {e}", path.display()))?,
-        )
-        .map_err(|e| anyhow::anyhow!("quickstart.mapping_file {}: {e}", path.display()))?,
+        Some(path) => QsMapping::from_json(&read_setting_file(key, path)?)
+            .map_err(|e| mapping_error(key, Some(path), e))?,
         None => QsMapping::builtin(),
     };
     mapping
         .check(catalog)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: quickstart mapping: {e}"))?;
+        .map_err(|e| mapping_error(key, qs.mapping_file.as_ref(), e))?;
     Ok(QuickstartConfig {
         mapping,
         callback_schedule: qs.callback_schedule_seconds.clone(),
         time_zone: parse_zone(&qs.time_zone)
-            .map_err(|e| anyhow::anyhow!("invalid configuration: quickstart.time_zone: {e}"))?,
+            .map_err(|e| SettingError::new("quickstart.time_zone", e))?,
     })
 }
 
-fn openai_config(config: &Config, catalog: &Catalog) -> anyhow::Result<OpenaiConfig> {
+fn openai_config(config: &Config, catalog: &Catalog) -> Result<OpenaiConfig, SettingError> {
     let oa = &config.openai;
+    let key = "openai.mapping_file";
     let mut mapping = match &oa.mapping_file {
-        Some(path) => OpenaiMapping::from_json(
-            &std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("openai.mapping_file {}: {e}", path.display()))?,
-        )
-        .map_err(|e| anyhow::anyhow!("openai.mapping_file {}: {e}", path.display()))?,
+        Some(path) => OpenaiMapping::from_json(&read_setting_file(key, path)?)
+            .map_err(|e| mapping_error(key, Some(path), e))?,
         None => OpenaiMapping::builtin(),
     };
     mapping.aliases.extend(oa.aliases.clone());
     mapping
         .check(catalog)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: openai mapping: {e}"))?;
+        .map_err(|e| mapping_error("openai.aliases", oa.mapping_file.as_ref(), e))?;
     Ok(OpenaiConfig { mapping })
 }
 
-fn reverse_config(config: &Config, catalog: &Catalog) -> anyhow::Result<ReverseConfig> {
-    let mapping = match &config.reverse.mapping_file {
-        Some(path) => Mapping::from_json(
-            &std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("reverse.mapping_file {}: {e}", path.display()))?,
-        )
-        .map_err(|e| anyhow::anyhow!("reverse.mapping_file {}: {e}", path.display()))?,
+fn reverse_config(config: &Config, catalog: &Catalog) -> Result<ReverseConfig, SettingError> {
+    let key = "reverse.mapping_file";
+    let path = config.reverse.mapping_file.as_ref();
+    let mapping = match path {
+        Some(path) => Mapping::from_json(&read_setting_file(key, path)?)
+            .map_err(|e| mapping_error(key, Some(path), e))?,
         None => Mapping::builtin(),
     };
     mapping
         .check(catalog)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: reverse mapping: {e}"))?;
+        .map_err(|e| mapping_error(key, path, e))?;
     Ok(ReverseConfig {
         mapping,
         require_callback_url: config.reverse.require_callback_url,
@@ -396,18 +438,16 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
         &secret_key(&config)?,
         Duration::from_secs(config.media.link_ttl_seconds),
     );
-    let mut catalog = match &config.catalog_file {
-        Some(path) => Catalog::from_json(&std::fs::read_to_string(path)?)
-            .map_err(|e| anyhow::anyhow!("catalog_file {}: {e}", path.display()))?,
-        None => Catalog::builtin(),
-    };
-    catalog
-        .override_prices(&config.prices)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: prices: {e}"))?;
+    let Catalogs {
+        catalog,
+        reverse,
+        quickstart,
+        openai,
+    } = Catalogs::load(&config).map_err(ConfigError::from)?;
     let catalog = Arc::new(catalog);
-    let reverse = Arc::new(reverse_config(&config, &catalog)?);
-    let quickstart = Arc::new(quickstart_config(&config, &catalog)?);
-    let openai = Arc::new(openai_config(&config, &catalog)?);
+    let reverse = Arc::new(reverse);
+    let quickstart = Arc::new(quickstart);
+    let openai = Arc::new(openai);
     let store = open_with(
         &config,
         Some(Arc::new(DialectCallbacks::new(
@@ -546,7 +586,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
             refund_cancel_after_submit: config.refund_cancel_after_submit,
             webhook_secret_grace_ms: (config.webhooks.secret_grace_seconds as i64)
                 .saturating_mul(1000),
-            ..ApiConfig::default()
+            max_monthly_credit_spend: config.runway.max_monthly_credit_spend,
         }),
         keys: Arc::new(Keys::new(KeysConfig {
             cache_ttl: Duration::from_secs(config.limits.key_cache_seconds),

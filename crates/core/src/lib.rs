@@ -7,6 +7,7 @@ pub mod error;
 pub mod issue;
 pub mod kinds;
 pub mod media_ref;
+pub mod setting;
 pub mod spec;
 pub mod state;
 pub mod validate;
@@ -19,6 +20,7 @@ pub use dialect::Dialect;
 pub use error::CoreError;
 pub use issue::Issue;
 pub use kinds::{MediaKind, Operation};
+pub use setting::SettingError;
 pub use spec::TaskSpec;
 pub use state::TaskState;
 

@@ -1,8 +1,9 @@
-use serde::Deserialize;
+use reelay_core::setting::{ensure, SettingError};
+use serde::{Deserialize, Serialize};
 
 /// What the engine does when a submit may or may not have reached the upstream (a timeout
 /// after sending, a reset mid-response, a 500/502/504, or a crash while `submitting`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownOutcomePolicy {
     /// Ask the upstream whether it has the task (by reelay's task id) after a grace period;
@@ -16,7 +17,7 @@ pub enum UnknownOutcomePolicy {
     Resubmit,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Tasks worked on at once by this instance (submits and polls).
@@ -90,22 +91,39 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
-    pub fn validate(&self, longest_request_ms: u64) -> Result<(), String> {
-        if self.workers == 0 {
-            return Err("engine.workers must be at least 1".into());
-        }
+    /// Checks the settings; keys are named within `[engine]`.
+    pub fn validate(&self, longest_request_ms: u64) -> Result<(), SettingError> {
+        ensure(self.workers == 0, "workers", "must be at least 1")?;
         if self.lease_seconds * 1000 < 2 * longest_request_ms {
-            return Err(format!(
-                "engine.lease_seconds ({}) must be at least twice the longest channel request_timeout_ms ({} ms)",
-                self.lease_seconds, longest_request_ms
+            return Err(SettingError::new(
+                "lease_seconds",
+                format!(
+                    "{} must be at least twice the longest channel request_timeout_ms ({longest_request_ms} ms)",
+                    self.lease_seconds
+                ),
             ));
         }
-        if self.poll_min_ms == 0 || self.poll_max_ms < self.poll_min_ms {
-            return Err("engine.poll_min_ms must be > 0 and <= engine.poll_max_ms".into());
-        }
-        if self.submit_max_attempts < 1 {
-            return Err("engine.submit_max_attempts must be at least 1".into());
-        }
+        ensure(self.poll_min_ms == 0, "poll_min_ms", "must be positive")?;
+        ensure(
+            self.poll_max_ms < self.poll_min_ms,
+            "poll_max_ms",
+            "must be at least poll_min_ms",
+        )?;
+        ensure(
+            self.submit_max_attempts < 1,
+            "submit_max_attempts",
+            "must be at least 1",
+        )?;
+        ensure(
+            !(self.callback_poll_factor.is_finite() && self.callback_poll_factor >= 1.0),
+            "callback_poll_factor",
+            "must be a number of at least 1",
+        )?;
+        ensure(
+            !(self.poll_age_factor.is_finite() && self.poll_age_factor >= 0.0),
+            "poll_age_factor",
+            "must be a non-negative number",
+        )?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use futures::StreamExt;
 use rand::Rng;
+use reelay_core::setting::{ensure, SettingError};
 use reelay_outbound::{refusal_of, GuardedClient, Refusal};
 use reelay_store::{now_ms, Store, WebhookAttempt, WebhookMessage, WebhookNext};
 use serde::{Deserialize, Serialize};
@@ -62,21 +63,34 @@ impl Default for WebhookConfig {
 }
 
 impl WebhookConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.workers == 0 || self.per_destination == 0 {
-            return Err("webhooks.workers and webhooks.per_destination must be positive".into());
-        }
-        if !(0.0..1.0).contains(&self.jitter) {
-            return Err("webhooks.jitter must be in [0, 1)".into());
-        }
-        if self.schedule_seconds.iter().any(|s| s.is_nan() || *s < 0.0) {
-            return Err("webhooks.schedule_seconds must be non-negative numbers".into());
-        }
-        if self.lease_seconds * 1000 < 2 * (self.timeout_ms + self.connect_timeout_ms) {
-            return Err(
-                "webhooks.lease_seconds must cover twice timeout_ms + connect_timeout_ms".into(),
-            );
-        }
+    /// Checks the settings; keys are named within `[webhooks]`.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        ensure(self.workers == 0, "workers", "must be at least 1")?;
+        ensure(
+            self.per_destination == 0,
+            "per_destination",
+            "must be at least 1",
+        )?;
+        ensure(
+            !(0.0..1.0).contains(&self.jitter),
+            "jitter",
+            "must be at least 0 and less than 1",
+        )?;
+        ensure(
+            self.schedule_seconds.iter().any(|s| s.is_nan() || *s < 0.0),
+            "schedule_seconds",
+            "must be non-negative numbers",
+        )?;
+        ensure(
+            self.schedule_seconds.len() > 100,
+            "schedule_seconds",
+            "at most 100 retries",
+        )?;
+        ensure(
+            self.lease_seconds * 1000 < 2 * (self.timeout_ms + self.connect_timeout_ms),
+            "lease_seconds",
+            "must cover twice timeout_ms + connect_timeout_ms",
+        )?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use reelay_core::setting::{ensure, in_range, SettingError};
 use serde::{Deserialize, Serialize};
 
 /// Where archived media are kept.
@@ -127,62 +128,82 @@ impl std::fmt::Debug for S3Config {
 }
 
 impl MediaConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the settings; keys are named within `[media]`.
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.storage == StorageKind::S3 {
-            if self.s3.bucket.is_empty() {
-                return Err("media.s3.bucket is required when media.storage = \"s3\"".into());
-            }
+            ensure(
+                self.s3.bucket.is_empty(),
+                "s3.bucket",
+                "is required when media.storage = \"s3\"",
+            )?;
             if let Some(e) = &self.s3.endpoint {
-                if !(e.starts_with("http://") || e.starts_with("https://")) {
-                    return Err(format!("media.s3.endpoint {e:?} must be an http(s) URL"));
-                }
+                ensure(
+                    !(e.starts_with("http://") || e.starts_with("https://")),
+                    "s3.endpoint",
+                    &format!("{e:?} is not an http(s) URL"),
+                )?;
             }
-            if self.s3.prefix.starts_with('/') || self.s3.prefix.contains("..") {
-                return Err("media.s3.prefix must be relative (no leading '/', no '..')".into());
-            }
-        } else if self.redirect {
-            return Err("media.redirect needs media.storage = \"s3\"".into());
+            ensure(
+                self.s3.prefix.starts_with('/') || self.s3.prefix.contains(".."),
+                "s3.prefix",
+                "must be relative (no leading '/', no '..')",
+            )?;
+        } else {
+            ensure(self.redirect, "redirect", "needs media.storage = \"s3\"")?;
         }
-        if self.link_ttl_seconds < 60 {
-            return Err("media.link_ttl_seconds must be at least 60".into());
-        }
-        if !(1..=7 * 24 * 3600).contains(&self.presign_ttl_seconds) {
-            return Err(
-                "media.presign_ttl_seconds must be between 1 and 604800 (S3's limit)".into(),
-            );
-        }
-        if self.ffmpeg_concurrency == 0 || self.ffmpeg_timeout_seconds == 0 {
-            return Err(
-                "media.ffmpeg_concurrency and media.ffmpeg_timeout_seconds must be positive".into(),
-            );
-        }
-        if self.fetch_attempts == 0 || self.fetch_idle_timeout_seconds == 0 {
-            return Err(
-                "media.fetch_attempts and media.fetch_idle_timeout_seconds must be positive".into(),
-            );
-        }
-        if self.archive_deadline_seconds == 0 {
-            return Err("media.archive_deadline_seconds must be positive".into());
-        }
-        if self.content_types.is_empty() {
-            return Err("media.content_types must list at least one type".into());
-        }
+        in_range(
+            "link_ttl_seconds",
+            self.link_ttl_seconds,
+            60,
+            10 * 365 * 86_400,
+        )?;
+        // S3 presigns for a week at most.
+        in_range(
+            "presign_ttl_seconds",
+            self.presign_ttl_seconds,
+            1,
+            7 * 86_400,
+        )?;
+        in_range("ffmpeg_concurrency", self.ffmpeg_concurrency, 1, 1024)?;
+        in_range(
+            "ffmpeg_timeout_seconds",
+            self.ffmpeg_timeout_seconds,
+            1,
+            86_400,
+        )?;
+        in_range("fetch_attempts", self.fetch_attempts, 1, 100)?;
+        in_range(
+            "fetch_idle_timeout_seconds",
+            self.fetch_idle_timeout_seconds,
+            1,
+            86_400,
+        )?;
+        ensure(
+            self.archive_deadline_seconds == 0,
+            "archive_deadline_seconds",
+            "must be positive",
+        )?;
+        ensure(
+            self.content_types.is_empty(),
+            "content_types",
+            "must list at least one type",
+        )?;
         for t in &self.content_types {
             let ok = t
                 .split_once('/')
                 .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !a.contains('*'));
-            if !ok {
-                return Err(format!(
-                    "media.content_types: {t:?} is not a type like video/mp4 or video/*"
-                ));
-            }
+            ensure(
+                !ok,
+                "content_types",
+                &format!("{t:?} is not a type like video/mp4 or video/*"),
+            )?;
         }
-        if self.sweep_interval_ms == 0 || !(1..=10_000).contains(&self.sweep_batch) {
-            return Err(
-                "media.sweep_interval_ms must be positive and media.sweep_batch between 1 and 10000"
-                    .into(),
-            );
-        }
+        ensure(
+            self.sweep_interval_ms == 0,
+            "sweep_interval_ms",
+            "must be positive",
+        )?;
+        in_range("sweep_batch", self.sweep_batch, 1, 10_000)?;
         Ok(())
     }
 
@@ -232,20 +253,20 @@ mod tests {
             storage: StorageKind::S3,
             ..MediaConfig::default()
         };
-        assert!(c.validate().unwrap_err().contains("media.s3.bucket"));
+        assert_eq!(c.validate().unwrap_err().key, "s3.bucket");
         c.s3.bucket = "b".into();
         c.s3.endpoint = Some("minio:9000".into());
-        assert!(c.validate().unwrap_err().contains("media.s3.endpoint"));
+        assert_eq!(c.validate().unwrap_err().key, "s3.endpoint");
         let c = MediaConfig {
             redirect: true,
             ..MediaConfig::default()
         };
-        assert!(c.validate().unwrap_err().contains("media.redirect"));
+        assert_eq!(c.validate().unwrap_err().key, "redirect");
         let c = MediaConfig {
             content_types: vec!["*/*".into()],
             ..MediaConfig::default()
         };
-        assert!(c.validate().unwrap_err().contains("media.content_types"));
+        assert_eq!(c.validate().unwrap_err().key, "content_types");
     }
 
     #[test]

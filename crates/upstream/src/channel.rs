@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use reelay_core::SettingError;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -170,7 +171,7 @@ impl ChannelConfig {
     }
 
     /// Checks every field; the error names the field (`base_url: ...`).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
             && self
@@ -178,74 +179,89 @@ impl ChannelConfig {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !name_ok {
-            return Err("name: 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'".into());
+            return Err(SettingError::new(
+                "name",
+                "1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'",
+            ));
         }
         match url::Url::parse(&self.base_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => return Err("base_url: must be an http(s) URL".into()),
+            _ => return Err(SettingError::new("base_url", "must be an http(s) URL")),
         }
         if self.base_url.len() > 2048 {
-            return Err("base_url: at most 2048 characters".into());
+            return Err(SettingError::new("base_url", "at most 2048 characters"));
         }
         if self
             .api_key
             .as_ref()
             .is_some_and(|k| k.is_empty() || k.len() > 4096)
         {
-            return Err("api_key: 1 to 4096 characters".into());
+            return Err(SettingError::new("api_key", "1 to 4096 characters"));
         }
         if !(1..=10_000).contains(&self.weight) {
-            return Err("weight: 1 to 10000".into());
+            return Err(SettingError::new("weight", "1 to 10000"));
         }
         if !(-1_000_000..=1_000_000).contains(&self.priority) {
-            return Err("priority: -1000000 to 1000000".into());
+            return Err(SettingError::new("priority", "-1000000 to 1000000"));
         }
         if self
             .max_concurrent
             .is_some_and(|c| !(1..=1_000_000).contains(&c))
         {
-            return Err("max_concurrent: 1 to 1000000".into());
+            return Err(SettingError::new("max_concurrent", "1 to 1000000"));
         }
         if self
             .max_submits_per_second
             .is_some_and(|r| !(r.is_finite() && r > 0.0 && r <= 100_000.0))
         {
-            return Err("max_submits_per_second: more than 0, at most 100000".into());
+            return Err(SettingError::new(
+                "max_submits_per_second",
+                "more than 0, at most 100000",
+            ));
         }
         if self
             .task_deadline_seconds
             .is_some_and(|d| !(10..=7 * 86_400).contains(&d))
         {
-            return Err("task_deadline_seconds: 10 to 604800".into());
+            return Err(SettingError::new("task_deadline_seconds", "10 to 604800"));
         }
         if self
             .health_probe_seconds
             .is_some_and(|d| !(1..=86_400).contains(&d))
         {
-            return Err("health_probe_seconds: 1 to 86400".into());
+            return Err(SettingError::new("health_probe_seconds", "1 to 86400"));
         }
         if !(100..=120_000).contains(&self.connect_timeout_ms) {
-            return Err("connect_timeout_ms: 100 to 120000".into());
+            return Err(SettingError::new("connect_timeout_ms", "100 to 120000"));
         }
         if !(100..=600_000).contains(&self.request_timeout_ms) {
-            return Err("request_timeout_ms: 100 to 600000".into());
+            return Err(SettingError::new("request_timeout_ms", "100 to 600000"));
         }
         let bounded = |s: &String| !s.is_empty() && s.len() <= 128;
         if self.models.len() > 1000 || !self.models.iter().all(bounded) {
-            return Err("models: at most 1000 names of 1 to 128 characters".into());
+            return Err(SettingError::new(
+                "models",
+                "at most 1000 names of 1 to 128 characters",
+            ));
         }
         if self.model_map.len() > 1000
             || !self.model_map.iter().all(|(k, v)| bounded(k) && bounded(v))
         {
-            return Err("model_map: at most 1000 entries of 1 to 128 characters".into());
+            return Err(SettingError::new(
+                "model_map",
+                "at most 1000 entries of 1 to 128 characters",
+            ));
         }
         let b = &self.breaker;
         if !(b.error_rate > 0.0 && b.error_rate <= 1.0) {
-            return Err("breaker.error_rate: more than 0, at most 1".into());
+            return Err(SettingError::new(
+                "breaker.error_rate",
+                "more than 0, at most 1",
+            ));
         }
         if b.consecutive_failures == 0 || b.open_seconds == 0 || b.max_open_seconds < b.open_seconds
         {
-            return Err("breaker: consecutive_failures and open_seconds at least 1, max_open_seconds at least open_seconds".into());
+            return Err(SettingError::new("breaker", "consecutive_failures and open_seconds at least 1, max_open_seconds at least open_seconds"));
         }
         Ok(())
     }

@@ -114,17 +114,18 @@ pub struct AccountChange {
     pub retention_seconds: Option<Option<i64>>,
 }
 
-/// Longest per-account media retention: ten years.
-pub const MAX_RETENTION_SECONDS: i64 = 10 * 365 * 24 * 3600;
+/// Longest media retention, configured or per account: ten years.
+pub const MAX_RETENTION_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 fn check_retention(seconds: i64) -> Result<i64, AdminError> {
-    if (1..=MAX_RETENTION_SECONDS).contains(&seconds) {
-        Ok(seconds)
-    } else {
-        Err(AdminError::invalid(format!(
-            "retention_seconds must be between 1 and {MAX_RETENTION_SECONDS}, got {seconds}"
-        )))
-    }
+    reelay_core::setting::in_range(
+        "retention_seconds",
+        seconds,
+        1,
+        MAX_RETENTION_SECONDS as i64,
+    )
+    .map_err(|e| AdminError::invalid(e.to_string()))?;
+    Ok(seconds)
 }
 
 /// Tells an absent field (`None`, via `default`) from an explicit `null` (`Some(None)`).

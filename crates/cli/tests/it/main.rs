@@ -13,6 +13,7 @@ mod archive_rss;
 mod bench_smoke;
 mod channels;
 mod chaos;
+mod config_check;
 mod credits;
 mod db_faults;
 mod engine_faults;
