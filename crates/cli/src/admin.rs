@@ -273,8 +273,9 @@ pub async fn webhook_url(
     account_id: &str,
     url: Option<String>,
 ) -> anyhow::Result<()> {
-    let guard = reelay_outbound::Guard::new(&config.outbound_allow_cidrs)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
+    let guard = config
+        .outbound_guard()
+        .map_err(crate::config::ConfigError::from)?;
     let check = |u: &str| guard.check_url(u).map(|_| ()).map_err(|r| r.to_string());
     let store = open_store(config).await?;
     let done =

@@ -354,8 +354,7 @@ impl Config {
         )?;
         self.server.validate().map_err(|e| e.within("server"))?;
         self.webhooks.validate().map_err(|e| e.within("webhooks"))?;
-        reelay_outbound::Guard::new(&self.outbound_allow_cidrs)
-            .map_err(|e| SettingError::new("outbound_allow_cidrs", e))?;
+        self.outbound_guard()?;
         in_range(
             "retention_seconds",
             self.retention_seconds,
@@ -427,6 +426,12 @@ impl Config {
             .validate(longest)
             .map_err(|e| e.within("engine"))?;
         Ok(())
+    }
+
+    /// The SSRF guard of callbacks and downloads, with `outbound_allow_cidrs` let through.
+    pub fn outbound_guard(&self) -> Result<reelay_outbound::Guard, SettingError> {
+        reelay_outbound::Guard::new(&self.outbound_allow_cidrs)
+            .map_err(|e| SettingError::new("outbound_allow_cidrs", e))
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, SettingError> {

@@ -386,7 +386,7 @@ fn archive_guard(
         }
     }
     let mut guard = reelay_outbound::Guard::new(&allow.join(","))
-        .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
+        .map_err(|e| ConfigError::from(SettingError::new("outbound_allow_cidrs", e)))?;
     if let Some(r) = resolver {
         guard = guard.with_resolver(r);
     }
@@ -459,8 +459,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     .await?;
     let backend = config.backend();
     let archive_resolver = extras.resolver.clone();
-    let mut guard = reelay_outbound::Guard::new(&config.outbound_allow_cidrs)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: outbound_allow_cidrs: {e}"))?;
+    let mut guard = config.outbound_guard().map_err(ConfigError::from)?;
     if let Some(r) = extras.resolver {
         guard = guard.with_resolver(r);
     }
@@ -496,7 +495,10 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     channels
         .sync_file(store.as_ref(), config.channels.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        .map_err(|e| match e {
+            reelay_engine::RegistryError::Invalid(e) => anyhow::Error::from(ConfigError::from(e)),
+            other => other.into(),
+        })?;
     if channels.snapshot().is_empty() {
         tracing::warn!(
             "no channel is configured and the sandbox is off: tasks will fail with NO_CHANNEL \

@@ -351,7 +351,7 @@ pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] reelay_store::StoreError),
     #[error("{0}")]
-    Invalid(String),
+    Invalid(#[from] reelay_core::SettingError),
 }
 
 impl Channels {
@@ -419,9 +419,9 @@ impl Channels {
                 .iter()
                 .find(|s| s.name == cfg.name && s.removed_at.is_none());
             if let Some(b) = before.filter(|b| b.source == ChannelSource::Admin) {
-                return Err(RegistryError::Invalid(format!(
-                    "channels: {:?} is defined through the admin API; remove it there or rename the file's",
-                    b.name
+                return Err(RegistryError::Invalid(reelay_core::SettingError::new(
+                    format!("channels.{}", b.name),
+                    "is defined through the admin API; remove it there or rename the file's",
                 )));
             }
             // The stored switch is the operator's; the file's `enabled` applies when it
@@ -433,8 +433,12 @@ impl Channels {
                 Some(was) if was == cfg.enabled => None,
                 _ => Some(cfg.enabled),
             };
-            let config =
-                serde_json::to_value(cfg).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            let config = serde_json::to_value(cfg).map_err(|e| {
+                RegistryError::Invalid(reelay_core::SettingError::new(
+                    format!("channels.{}", cfg.name),
+                    e.to_string(),
+                ))
+            })?;
             if before.is_some_and(|b| b.config == config && enabled.is_none()) {
                 continue;
             }

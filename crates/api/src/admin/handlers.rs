@@ -203,7 +203,7 @@ pub async fn remove_channel(
 async fn applied(state: &AppState) -> Result<()> {
     state.engine.channels_changed().await.map_err(|e| match e {
         reelay_engine::RegistryError::Store(s) => AdminError::Store(s),
-        reelay_engine::RegistryError::Invalid(m) => AdminError::invalid(m),
+        reelay_engine::RegistryError::Invalid(m) => AdminError::invalid(m.to_string()),
     })
 }
 
