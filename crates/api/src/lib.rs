@@ -15,6 +15,7 @@ mod fuzz;
 mod health;
 mod media;
 pub mod metrics;
+mod openapi;
 pub mod server;
 mod state;
 mod uploads;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes(&state))
         .merge(dialects::routes(&state))
         .merge(uploads::routes())
+        .merge(openapi::routes(&state))
         .merge(upstream_callbacks::routes())
         .nest("/admin/v1", admin::routes())
         // The nest does not match its own path with a trailing slash; without this the

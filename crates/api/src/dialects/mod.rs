@@ -24,6 +24,17 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .merge(openai::routes())
 }
 
+/// Every dialect's OpenAPI document, by the name it is served under (`/openapi/<name>.json`).
+pub(crate) fn openapi(state: &AppState) -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
+    vec![(
+        "runway",
+        runway::openapi::document(
+            &state.catalog,
+            state.config.runway_insufficient_credits_status,
+        ),
+    )]
+}
+
 /// What a dialect's callback of a transition is: its event type and body, and for the
 /// quick-start dialect the id its kie.ai HMAC covers.
 pub(crate) struct Callback {

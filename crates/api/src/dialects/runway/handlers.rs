@@ -17,7 +17,7 @@ use crate::{AppState, Principal};
 
 /// The API version this dialect speaks. `2024-09-13` had other ratio semantics; a client still
 /// sending it gets a clear 400 rather than confusing validation errors.
-const VERSION: &str = "2024-11-06";
+pub(crate) const VERSION: &str = "2024-11-06";
 
 /// Authenticates and checks `X-Runway-Version`, as Runway does on every request.
 async fn preamble(state: &AppState, headers: &HeaderMap) -> Result<Principal, RunwayError> {

@@ -3,6 +3,7 @@
 
 mod error;
 mod handlers;
+pub(crate) mod openapi;
 mod view;
 
 use axum::routing::{get, post};
