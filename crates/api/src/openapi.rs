@@ -18,6 +18,7 @@ use bytes::Bytes;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, Parameter, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::OneOfBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, Paths,
@@ -100,19 +101,33 @@ impl Doc {
         RefOr::Ref(utoipa::openapi::Ref::from_schema_name(T::name()))
     }
 
-    /// Adds `op` at `method path`, with this document's error responses and security.
+    /// Adds `op` at `method path`, with this document's error responses and security. Where
+    /// an error shares the success status (the quick-start dialect's refusals are HTTP 200),
+    /// that response's body is either.
     pub fn add(&mut self, method: HttpMethod, path: &str, op: OperationBuilder) {
         let mut op = op;
-        for (status, reason) in &self.errors {
-            op = op.response(
-                status.to_string(),
-                json_response(reason, self.error_schema.clone()),
-            );
-        }
         if self.bearer {
             op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
         }
-        let op: Operation = op.build();
+        let mut op: Operation = op.build();
+        for (status, reason) in &self.errors {
+            let error = json_response(reason, self.error_schema.clone());
+            match op.responses.responses.get_mut(&status.to_string()) {
+                Some(RefOr::T(shared)) => {
+                    for content in shared.content.values_mut() {
+                        let either = OneOfBuilder::new()
+                            .item(content.schema.take().unwrap_or_default())
+                            .item(self.error_schema.clone());
+                        content.schema = Some(either.into());
+                    }
+                }
+                _ => {
+                    op.responses
+                        .responses
+                        .insert(status.to_string(), RefOr::T(error));
+                }
+            }
+        }
         let item = self.paths.entry(path.to_string()).or_default();
         match method {
             HttpMethod::Get => item.get = Some(op),
@@ -123,6 +138,27 @@ impl Doc {
             HttpMethod::Head => item.head = Some(op),
             HttpMethod::Options => item.options = Some(op),
             HttpMethod::Trace => item.trace = Some(op),
+        }
+    }
+
+    /// Narrows `property` of the registered schema `schema` to `values`: for settings the
+    /// types cannot know (a mapping file's models, ratios and durations), so the document says
+    /// what this server accepts.
+    pub fn restrict<V: Into<serde_json::Value>>(
+        &mut self,
+        schema: &str,
+        property: &str,
+        values: impl IntoIterator<Item = V>,
+    ) {
+        let values: Vec<serde_json::Value> = values.into_iter().map(Into::into).collect();
+        let prop = match self.schemas.get_mut(schema) {
+            Some(RefOr::T(Schema::Object(obj))) => obj.properties.get_mut(property),
+            _ => None,
+        };
+        match prop {
+            Some(RefOr::T(Schema::Object(prop))) => prop.enum_values = Some(values),
+            // The documents' tests build every document: a name gone wrong fails them.
+            _ => debug_assert!(false, "no plain property {schema}.{property}"),
         }
     }
 

@@ -26,13 +26,23 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
 
 /// Every dialect's OpenAPI document, by the name it is served under (`/openapi/<name>.json`).
 pub(crate) fn openapi(state: &AppState) -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
-    vec![(
-        "runway",
-        runway::openapi::document(
-            &state.catalog,
-            state.config.runway_insufficient_credits_status,
+    vec![
+        (
+            "runway",
+            runway::openapi::document(
+                &state.catalog,
+                state.config.runway_insufficient_credits_status,
+            ),
         ),
-    )]
+        (
+            "reverse",
+            reverse::openapi::document(&state.reverse.mapping),
+        ),
+        (
+            "quickstart",
+            quickstart::openapi::document(&state.quickstart.mapping),
+        ),
+    ]
 }
 
 /// What a dialect's callback of a transition is: its event type and body, and for the

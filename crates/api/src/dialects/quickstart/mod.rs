@@ -7,6 +7,7 @@ mod error;
 mod fetch;
 mod handlers;
 mod mapping;
+pub(crate) mod openapi;
 pub(crate) mod params;
 pub(crate) mod request;
 mod view;

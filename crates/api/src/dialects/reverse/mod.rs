@@ -4,6 +4,7 @@
 
 mod error;
 mod handlers;
+pub(crate) mod openapi;
 pub(crate) mod request;
 mod view;
 
