@@ -42,6 +42,7 @@ pub(crate) fn openapi(state: &AppState) -> Vec<(&'static str, utoipa::openapi::O
             "quickstart",
             quickstart::openapi::document(&state.quickstart.mapping),
         ),
+        ("openai", openai::openapi::document()),
     ]
 }
 

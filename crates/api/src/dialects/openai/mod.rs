@@ -5,6 +5,7 @@
 mod error;
 mod handlers;
 pub(crate) mod mapping;
+pub(crate) mod openapi;
 mod params;
 pub(crate) mod request;
 pub(crate) mod view;
