@@ -101,6 +101,12 @@ impl Doc {
         RefOr::Ref(utoipa::openapi::Ref::from_schema_name(T::name()))
     }
 
+    /// A reference to `schema`, registered as `name` (for schemas built here, not derived).
+    pub fn register(&mut self, name: &str, schema: RefOr<Schema>) -> RefOr<Schema> {
+        self.schemas.insert(name.to_string(), schema);
+        RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name))
+    }
+
     /// Adds `op` at `method path`, with this document's error responses and security. Where
     /// an error shares the success status (the quick-start dialect's refusals are HTTP 200),
     /// that response's body is either.
@@ -251,6 +257,7 @@ impl Documents {
     pub fn build(state: &AppState) -> Documents {
         let docs = crate::dialects::openapi(state)
             .into_iter()
+            .chain([("admin", crate::admin::openapi::document())])
             .map(|(name, doc)| {
                 let mut value = serde_json::to_value(&doc).expect("an OpenAPI document serializes");
                 camel_case_links(&mut value);

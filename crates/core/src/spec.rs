@@ -12,7 +12,7 @@ use crate::validate::validate_body;
 /// The upstream protocol reelay speaks is Runway's, so the canonical input *is* a Runway body
 /// for `endpoint` (validated against the catalog); dialects that speak other shapes build one.
 /// Holding a `TaskSpec` means the body was valid when it was built (`TaskSpec::parse`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TaskSpec {
     pub operation: Operation,
     /// The catalog endpoint, e.g. `image_to_video`.

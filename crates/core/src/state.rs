@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Canonical task states. Dialects map these onto their own words (tables beside each dialect).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     Queued,

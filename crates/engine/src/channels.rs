@@ -43,7 +43,7 @@ pub struct Channel {
 }
 
 /// Where a channel is defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     File,
@@ -233,7 +233,7 @@ fn fingerprint(
 }
 
 /// What `GET /admin/v1/channels` shows of a channel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChannelView {
     pub name: String,
     pub kind: &'static str,
@@ -270,7 +270,7 @@ const LOG_CAP: usize = 20_000;
 struct CallLog(VecDeque<(Instant, Call, bool, u32)>);
 
 /// Calls over the window: rates, success and latency percentiles (milliseconds).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CallSummary {
     pub window_seconds: u64,
     pub submits_per_minute: f64,

@@ -1,7 +1,7 @@
 use reelay_core::{TaskSpec, TaskState};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Account {
     pub id: String,
     pub name: String,
@@ -22,7 +22,7 @@ pub struct Account {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub account_id: String,
@@ -34,7 +34,7 @@ pub struct ApiKey {
     pub last_used_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerKind {
     Topup,
@@ -67,7 +67,7 @@ impl LedgerKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct LedgerEntry {
     pub seq: i64,
     pub account_id: String,
@@ -128,7 +128,7 @@ pub struct CreditUsage {
 }
 
 /// One finding of `verify_ledger`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct LedgerViolation {
     pub account_id: String,
     pub task_id: Option<String>,
@@ -157,7 +157,7 @@ pub struct NewTask {
     pub spec: TaskSpec,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Task {
     pub id: String,
     pub account_id: String,
@@ -194,7 +194,7 @@ pub struct Task {
     pub archive_started_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskEvent {
     pub id: String,
     pub task_id: String,
@@ -275,7 +275,7 @@ pub enum CancelOutcome {
 }
 
 /// A webhook message in the outbox.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookMessage {
     /// `evt_...`: the `webhook-id` header, the same on every attempt and redelivery.
     pub id: String,
@@ -301,7 +301,7 @@ pub struct WebhookMessage {
 }
 
 /// One delivery attempt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookAttempt {
     pub message_id: String,
     pub n: i64,

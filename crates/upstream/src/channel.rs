@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use reelay_core::SettingError;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// Runway's official developer API (or anything speaking it).
@@ -32,7 +32,7 @@ impl ChannelKind {
 /// One upstream channel, as configured (in the file, or through the admin API). Serializing
 /// it never writes the key, nor does `Debug` show it: what is stored, shown or logged of a
 /// channel is everything else.
-#[derive(Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     pub name: String,
@@ -85,7 +85,7 @@ pub struct ChannelConfig {
 }
 
 /// When a channel's circuit breaker opens, and for how long (see the engine's `breaker`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
     pub enabled: bool,

@@ -39,7 +39,7 @@ impl AdminError {
         AdminError::InvalidRequest(message.into())
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             AdminError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AdminError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),

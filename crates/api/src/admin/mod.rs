@@ -5,6 +5,7 @@
 pub mod channels;
 mod error;
 pub(crate) mod handlers;
+pub(crate) mod openapi;
 pub mod ops;
 
 use axum::extract::FromRequestParts;

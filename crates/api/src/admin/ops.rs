@@ -33,6 +33,18 @@ pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
 #[serde(try_from = "Value")]
 pub struct Credits(i64);
 
+impl utoipa::PartialSchema for Credits {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(-MAX_CREDITS))
+            .maximum(Some(MAX_CREDITS))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Credits {}
+
 impl Credits {
     pub fn new(n: i64) -> Result<Credits, String> {
         if n.checked_abs().is_some_and(|a| a <= MAX_CREDITS) {
@@ -88,7 +100,7 @@ impl TryFrom<Value> for Credits {
 }
 
 /// `POST /accounts`, `reelay account create`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub name: String,
@@ -102,7 +114,7 @@ pub struct NewAccount {
 
 /// `PATCH /accounts/{id}`, `reelay account set`. In `max_active_tasks`, absent leaves the cap
 /// as it is and `null` clears it (back to the configured default).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountChange {
     #[serde(default)]
@@ -133,7 +145,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Er
     Option::<i64>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Topup {
     pub amount: Credits,
@@ -141,14 +153,14 @@ pub struct Topup {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Adjustment {
     pub amount: Credits,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountCreated {
     pub account_id: String,
     /// Shown only in this answer; only its hash is stored.
@@ -158,7 +170,7 @@ pub struct AccountCreated {
     pub account: Account,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyCreated {
     pub key_id: String,
     pub account_id: String,
@@ -166,13 +178,13 @@ pub struct KeyCreated {
     pub api_key: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LedgerReport {
     pub ok: bool,
     pub violations: Vec<LedgerViolation>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskDetail {
     pub task: Task,
     pub events: Vec<TaskEvent>,
@@ -428,7 +440,7 @@ pub async fn task(store: &dyn Store, id: &str) -> Result<TaskDetail, AdminError>
 }
 
 /// `GET /accounts/{id}/webhook-secret`, `reelay webhook secret`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookSecretView {
     pub webhook_secret: String,
     /// The rotated-out secret while it still signs (both signatures are sent), else `null`.
@@ -436,7 +448,7 @@ pub struct WebhookSecretView {
 }
 
 /// `POST /accounts/{id}/webhook-secret/rotate`, `reelay webhook secret --rotate`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotation {
     /// How long the old secret keeps signing; default `webhooks.secret_grace_seconds`.
@@ -444,7 +456,7 @@ pub struct Rotation {
     pub grace_seconds: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RotatedSecret {
     pub webhook_secret: String,
     /// Until when (ms since the epoch) the old secret keeps signing next to the new one. With
@@ -454,7 +466,7 @@ pub struct RotatedSecret {
 
 /// An outbox message with every attempt made at it, oldest first. The message's fields are
 /// the store's, except that its attempt counter is the list itself (its length).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookDetail {
     /// `evt_...`: the `webhook-id` header, the same on every attempt and redelivery.
     pub id: String,
@@ -497,7 +509,7 @@ impl WebhookDetail {
 }
 
 /// `POST /tasks/{id}/webhooks/redeliver`, `reelay webhook redeliver`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redelivery {
     /// One message (delivered or failed) of the task; absent = every failed message.
@@ -505,7 +517,7 @@ pub struct Redelivery {
     pub message_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Redelivered {
     pub redelivered: u64,
 }
@@ -566,13 +578,13 @@ pub async fn rotate_webhook_secret(
 }
 
 /// The kie.ai-style callback HMAC key of an account (quick-start dialect): `null` clears it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HmacKey {
     pub key: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HmacKeySet {
     pub account_id: String,
     pub hmac_key_set: bool,
@@ -604,13 +616,13 @@ pub async fn set_webhook_hmac_key(
     })
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookUrl {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookUrlSet {
     pub account_id: String,
     pub webhook_url: Option<String>,
