@@ -25,13 +25,15 @@ def reelay_binary() -> str:
 
 
 class Reelay:
-    def __init__(self):
+    def __init__(self, settings: dict | None = None):
+        """`settings`: more `REELAY_*` variables for this server."""
         self.dir = tempfile.TemporaryDirectory()
         env = dict(os.environ)
         env["REELAY_SANDBOX_RUN_SECONDS"] = "1"
         # The tests' webhook receivers listen on loopback.
         env["REELAY_OUTBOUND_ALLOW_CIDRS"] = "127.0.0.1/32"
         env.setdefault("RUST_LOG", "warn")
+        env.update(settings or {})
         self.env = env
         self.proc = subprocess.Popen(
             [reelay_binary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", self.dir.name],

@@ -226,6 +226,8 @@ pub fn document() -> OpenApi {
         &path("/channels"),
         op("List channels with their health", 200, views),
     );
+    // Registered for the schemas it refers to, then replaced by the form with its key.
+    doc.schema::<ChannelConfig>();
     let config = doc.register("ChannelConfig", with_api_key(ChannelConfig::schema()));
     doc.add(
         HttpMethod::Post,
