@@ -130,6 +130,7 @@ impl Channel {
         metrics::histogram!("reelay_upstream_request_duration_seconds",
             "channel" => self.config.name.clone(), "call" => call_name)
         .record(took.as_secs_f64());
+        crate::overhead::upstream_call(took);
         self.calls
             .lock()
             .unwrap()

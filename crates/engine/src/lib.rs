@@ -14,6 +14,7 @@ pub mod callbacks;
 mod channels;
 mod config;
 mod dispatcher;
+mod overhead;
 pub mod signing;
 mod sweeper;
 mod tracker;
@@ -334,14 +335,23 @@ impl Engine {
     async fn step(self: &Arc<Engine>, task: Task) {
         let id = task.id.clone();
         let result = match task.state {
-            TaskState::Queued => self.dispatch(task).await,
-            TaskState::Throttled if task.upstream_id.is_none() => self.dispatch(task).await,
-            TaskState::Submitting => {
-                self.resolve_unknown(task, "worker stopped while submitting")
-                    .await
+            TaskState::Queued => overhead::measured("dispatch", self.dispatch(task)).await,
+            TaskState::Throttled if task.upstream_id.is_none() => {
+                overhead::measured("dispatch", self.dispatch(task)).await
             }
-            TaskState::Running | TaskState::Throttled => self.track(task).await,
-            TaskState::Cancelled if task.cancel_upstream => self.cancel_upstream(task).await,
+            TaskState::Submitting => {
+                overhead::measured(
+                    "reconcile",
+                    self.resolve_unknown(task, "worker stopped while submitting"),
+                )
+                .await
+            }
+            TaskState::Running | TaskState::Throttled => {
+                overhead::measured("track", self.track(task)).await
+            }
+            TaskState::Cancelled if task.cancel_upstream => {
+                overhead::measured("cancel", self.cancel_upstream(task)).await
+            }
             _ => self.settle(task).await,
         };
         if let Err(e) = result {

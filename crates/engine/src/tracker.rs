@@ -118,6 +118,7 @@ impl Engine {
         task: &Task,
         outputs: Vec<String>,
     ) -> Result<(), EngineError> {
+        crate::overhead::archived();
         let live = [TaskState::Running, TaskState::Throttled];
         let started = task.archive_started_at.unwrap_or_else(now_ms);
         let result = match self

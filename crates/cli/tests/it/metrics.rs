@@ -151,6 +151,22 @@ async fn metrics_move_as_tasks_succeed_and_fail() {
             >= before.sum("reelay_upstream_requests_total", &submits) + 2.0
     );
     assert!(after.sum("reelay_upstream_requests_total", &[("call", "poll")]) >= 2.0);
+    // What reelay added to the steps that called the upstream: every submit is in a dispatch
+    // step, the success's last poll in an archiving one.
+    let overhead = "reelay_gateway_overhead_seconds_count";
+    assert!(
+        after.sum(overhead, &[("step", "dispatch")])
+            >= before.sum(overhead, &[("step", "dispatch")]) + 2.0
+    );
+    assert!(
+        after.sum(overhead, &[("step", "archive")])
+            >= before.sum(overhead, &[("step", "archive")]) + 1.0
+    );
+    let spent = after.sum(
+        "reelay_gateway_overhead_seconds_sum",
+        &[("step", "dispatch")],
+    );
+    assert!(spent > 0.0 && spent.is_finite(), "{spent}");
     assert!(after.sum("reelay_archive_bytes_total", &[]) > 0.0);
     // Credits: the success captured its price, the failure was refunded; nothing held.
     assert_eq!(
