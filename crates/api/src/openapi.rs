@@ -249,6 +249,24 @@ pub(crate) fn string_param(name: &str, location: ParameterIn, required: bool) ->
     param(name, location, required, String::schema())
 }
 
+/// An optional integer query parameter in `min..=max`.
+pub(crate) fn int_query(name: &str, min: i64, max: i64, default: Option<i64>) -> Parameter {
+    let schema = utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .minimum(Some(min))
+        .maximum(Some(max))
+        .default(default.map(Into::into));
+    param(name, ParameterIn::Query, false, schema.into())
+}
+
+/// An optional query parameter taking one of `values`.
+pub(crate) fn enum_query(name: &str, values: &[&str]) -> Parameter {
+    let schema = utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()));
+    param(name, ParameterIn::Query, false, schema.into())
+}
+
 /// The served documents, rendered once.
 #[derive(Clone)]
 pub(crate) struct Documents(Arc<BTreeMap<&'static str, Bytes>>);

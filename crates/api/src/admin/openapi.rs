@@ -18,7 +18,9 @@ use super::ops::{
     WebhookSecretView, WebhookUrl, WebhookUrlSet, DEFAULT_LEDGER_LIMIT, MAX_LEDGER_LIMIT,
 };
 use super::AdminError;
-use crate::openapi::{json_body, json_response, linked, op, param, response, string_param, Doc};
+use crate::openapi::{
+    int_query, json_body, json_response, linked, op, response, string_param, Doc,
+};
 
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -141,16 +143,11 @@ pub fn document() -> OpenApi {
         op("An account's ledger", 200, entries)
             .operation_id(Some("ledger"))
             .parameter(id())
-            .parameter(param(
+            .parameter(int_query(
                 "limit",
-                ParameterIn::Query,
-                false,
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .minimum(Some(1))
-                    .maximum(Some(MAX_LEDGER_LIMIT))
-                    .default(Some(DEFAULT_LEDGER_LIMIT.into()))
-                    .into(),
+                1,
+                MAX_LEDGER_LIMIT,
+                Some(DEFAULT_LEDGER_LIMIT),
             )),
     );
     let key = linked(

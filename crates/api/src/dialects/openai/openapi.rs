@@ -8,7 +8,9 @@ use utoipa::openapi::{ContentBuilder, OpenApi, RefOr, Required, ResponseBuilder,
 use utoipa::ToSchema;
 
 use super::OpenAi;
-use crate::openapi::{error_statuses, linked, op, param, response, string_param, Doc, ERROR_KINDS};
+use crate::openapi::{
+    enum_query, error_statuses, int_query, linked, op, response, string_param, Doc, ERROR_KINDS,
+};
 
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -236,25 +238,8 @@ pub fn document() -> OpenApi {
         "/v1/videos",
         op("List videos", 200, list)
             .parameter(string_param("after", ParameterIn::Query, false))
-            .parameter(param(
-                "limit",
-                ParameterIn::Query,
-                false,
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .minimum(Some(1))
-                    .maximum(Some(100))
-                    .into(),
-            ))
-            .parameter(param(
-                "order",
-                ParameterIn::Query,
-                false,
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(["asc", "desc"]))
-                    .into(),
-            )),
+            .parameter(int_query("limit", 1, 100, Some(20)))
+            .parameter(enum_query("order", &["asc", "desc"])),
     );
     doc.add(
         HttpMethod::Get,
@@ -299,14 +284,9 @@ pub fn document() -> OpenApi {
         .response("206", binary(&files))
         .operation_id(Some("videoContent"))
         .parameter(id())
-        .parameter(param(
+        .parameter(enum_query(
             "variant",
-            ParameterIn::Query,
-            false,
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(["video", "thumbnail", "spritesheet"]))
-                .into(),
+            &["video", "thumbnail", "spritesheet"],
         )),
     );
     let remix = doc.schema::<RemixRequest>();
