@@ -6,6 +6,7 @@ mod accept;
 pub mod admin;
 mod auth;
 mod callbacks;
+pub mod console;
 mod create;
 pub mod dialects;
 pub mod error;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dialects::routes(&state))
         .merge(uploads::routes())
         .merge(openapi::routes(&state))
+        .merge(console::routes())
         .merge(upstream_callbacks::routes())
         .nest("/admin/v1", admin::routes())
         // The nest does not match its own path with a trailing slash; without this the

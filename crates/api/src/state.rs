@@ -55,4 +55,6 @@ pub struct AppState {
     pub fetch: reelay_outbound::GuardedClient,
     /// The database figures of `/metrics`, cached.
     pub metrics: Arc<crate::metrics::DbFigures>,
+    /// The console's sessions.
+    pub console: Arc<crate::console::Sessions>,
 }

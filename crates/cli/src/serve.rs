@@ -568,6 +568,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
     forward_wakeups(store.as_ref(), engine.clone(), outbox_wake.clone());
 
     let (server_links, server_media) = (links.clone(), media.clone());
+    let console = Arc::new(reelay_api::console::Sessions::new(admin.session_key()));
     let state = AppState {
         store: store.clone(),
         catalog,
@@ -608,6 +609,7 @@ pub async fn start_with(config: Config, extras: Extras) -> anyhow::Result<Server
             concat!("reelay/", env!("CARGO_PKG_VERSION")),
         )?,
         metrics: Default::default(),
+        console,
     };
     let webhook_client = guard.client(
         Duration::from_millis(config.webhooks.connect_timeout_ms),

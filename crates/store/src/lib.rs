@@ -117,6 +117,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_task_by_id(&self, id: &str) -> Result<Option<Task>>;
     /// One page of an account's tasks of one dialect in id (= creation) order, after a cursor.
     async fn list_tasks(&self, page: &TaskPage) -> Result<Vec<Task>>;
+    /// Every account's tasks matching `search`, newest first (the operator's view).
+    async fn search_tasks(&self, search: &TaskSearch) -> Result<Vec<Task>>;
     async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>>;
 
     /// Claims up to `limit` due tasks for `owner` until `lease_until`.
@@ -219,11 +221,27 @@ pub trait Store: Send + Sync + 'static {
         account_id: &str,
         id: &str,
         refund_after_upstream: bool,
-    ) -> Result<CancelOutcome>;
+    ) -> Result<CancelOutcome> {
+        self.cancel_task(
+            id,
+            Canceller::Client {
+                account_id,
+                refund_after_upstream,
+            },
+        )
+        .await
+    }
+
+    /// Cancels a task as `by` says (see [`Canceller`]): the state, the hold's settlement, the
+    /// event and the callback in one transaction.
+    async fn cancel_task(&self, id: &str, by: Canceller<'_>) -> Result<CancelOutcome>;
 
     /// The figures the operator's metrics take from the database (see [`OpsSnapshot`]).
     /// Scans every task and ledger entry: callers cache it (a scrape every few seconds).
     async fn ops_snapshot(&self, now: i64) -> Result<OpsSnapshot>;
+    /// Tasks ended in each of `buckets` spans of `bucket_ms` from `since`, and the credits
+    /// captured and refunded since then (both from indexed ranges).
+    async fn activity(&self, since: i64, bucket_ms: i64, buckets: usize) -> Result<Activity>;
 
     // --- channel registry
     /// Every stored channel, removed ones included (tasks may still run on them).

@@ -148,6 +148,26 @@ pub struct TaskPage {
     pub ascending: bool,
 }
 
+/// The operator's search over every account's tasks (the console's list), newest first, a
+/// page at a time: `before_id` is the last id of the previous page (ids sort by creation).
+/// Every filter is optional; each has an index, so a page stays fast at any table size.
+#[derive(Debug, Clone, Default)]
+pub struct TaskSearch {
+    pub account_id: Option<String>,
+    /// Any of these states (empty: any state).
+    pub states: Vec<TaskState>,
+    pub dialect: Option<reelay_core::Dialect>,
+    /// The model as the client named it.
+    pub model: Option<String>,
+    pub channel: Option<String>,
+    /// Created at or after, Unix ms.
+    pub created_from: Option<i64>,
+    /// Created before, Unix ms.
+    pub created_before: Option<i64>,
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewTask {
     pub id: String,
@@ -262,6 +282,53 @@ impl TaskUpdate {
     pub fn to(mut self, state: TaskState) -> Self {
         self.to = Some(state);
         self
+    }
+}
+
+/// Who cancels a task, which decides what the cancel does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canceller<'a> {
+    /// The client, through its dialect, for a task of its account: a live task is cancelled and
+    /// deleted, a finished one deleted. A job the upstream already took is charged unless
+    /// `refund_after_upstream`.
+    Client {
+        account_id: &'a str,
+        refund_after_upstream: bool,
+    },
+    /// An operator, for a live task of any account: cancelled and refunded (the operator chose
+    /// to stop it; the client pays nothing), and it stays visible. A finished task is left as
+    /// it is (`NotFound`: nothing live to cancel).
+    Operator,
+}
+
+impl Canceller<'_> {
+    pub(crate) fn account(&self) -> Option<&str> {
+        match self {
+            Canceller::Client { account_id, .. } => Some(account_id),
+            Canceller::Operator => None,
+        }
+    }
+
+    pub(crate) fn refunds_after_upstream(&self) -> bool {
+        match self {
+            Canceller::Client {
+                refund_after_upstream,
+                ..
+            } => *refund_after_upstream,
+            Canceller::Operator => true,
+        }
+    }
+
+    pub(crate) fn is_operator(&self) -> bool {
+        matches!(self, Canceller::Operator)
+    }
+
+    /// Who, in the ledger's reason and the event's data.
+    pub(crate) fn who(&self) -> &'static str {
+        match self {
+            Canceller::Client { .. } => "client",
+            Canceller::Operator => "operator",
+        }
     }
 }
 
@@ -581,6 +648,23 @@ impl SubmitRate {
     pub fn slot(&self, now: i64) -> i64 {
         now - now.rem_euclid(self.slot_ms)
     }
+}
+
+/// What happened recently (the console's overview): tasks ended per time bucket, and credits
+/// settled over the whole span.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    /// Oldest first.
+    pub buckets: Vec<ActivityBucket>,
+    pub credits_captured: i64,
+    pub credits_refunded: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivityBucket {
+    pub succeeded: i64,
+    pub failed: i64,
+    pub cancelled: i64,
 }
 
 /// What the operator's metrics read from the database (every instance's work, not one's):

@@ -66,6 +66,50 @@ pub fn task_page_sql(page: &crate::TaskPage) -> String {
     )
 }
 
+/// The query of `Store::search_tasks`, for either backend (QueryBuilder numbers the binds
+/// in each one's style).
+pub fn task_search<'a, DB: sqlx::Database>(s: &'a crate::TaskSearch) -> sqlx::QueryBuilder<'a, DB>
+where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut qb = sqlx::QueryBuilder::new(format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE deleted = 0"
+    ));
+    if let Some(a) = &s.account_id {
+        qb.push(" AND account_id = ").push_bind(a.as_str());
+    }
+    if !s.states.is_empty() {
+        qb.push(" AND state IN (");
+        let mut list = qb.separated(", ");
+        for st in &s.states {
+            list.push_bind(st.as_str());
+        }
+        qb.push(")");
+    }
+    if let Some(d) = s.dialect {
+        qb.push(" AND dialect = ").push_bind(d.as_str());
+    }
+    if let Some(m) = &s.model {
+        qb.push(" AND model = ").push_bind(m.as_str());
+    }
+    if let Some(c) = &s.channel {
+        qb.push(" AND channel = ").push_bind(c.as_str());
+    }
+    if let Some(t) = s.created_from {
+        qb.push(" AND created_at >= ").push_bind(t);
+    }
+    if let Some(t) = s.created_before {
+        qb.push(" AND created_at < ").push_bind(t);
+    }
+    if let Some(id) = &s.before_id {
+        qb.push(" AND id < ").push_bind(id.as_str());
+    }
+    qb.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(s.limit.clamp(1, 1000));
+    qb
+}
+
 #[derive(sqlx::FromRow, serde::Deserialize)]
 pub struct TaskRow {
     id: String,

@@ -175,6 +175,40 @@ pub const OPS_SETTLED: &str = "SELECT \
 pub const OPS_BACKLOG: &str =
     "SELECT COUNT(*), MIN(created_at) FROM webhook_messages WHERE state = 'pending'";
 
+/// `activity`: tasks ended per bucket and end state since `$1`, buckets `$2` ms wide.
+pub const ACTIVITY_ENDED: &str = "SELECT CAST((finished_at - $1) / $2 AS BIGINT), state, COUNT(*) \
+     FROM tasks WHERE finished_at >= $1 AND state IN ('succeeded', 'failed', 'cancelled') \
+     GROUP BY 1, 2";
+/// `activity`: credits captured and refunded since `$1`.
+pub const ACTIVITY_SETTLED: &str = "SELECT \
+     CAST(COALESCE(SUM(CASE WHEN kind = 'capture' THEN amount ELSE 0 END), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE WHEN kind = 'refund' THEN amount ELSE 0 END), 0) AS BIGINT) \
+     FROM ledger_entries WHERE created_at >= $1 AND kind IN ('capture', 'refund')";
+
+/// The rows of `ACTIVITY_ENDED` as buckets, oldest first, every bucket present.
+pub fn activity(
+    rows: Vec<(i64, String, i64)>,
+    buckets: usize,
+    settled: (i64, i64),
+) -> crate::Activity {
+    let mut out = vec![crate::ActivityBucket::default(); buckets];
+    for (i, state, n) in rows {
+        let Some(b) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) else {
+            continue;
+        };
+        match state.as_str() {
+            "succeeded" => b.succeeded += n,
+            "failed" => b.failed += n,
+            _ => b.cancelled += n,
+        }
+    }
+    crate::Activity {
+        buckets: out,
+        credits_captured: settled.0,
+        credits_refunded: settled.1,
+    }
+}
+
 /// `in_flight_by_channel`.
 pub fn in_flight_by_channel() -> String {
     format!(

@@ -162,7 +162,7 @@ pub async fn disable_channel(
     switch(&state, &name, false, reason.as_deref()).await
 }
 
-async fn switch(
+pub(crate) async fn switch(
     state: &AppState,
     name: &str,
     on: bool,
@@ -200,7 +200,7 @@ pub async fn remove_channel(
 }
 
 /// This instance applies a registry change now (the others within their reload interval).
-async fn applied(state: &AppState) -> Result<()> {
+pub(crate) async fn applied(state: &AppState) -> Result<()> {
     state.engine.channels_changed().await.map_err(|e| match e {
         reelay_engine::RegistryError::Store(s) => AdminError::Store(s),
         reelay_engine::RegistryError::Invalid(m) => AdminError::invalid(m.to_string()),

@@ -47,11 +47,26 @@ impl AdminAuth {
     /// Does the request carry the admin token (`Authorization: Bearer <token>`)? The digests
     /// are compared in constant time, so the answer's timing says nothing about the token.
     pub fn verify(&self, headers: &HeaderMap) -> bool {
-        let (Some(expected), Some(given)) = (&self.token_hash, crate::auth::bearer(headers)) else {
+        crate::auth::bearer(headers).is_some_and(|given| self.verify_token(given))
+    }
+
+    /// Is `given` the admin token (the console's sign-in form)?
+    pub fn verify_token(&self, given: &str) -> bool {
+        let Some(expected) = &self.token_hash else {
             return false;
         };
         let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         bool::from(given.ct_eq(expected))
+    }
+
+    /// The key of the console's sessions: derived from the token's hash, so a new admin token
+    /// ends every session.
+    pub fn session_key(&self) -> Option<[u8; 32]> {
+        let hash = self.token_hash?;
+        let mut h = Sha256::new();
+        h.update(b"reelay console sessions\n");
+        h.update(hash);
+        Some(h.finalize().into())
     }
 }
 

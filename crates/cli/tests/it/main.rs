@@ -14,6 +14,7 @@ mod bench_smoke;
 mod channels;
 mod chaos;
 mod config_check;
+mod console;
 mod credits;
 mod db_faults;
 mod engine_faults;

@@ -47,11 +47,11 @@ use crate::rows::{
 };
 use crate::rules::{self, CancelPlan};
 use crate::{
-    now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
-    CancelOutcome, ChannelWrite, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation,
-    MediaObject, NewAccount, NewTask, OpsSnapshot, Result, ServedMedia, Store, StoreError,
-    StoredChannel, Task, TaskEvent, TaskPage, TaskUpdate, UploadRecord, Wake, WebhookAttempt,
-    WebhookMessage, WebhookNext, WebhookSecrets,
+    now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, Activity, ApiKey, Callbacks,
+    CancelOutcome, Canceller, ChannelWrite, CreditUsage, Credited, LedgerEntry, LedgerKind,
+    LedgerViolation, MediaObject, NewAccount, NewTask, OpsSnapshot, Result, ServedMedia, Store,
+    StoreError, StoredChannel, Task, TaskEvent, TaskPage, TaskSearch, TaskUpdate, UploadRecord,
+    Wake, WebhookAttempt, WebhookMessage, WebhookNext, WebhookSecrets,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -654,6 +654,12 @@ impl Store for PgStore {
         rows.iter().map(task_from_row).collect()
     }
 
+    async fn search_tasks(&self, search: &TaskSearch) -> Result<Vec<Task>> {
+        let mut qb = rows::task_search::<sqlx::Postgres>(search);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
     async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>> {
         let rows = sqlx::query("SELECT * FROM task_events WHERE task_id = $1 ORDER BY seq")
             .bind(task_id)
@@ -1075,27 +1081,28 @@ impl Store for PgStore {
         .rows_affected())
     }
 
-    async fn cancel_or_delete(
-        &self,
-        account_id: &str,
-        id: &str,
-        refund_after_upstream: bool,
-    ) -> Result<CancelOutcome> {
+    async fn cancel_task(&self, id: &str, by: Canceller<'_>) -> Result<CancelOutcome> {
+        let (refund_after_upstream, operator, who) =
+            (by.refunds_after_upstream(), by.is_operator(), by.who());
         let now = now_ms();
         let mut tx = self.begin().await?;
         // Locked like update_task's read: the plan is made for the state that is changed.
         let row = sqlx::query(
             "SELECT state, upstream_id, channel FROM tasks
-             WHERE id = $1 AND account_id = $2 AND deleted = 0 FOR NO KEY UPDATE",
+             WHERE id = $1 AND ($2::text IS NULL OR account_id = $2) AND deleted = 0
+             FOR NO KEY UPDATE",
         )
         .bind(id)
-        .bind(account_id)
+        .bind(by.account())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
             return Ok(CancelOutcome::NotFound);
         };
         let state = parse_state(row.try_get("state")?)?;
+        if operator && state.is_terminal() {
+            return Ok(CancelOutcome::NotFound);
+        }
         let upstream_id: Option<String> = row.try_get("upstream_id")?;
         let mut enqueued = false;
         let outcome = match rules::cancel_plan(state, upstream_id.is_some(), refund_after_upstream)
@@ -1121,7 +1128,8 @@ impl Store for PgStore {
             } => {
                 // While `cancel_upstream` is set the engine owes the upstream its cancel call.
                 sqlx::query(
-                    "UPDATE tasks SET state = 'cancelled', deleted = 1, finished_at = $1,
+                    "UPDATE tasks SET state = 'cancelled', finished_at = $1,
+                            deleted = CASE WHEN $7 THEN deleted ELSE 1 END,
                             updated_at = $1, cancel_upstream = $2,
                             next_attempt_at = CASE WHEN $3 THEN
                                 (CASE WHEN upstream_id IS NOT NULL THEN $1 ELSE next_attempt_at END)
@@ -1136,9 +1144,10 @@ impl Store for PgStore {
                 .bind(keep_lease)
                 .bind(id)
                 .bind(state.as_str())
+                .bind(operator)
                 .execute(&mut *tx)
                 .await?;
-                credits::settle(&mut tx, id, settle, "cancelled by client").await?;
+                credits::settle(&mut tx, id, settle, &format!("cancelled by {who}")).await?;
                 // A slot given back: as in update_task, the longest waiter may go.
                 if let Some(channel) = row.try_get::<Option<String>, _>("channel")? {
                     lock_channel_shared(&mut tx, &channel).await?;
@@ -1153,7 +1162,7 @@ impl Store for PgStore {
                     id,
                     Some(state),
                     TaskState::Cancelled,
-                    &serde_json::json!({"by": "client"}),
+                    &serde_json::json!({"by": who}),
                     now,
                 )
                 .await?;
@@ -1245,6 +1254,19 @@ impl Store for PgStore {
             webhook_backlog,
             oldest_undelivered_at,
         })
+    }
+
+    async fn activity(&self, since: i64, bucket_ms: i64, buckets: usize) -> Result<Activity> {
+        let rows = sqlx::query_as::<_, (i64, String, i64)>(crate::sql::ACTIVITY_ENDED)
+            .bind(since)
+            .bind(bucket_ms.max(1))
+            .fetch_all(&self.pool)
+            .await?;
+        let settled = sqlx::query_as::<_, (i64, i64)>(crate::sql::ACTIVITY_SETTLED)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(crate::sql::activity(rows, buckets, settled))
     }
 
     async fn list_channels(&self) -> Result<Vec<StoredChannel>> {

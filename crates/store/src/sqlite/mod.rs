@@ -28,11 +28,11 @@ use crate::rows::{
 use crate::rules::{self, CancelPlan};
 use crate::UploadRecord;
 use crate::{
-    now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, ApiKey, Callbacks,
-    CancelOutcome, ChannelWrite, CreditUsage, Credited, LedgerEntry, LedgerKind, LedgerViolation,
-    MediaObject, NewAccount, NewTask, OpsSnapshot, Result, ServedMedia, Store, StoreError,
-    StoredChannel, Task, TaskEvent, TaskPage, TaskUpdate, WebhookAttempt, WebhookMessage,
-    WebhookNext, WebhookSecrets,
+    now_ms, secrets::SecretBox, AcceptOutcome, Acceptance, Account, Activity, ApiKey, Callbacks,
+    CancelOutcome, Canceller, ChannelWrite, CreditUsage, Credited, LedgerEntry, LedgerKind,
+    LedgerViolation, MediaObject, NewAccount, NewTask, OpsSnapshot, Result, ServedMedia, Store,
+    StoreError, StoredChannel, Task, TaskEvent, TaskPage, TaskSearch, TaskUpdate, WebhookAttempt,
+    WebhookMessage, WebhookNext, WebhookSecrets,
 };
 use lite::{all, exec, one, value};
 use reader::Readers;
@@ -537,6 +537,12 @@ impl Store for SqliteStore {
         rows.into_iter().map(Task::try_from).collect()
     }
 
+    async fn search_tasks(&self, search: &TaskSearch) -> Result<Vec<Task>> {
+        let mut qb = rows::task_search::<sqlx::Sqlite>(search);
+        let rows = qb.build_query_as::<TaskRow>().fetch_all(&self.read).await?;
+        rows.into_iter().map(Task::try_from).collect()
+    }
+
     async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>> {
         let rows = sqlx::query("SELECT * FROM task_events WHERE task_id = ? ORDER BY seq")
             .bind(task_id)
@@ -895,24 +901,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn cancel_or_delete(
-        &self,
-        account_id: &str,
-        id: &str,
-        refund_after_upstream: bool,
-    ) -> Result<CancelOutcome> {
-        let (account_id, id) = (account_id.to_string(), id.to_string());
+    async fn cancel_task(&self, id: &str, by: Canceller<'_>) -> Result<CancelOutcome> {
+        let (account_id, id) = (by.account().map(str::to_string), id.to_string());
+        let (refund_after_upstream, operator, who) =
+            (by.refunds_after_upstream(), by.is_operator(), by.who());
         self.write(move |w, ctx| {
             let now = now_ms();
             let conn = w.conn;
             let Some((state, upstream_id)) = state_and_owner(
                 conn,
-                "SELECT state, upstream_id FROM tasks WHERE id = ? AND account_id = ? AND deleted = 0",
+                "SELECT state, upstream_id FROM tasks
+                 WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2) AND deleted = 0",
                 params![id, account_id],
             )?
             else {
                 return Ok(CancelOutcome::NotFound);
             };
+            if operator && state.is_terminal() {
+                return Ok(CancelOutcome::NotFound);
+            }
             Ok(
                 match rules::cancel_plan(state, upstream_id.is_some(), refund_after_upstream) {
                     CancelPlan::Delete => {
@@ -934,7 +941,8 @@ impl Store for SqliteStore {
                         // While `cancel_upstream` is set the engine owes the upstream its cancel call.
                         exec(
                             conn,
-                            "UPDATE tasks SET state = 'cancelled', deleted = 1, finished_at = ?1, updated_at = ?1,
+                            "UPDATE tasks SET state = 'cancelled', finished_at = ?1, updated_at = ?1,
+                                    deleted = CASE WHEN ?6 THEN deleted ELSE 1 END,
                                     cancel_upstream = ?2,
                                     next_attempt_at = CASE WHEN ?2 THEN
                                         (CASE WHEN upstream_id IS NOT NULL THEN ?1 ELSE next_attempt_at END)
@@ -942,9 +950,9 @@ impl Store for SqliteStore {
                                     lease_owner = CASE WHEN ?3 THEN lease_owner ELSE NULL END,
                                     lease_until = CASE WHEN ?3 THEN lease_until ELSE NULL END
                              WHERE id = ?4 AND state = ?5",
-                            params![now, owes_upstream as i64, keep_lease as i64, id, state.as_str()],
+                            params![now, owes_upstream as i64, keep_lease as i64, id, state.as_str(), operator],
                         )?;
-                        credits::settle(conn, &id, settle, "cancelled by client")?;
+                        credits::settle(conn, &id, settle, &format!("cancelled by {who}"))?;
                         // A slot given back: as in update_task, the longest waiter may go.
                         let mut q = crate::sql::LiteQuery::default();
                         crate::sql::wake_waiting(&mut q, now, false);
@@ -954,7 +962,7 @@ impl Store for SqliteStore {
                             &id,
                             Some(state),
                             TaskState::Cancelled,
-                            &serde_json::json!({"by": "client"}),
+                            &serde_json::json!({"by": who}),
                             now,
                         )?;
                         let task = task_row(conn, &id)?
@@ -1045,6 +1053,19 @@ impl Store for SqliteStore {
             webhook_backlog,
             oldest_undelivered_at,
         })
+    }
+
+    async fn activity(&self, since: i64, bucket_ms: i64, buckets: usize) -> Result<Activity> {
+        let rows = sqlx::query_as::<_, (i64, String, i64)>(crate::sql::ACTIVITY_ENDED)
+            .bind(since)
+            .bind(bucket_ms.max(1))
+            .fetch_all(&self.read)
+            .await?;
+        let settled = sqlx::query_as::<_, (i64, i64)>(crate::sql::ACTIVITY_SETTLED)
+            .bind(since)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(crate::sql::activity(rows, buckets, settled))
     }
 
     async fn list_channels(&self) -> Result<Vec<StoredChannel>> {
