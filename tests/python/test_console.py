@@ -121,7 +121,6 @@ def test_the_console_in_a_browser(server, browser):
     page.wait_for_url(f"{base}/admin/")
     assert ADMIN_TOKEN not in page.url and ADMIN_TOKEN not in page.content()
     page.get_by_role("heading", name="Overview").wait_for()
-    shot(page, "overview")
 
     # A Runway task, with markup in its prompt, reaches SUCCEEDED; its page has its events,
     # its poster and a video that plays.
@@ -201,6 +200,12 @@ def test_the_console_in_a_browser(server, browser):
     page.goto(f"{base}/admin/tasks")
     page.get_by_role("button", name="Filter").wait_for()
     shot(page, "tasks-narrow")
+
+    # The overview after all this: the day's chart has bars.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{base}/admin/")
+    assert page.locator("svg.chart rect[height]:not([height='0'])").count() > 0
+    shot(page, "overview")
 
     # Sign out: the session is gone.
     page.click("text=Sign out")

@@ -403,7 +403,8 @@ pub async fn task(
             }
         }
         @if media.expired { p { "The archived media have passed their retention." } }
-        h2 { "Request as received" }
+        h2 { "Request" }
+        p { small { "The body as validated, in Runway's form (the other dialects' requests are translated into it); the model as sent upstream." } }
         pre { (request) }
         h2 { "State history" }
         table {
