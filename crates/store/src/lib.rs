@@ -69,6 +69,8 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
     ) -> Result<Credited>;
     async fn ledger(&self, account_id: &str, limit: i64) -> Result<Vec<LedgerEntry>>;
+    /// Every ledger entry of one task, oldest first (a hold, then a capture or a refund).
+    async fn task_ledger(&self, task_id: &str) -> Result<Vec<LedgerEntry>>;
     /// Recomputes every balance from the ledger and checks held = captured + refunded for
     /// every finished task. Empty means consistent.
     async fn verify_ledger(&self) -> Result<Vec<LedgerViolation>>;

@@ -192,6 +192,11 @@ async fn operator_cancels_and_activity(db: Db) {
         s.get_task(&a.id, &t.id).await.unwrap().is_some(),
         "the client still sees it"
     );
+    let entries = s.task_ledger(&t.id).await.unwrap();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["hold", "refund"]);
+    assert_eq!(entries[1].reason, "cancelled by operator");
+    assert!(s.task_ledger("no-such-task").await.unwrap().is_empty());
     let events = s.task_events(&t.id).await.unwrap();
     assert_eq!(events.last().unwrap().data["by"], "operator");
     // Finished: nothing to cancel, nothing changes.

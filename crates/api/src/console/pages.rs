@@ -348,14 +348,11 @@ pub async fn task(
         .await
         .map_err(|e| failed(e, &session))?;
     let t: &Task = &detail.task;
-    let ledger: Vec<_> = state
+    let ledger = state
         .store
-        .ledger(&t.account_id, 1000)
+        .task_ledger(&t.id)
         .await
-        .map_err(|e| failed(e.into(), &session))?
-        .into_iter()
-        .filter(|e| e.task_id.as_deref() == Some(&t.id))
-        .collect();
+        .map_err(|e| failed(e.into(), &session))?;
     let media = crate::media::task_media(&state.links, t);
     let request = serde_json::to_string_pretty(&t.spec.input).unwrap_or_default();
     let body = html! {
@@ -425,7 +422,7 @@ pub async fn task(
                 @for e in &ledger {
                     tr { td { (when(e.created_at)) } td { (e.kind.as_str()) } td { (e.amount) } td { (e.reason) } }
                 }
-                @if ledger.is_empty() { tr { td colspan="4" { "No entry among the account's latest 1000." } } }
+                @if ledger.is_empty() { tr { td colspan="4" { "No ledger entry." } } }
             }
         }
         h2 { "Webhooks" }

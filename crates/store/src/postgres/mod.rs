@@ -958,6 +958,14 @@ impl Store for PgStore {
         rows.iter().map(ledger_from_row).collect()
     }
 
+    async fn task_ledger(&self, task_id: &str) -> Result<Vec<LedgerEntry>> {
+        let rows = sqlx::query("SELECT * FROM ledger_entries WHERE task_id = $1 ORDER BY seq")
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(ledger_from_row).collect()
+    }
+
     async fn verify_ledger(&self) -> Result<Vec<LedgerViolation>> {
         let mut found = Vec::new();
         // One snapshot for both queries: a transition committing between them could

@@ -791,6 +791,14 @@ impl Store for SqliteStore {
         rows.iter().map(ledger_from_row).collect()
     }
 
+    async fn task_ledger(&self, task_id: &str) -> Result<Vec<LedgerEntry>> {
+        let rows = sqlx::query("SELECT * FROM ledger_entries WHERE task_id = ? ORDER BY seq")
+            .bind(task_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(ledger_from_row).collect()
+    }
+
     async fn verify_ledger(&self) -> Result<Vec<LedgerViolation>> {
         let mut found = Vec::new();
         // Both checks read one snapshot (a read transaction under WAL): a transition
