@@ -133,7 +133,7 @@ def test_the_console_in_a_browser(server, browser):
     page.click(f"a[href='/admin/tasks/{done_id}']")
     page.get_by_role("heading", name="State history").wait_for()
     assert "succeeded" in page.inner_text("main")
-    assert "<script>window.pwned = 1</script>" in page.inner_text("pre")
+    assert "<script>window.pwned = 1</script>" in page.inner_text("pre >> nth=0")
     assert page.evaluate("window.pwned") is None
     assert page.locator("img.poster").first.evaluate("i => i.complete && i.naturalWidth > 0")
     page.wait_for_function("document.querySelector('video').readyState >= 1", timeout=20000)

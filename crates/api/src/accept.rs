@@ -73,6 +73,17 @@ pub struct Request<'a> {
     pub spec: TaskSpec,
 }
 
+/// The largest client request kept with its task for the operator's view (as JSON text).
+const KEPT_REQUEST_BYTES: usize = 16 * 1024;
+
+/// The client's request, if it is small enough to keep beside the task's own body.
+fn kept_request(body: &Value) -> Option<Value> {
+    let size = serde_json::to_vec(body)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
+    (size <= KEPT_REQUEST_BYTES).then(|| body.clone())
+}
+
 /// Prices the task for the account (catalog price × the account's multiplier, rounded up),
 /// then accepts it. `render(task_id, price)` builds the success answer before the insert, so
 /// the answer a retry replays is stored in the same transaction as the task.
@@ -111,7 +122,10 @@ pub async fn accept(
                 account_id: account.id.clone(),
                 key_id: Some(principal.key_id.clone()),
                 dialect,
-                spec,
+                spec: TaskSpec {
+                    received: kept_request(body),
+                    ..spec
+                },
             },
             Acceptance {
                 idempotency,

@@ -34,6 +34,10 @@ pub struct TaskSpec {
     /// Text drawn at the bottom right of video outputs when they are archived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<String>,
+    /// The client's request as it came, less any credential, for the operator's view; kept
+    /// only when small (a body carrying a data URI is not stored twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<Value>,
 }
 
 impl TaskSpec {
@@ -62,6 +66,7 @@ impl TaskSpec {
             callback_url: None,
             params: None,
             watermark: None,
+            received: None,
         })
     }
 }

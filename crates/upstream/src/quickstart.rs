@@ -402,6 +402,7 @@ mod tests {
             callback_url: None,
             params: None,
             watermark: None,
+            received: None,
         }
     }
 

@@ -400,9 +400,18 @@ pub async fn task(
             }
         }
         @if media.expired { p { "The archived media have passed their retention." } }
-        h2 { "Request" }
-        p { small { "The body as validated, in Runway's form (the other dialects' requests are translated into it); the model as sent upstream." } }
+        h2 { "Request as received" }
+        @match &t.spec.received {
+            Some(received) => pre { (serde_json::to_string_pretty(received).unwrap_or_default()) },
+            None => p { "Not kept (larger than 16 KiB, or made before reelay kept requests)." },
+        }
+        h2 { "Body sent upstream" }
+        p { small { "What reelay validated and submits, in Runway's form (the other dialects' requests are translated into it)." } }
         pre { (request) }
+        @if let Some(params) = &t.spec.params {
+            p { small { "What the " (t.dialect.as_str()) " dialect keeps of the request for its answers:" } }
+            pre { (serde_json::to_string_pretty(params).unwrap_or_default()) }
+        }
         h2 { "State history" }
         table {
             thead { tr { th { "When" } th { "From" } th { "To" } th { "Data" } } }

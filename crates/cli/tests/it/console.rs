@@ -137,6 +137,25 @@ async fn signed_in_an_operator_sees_escapes_cancels_tops_up_and_switches() {
     assert!(!task_page.contains("<script>alert(1)"));
     let list = b.page("/admin/tasks").await;
     assert!(list.contains(&id));
+    // The request is kept as it came; a credential in a reverse body is not.
+    let stored = app.server.store.get_task_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.spec.received,
+        Some(gen4_turbo("<script>alert(1)</script>"))
+    );
+    let r: serde_json::Value = app
+        .client
+        .post(app.url("/runway/pro/generate"))
+        .json(&json!({"prompt": "a quiet harbour", "key": app.key}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reverse_id = r["data"]["task_id"].as_str().unwrap().to_string();
+    let page = b.page(&format!("/admin/tasks/{reverse_id}")).await;
+    assert!(page.contains("a quiet harbour") && !page.contains(&app.key));
 
     // Cancel, running: without the token 403 and nothing changes; with it, cancelled and
     // refunded, and still listed.
