@@ -104,6 +104,15 @@ def create(server, prompt: str) -> str:
     return r.json()["id"]
 
 
+def wait_js(page, expression: str, timeout: float = 20):
+    """Polls `expression` in the page until it is true. (Playwright's wait_for_function evaluates
+    a string in the page, which the console's CSP, script-src 'none', rightly refuses.)"""
+    deadline = time.time() + timeout
+    while not page.evaluate(f"() => Boolean({expression})"):
+        assert time.time() < deadline, f"never true: {expression}"
+        time.sleep(0.1)
+
+
 def shot(page, name: str):
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -136,11 +145,10 @@ def test_the_console_in_a_browser(server, browser):
     assert "<script>window.pwned = 1</script>" in page.inner_text("pre >> nth=0")
     assert page.evaluate("window.pwned") is None
     assert page.locator("img.poster").first.evaluate("i => i.complete && i.naturalWidth > 0")
-    page.wait_for_function("document.querySelector('video').readyState >= 1", timeout=20000)
+    wait_js(page, "document.querySelector('video').readyState >= 1")
     assert page.evaluate("document.querySelector('video').duration") > 0
-    page.evaluate("document.querySelector('video').muted = true")
-    page.evaluate("document.querySelector('video').play()")
-    page.wait_for_function("document.querySelector('video').currentTime > 0", timeout=20000)
+    page.evaluate("() => { const v = document.querySelector('video'); v.muted = true; v.play(); }")
+    wait_js(page, "document.querySelector('video').currentTime > 0")
     shot(page, "task")
 
     # Cancel a running task: cancelled and refunded.

@@ -54,6 +54,35 @@ pub fn routes() -> Router<AppState> {
             "/admin/accounts/{id}/keys/{key_id}/revoke",
             post(pages::revoke_key),
         )
+        .layer(axum::middleware::map_response(harden))
+}
+
+/// Headers of every console answer: no script runs (none is served, so an injected one would
+/// not either), no page is framed, posted forms stay on this origin, and nothing is cached (a
+/// page may show a new key once). Media may come from a bucket's presigned URLs.
+async fn harden(mut res: Response) -> Response {
+    use axum::http::HeaderValue;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'; img-src * data:; media-src *",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
 }
 
 /// A request from a signed-in operator. Without a (live) session every console page sends

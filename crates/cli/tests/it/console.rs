@@ -37,6 +37,11 @@ impl Browser {
     async fn page(&self, path: &str) -> String {
         let r = self.get(path).await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("script-src 'none'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
         assert!(r.headers()[header::CONTENT_TYPE]
             .to_str()
             .unwrap()
