@@ -76,12 +76,26 @@ pub struct Request<'a> {
 /// The largest client request kept with its task for the operator's view (as JSON text).
 const KEPT_REQUEST_BYTES: usize = 16 * 1024;
 
-/// The client's request, if it is small enough to keep beside the task's own body.
+/// The client's request, if it is small enough to keep beside the task's own body. Measured
+/// by writing it into a counter that gives up past the limit, so a body carrying a 16 MiB data
+/// URI costs a few kilobytes of work here, not a second copy.
 fn kept_request(body: &Value) -> Option<Value> {
-    let size = serde_json::to_vec(body)
-        .map(|b| b.len())
-        .unwrap_or(usize::MAX);
-    (size <= KEPT_REQUEST_BYTES).then(|| body.clone())
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            if self.0 > KEPT_REQUEST_BYTES {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(&mut Count(0), body)
+        .is_ok()
+        .then(|| body.clone())
 }
 
 /// Prices the task for the account (catalog price × the account's multiplier, rounded up),
@@ -246,5 +260,18 @@ mod tests {
         assert_eq!(account_price(1, f64::NAN), 1);
         assert_eq!(account_price(i64::MAX, 100.0), reelay_store::MAX_BALANCE);
         assert_eq!(account_price(-5, 2.0), 0);
+    }
+}
+
+#[cfg(test)]
+mod kept_tests {
+    use super::*;
+
+    #[test]
+    fn small_requests_are_kept_large_ones_are_not() {
+        let small = serde_json::json!({"promptText": "a lake"});
+        assert_eq!(kept_request(&small), Some(small));
+        let large = serde_json::json!({"promptImage": "x".repeat(KEPT_REQUEST_BYTES)});
+        assert_eq!(kept_request(&large), None);
     }
 }
