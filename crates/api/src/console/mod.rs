@@ -22,6 +22,7 @@ use reelay_store::now_ms;
 pub use session::Sessions;
 use session::{set_cookie, Session};
 
+use crate::admin::AdminError;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -124,16 +125,49 @@ impl Posted {
 /// A form without a valid CSRF token.
 pub(crate) struct Forbidden;
 
-impl From<Forbidden> for Response {
-    fn from(_: Forbidden) -> Response {
-        (
-            StatusCode::FORBIDDEN,
-            page_plain(
+/// Why a console request did not go through, as a page: a form without its CSRF token (403),
+/// or the admin call's refusal or the store's trouble, in the operator's words.
+pub(crate) enum Refusal {
+    Forbidden,
+    Failed(AdminError),
+}
+
+impl From<Forbidden> for Refusal {
+    fn from(_: Forbidden) -> Refusal {
+        Refusal::Forbidden
+    }
+}
+
+impl From<AdminError> for Refusal {
+    fn from(e: AdminError) -> Refusal {
+        Refusal::Failed(e)
+    }
+}
+
+impl From<reelay_store::StoreError> for Refusal {
+    fn from(e: reelay_store::StoreError) -> Refusal {
+        Refusal::Failed(e.into())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (status, title, text) = match self {
+            Refusal::Forbidden => (
+                StatusCode::FORBIDDEN,
                 "Refused",
-                "This form has no valid CSRF token. Reload the page and try again.",
+                "This form has no valid CSRF token. Reload the page and try again.".to_string(),
             ),
-        )
-            .into_response()
+            Refusal::Failed(e) => {
+                let status = match &e {
+                    AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+                    AdminError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                (status, "Not done", e.to_string())
+            }
+        };
+        (status, page_plain(title, &text)).into_response()
     }
 }
 
@@ -211,7 +245,7 @@ async fn sign_out(
     body: Bytes,
 ) -> Response {
     if let Err(refused) = Posted::read(&session, &body) {
-        return refused.into();
+        return Refusal::from(refused).into_response();
     }
     state.console.end(&session);
     (
@@ -276,6 +310,10 @@ pub(crate) fn csrf(session: &Session) -> Markup {
 fn page_plain(title: &str, text: &str) -> Markup {
     html! {
         (DOCTYPE)
-        html lang="en" { head { (head(title)) } body { main { h1 { (title) } p { (text) } } } }
+        html lang="en" { head { (head(title)) } body { main {
+            h1 { (title) }
+            p.problem role="alert" { (text) }
+            p { a href="/admin/" { "Back to the console" } }
+        } } }
     }
 }

@@ -4,7 +4,6 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use reelay_core::{Dialect, TaskState};
@@ -19,7 +18,7 @@ use crate::AppState;
 /// Tasks on one page of the list.
 const PAGE: i64 = 50;
 
-type Page = Result<Response, Response>;
+type Page = Result<Response, super::Refusal>;
 
 fn when(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -29,17 +28,6 @@ fn when(ms: i64) -> String {
 
 fn state_class(s: TaskState) -> String {
     format!("state-{}", s.as_str())
-}
-
-/// An admin call's refusal (or the store's trouble) as a page.
-fn failed(e: AdminError, session: &super::Session) -> Response {
-    let status = match &e {
-        AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-        AdminError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let body = html! { p.problem role="alert" { (e.to_string()) } p { a href="/admin/" { "Back to the console" } } };
-    (status, layout("Not done", session, body)).into_response()
 }
 
 /// Back to `to` after a form, with what happened (shown by the page).
@@ -59,16 +47,8 @@ fn notice(n: &Option<String>) -> Markup {
 }
 
 pub async fn overview(State(state): State<AppState>, Operator(session): Operator) -> Page {
-    let snap = state
-        .store
-        .ops_snapshot(now_ms())
-        .await
-        .map_err(|e| failed(e.into(), &session))?;
-    let channels = state
-        .engine
-        .channel_views()
-        .await
-        .map_err(|e| failed(e.into(), &session))?;
+    let snap = state.store.ops_snapshot(now_ms()).await?;
+    let channels = state.engine.channel_views().await?;
     let count = |st: &str| {
         snap.tasks_by_state
             .iter()
@@ -79,8 +59,7 @@ pub async fn overview(State(state): State<AppState>, Operator(session): Operator
     let activity = state
         .store
         .activity(now - 24 * HOUR_MS, HOUR_MS, 24)
-        .await
-        .map_err(|e| failed(e.into(), &session))?;
+        .await?;
     let oldest = snap
         .oldest_due_at
         .map(|t| format!("{} s", (now - t).max(0) / 1000))
@@ -260,11 +239,7 @@ pub async fn tasks(
         limit: PAGE + 1,
     };
     let mut found = if problems.is_empty() {
-        state
-            .store
-            .search_tasks(&search)
-            .await
-            .map_err(|e| failed(e.into(), &session))?
+        state.store.search_tasks(&search).await?
     } else {
         Vec::new()
     };
@@ -341,18 +316,10 @@ pub async fn task(
     Path(id): Path<String>,
     Query(n): Query<Notice>,
 ) -> Page {
-    let detail = ops::task(state.store.as_ref(), &id)
-        .await
-        .map_err(|e| failed(e, &session))?;
-    let hooks = ops::task_webhooks(state.store.as_ref(), &id)
-        .await
-        .map_err(|e| failed(e, &session))?;
+    let detail = ops::task(state.store.as_ref(), &id).await?;
+    let hooks = ops::task_webhooks(state.store.as_ref(), &id).await?;
     let t: &Task = &detail.task;
-    let ledger = state
-        .store
-        .task_ledger(&t.id)
-        .await
-        .map_err(|e| failed(e.into(), &session))?;
+    let ledger = state.store.task_ledger(&t.id).await?;
     let media = crate::media::task_media(&state.links, t);
     let request = serde_json::to_string_pretty(&t.spec.input).unwrap_or_default();
     let body = html! {
@@ -470,12 +437,7 @@ pub async fn cancel(
 ) -> Page {
     Posted::read(&session, &body)?;
     let back = format!("/admin/tasks/{id}");
-    match state
-        .store
-        .cancel_task(&id, Canceller::Operator)
-        .await
-        .map_err(|e| failed(e.into(), &session))?
-    {
+    match state.store.cancel_task(&id, Canceller::Operator).await? {
         CancelOutcome::Cancelled => {
             state.engine.notify();
             Ok(done(&back, "Cancelled and refunded."))
@@ -491,9 +453,7 @@ pub async fn redeliver(
     body: Bytes,
 ) -> Page {
     Posted::read(&session, &body)?;
-    let r = ops::redeliver_webhooks(state.store.as_ref(), &id, ops::Redelivery::default())
-        .await
-        .map_err(|e| failed(e, &session))?;
+    let r = ops::redeliver_webhooks(state.store.as_ref(), &id, ops::Redelivery::default()).await?;
     state.outbox_wake.notify_one();
     Ok(done(
         &format!("/admin/tasks/{id}"),
@@ -506,11 +466,7 @@ pub async fn channels(
     Operator(session): Operator,
     Query(n): Query<Notice>,
 ) -> Page {
-    let views = state
-        .engine
-        .channel_views()
-        .await
-        .map_err(|e| failed(e.into(), &session))?;
+    let views = state.engine.channel_views().await?;
     let body = html! {
         (notice(&n.notice))
         div.scroll { table {
@@ -572,9 +528,7 @@ pub async fn switch_channel(
     let on = form.get("enabled") == Some("true");
     let reason = (!on).then_some("switched off in the console");
     // The channel's view it answers is the API's; the page shows the list again.
-    let _view = crate::admin::handlers::switch(&state, &name, on, reason)
-        .await
-        .map_err(|e| failed(e, &session))?;
+    let _view = crate::admin::handlers::switch(&state, &name, on, reason).await?;
     let what = if on { "enabled" } else { "disabled" };
     Ok(done("/admin/channels", &format!("{name} {what}.")))
 }
@@ -593,29 +547,18 @@ pub async fn channel_settings(
             None => continue,
             Some(v) => match v.parse::<i64>() {
                 Ok(n) => n.into(),
-                Err(_) => {
-                    return Err(failed(
-                        AdminError::invalid(format!("{key}: a whole number")),
-                        &session,
-                    ))
-                }
+                Err(_) => return Err(AdminError::invalid(format!("{key}: a whole number")).into()),
             },
         };
         patch.insert(key.into(), value);
     }
-    crate::admin::channels::set(state.store.as_ref(), &name, patch)
-        .await
-        .map_err(|e| failed(e, &session))?;
-    crate::admin::handlers::applied(&state)
-        .await
-        .map_err(|e| failed(e, &session))?;
+    crate::admin::channels::set(state.store.as_ref(), &name, patch).await?;
+    crate::admin::handlers::applied(&state).await?;
     Ok(done("/admin/channels", &format!("{name} saved.")))
 }
 
 pub async fn accounts(State(state): State<AppState>, Operator(session): Operator) -> Page {
-    let all = ops::list_accounts(state.store.as_ref())
-        .await
-        .map_err(|e| failed(e, &session))?;
+    let all = ops::list_accounts(state.store.as_ref()).await?;
     let body = html! {
         div.scroll { table {
             thead { tr { th { "Account" } th { "Name" } th { "Available" } th { "Held" } th { "Live tasks" } th { "Cap" } } }
@@ -641,15 +584,9 @@ pub async fn account(
     Query(n): Query<Notice>,
 ) -> Page {
     let store = state.store.as_ref();
-    let a = ops::get_account(store, &id)
-        .await
-        .map_err(|e| failed(e, &session))?;
-    let keys = ops::list_keys(store, &id)
-        .await
-        .map_err(|e| failed(e, &session))?;
-    let ledger = ops::ledger(store, &id, Some(100))
-        .await
-        .map_err(|e| failed(e, &session))?;
+    let a = ops::get_account(store, &id).await?;
+    let keys = ops::list_keys(store, &id).await?;
+    let ledger = ops::ledger(store, &id, Some(100)).await?;
     let body = html! {
         (notice(&n.notice))
         p { b { (a.name) } " " span.mono { (a.id) } }
@@ -734,22 +671,17 @@ pub async fn credits(
         .get("amount")
         .unwrap_or("")
         .parse()
-        .map_err(|e: String| failed(AdminError::invalid(e), &session))?;
+        .map_err(AdminError::invalid)?;
     let reason = form.get("reason").map(str::to_string);
     let store = state.store.as_ref();
     let account = match form.get("kind") {
         Some("adjust") => {
-            let reason = reason.ok_or_else(|| {
-                failed(
-                    AdminError::invalid("an adjustment needs a reason"),
-                    &session,
-                )
-            })?;
+            let reason =
+                reason.ok_or_else(|| AdminError::invalid("an adjustment needs a reason"))?;
             ops::adjust(store, &id, Adjustment { amount, reason }).await
         }
         _ => ops::topup(store, &id, Topup { amount, reason }).await,
-    }
-    .map_err(|e| failed(e, &session))?;
+    }?;
     Ok(done(
         &format!("/admin/accounts/{id}"),
         &format!("Balance now {}.", account.credits_available),
@@ -763,9 +695,7 @@ pub async fn create_key(
     body: Bytes,
 ) -> Page {
     Posted::read(&session, &body)?;
-    let created = ops::create_key(state.store.as_ref(), &id)
-        .await
-        .map_err(|e| failed(e, &session))?;
+    let created = ops::create_key(state.store.as_ref(), &id).await?;
     // Shown on this answer only (not in a redirect's URL): only its hash is stored.
     let body = html! {
         p.notice role="status" { "The new key, shown only this once:" }
@@ -782,9 +712,7 @@ pub async fn revoke_key(
     body: Bytes,
 ) -> Page {
     Posted::read(&session, &body)?;
-    ops::revoke_key(state.store.as_ref(), &key_id)
-        .await
-        .map_err(|e| failed(e, &session))?;
+    ops::revoke_key(state.store.as_ref(), &key_id).await?;
     state.keys.invalidate();
     Ok(done(&format!("/admin/accounts/{id}"), "Key revoked."))
 }
@@ -813,10 +741,8 @@ pub async fn limits(
             retention_seconds: Some(number(&form, "retention_seconds")?),
         })
     };
-    let change = read().map_err(|e| failed(e, &session))?;
-    ops::update_account(state.store.as_ref(), &id, change)
-        .await
-        .map_err(|e| failed(e, &session))?;
+    let change = read()?;
+    ops::update_account(state.store.as_ref(), &id, change).await?;
     // Cached key lookups carry the account's multiplier and cap.
     state.keys.invalidate();
     Ok(done(&format!("/admin/accounts/{id}"), "Limits saved."))
@@ -829,15 +755,14 @@ pub async fn rotate_secret(
     body: Bytes,
 ) -> Page {
     let form = Posted::read(&session, &body)?;
-    let grace_seconds = number(&form, "grace_seconds").map_err(|e| failed(e, &session))?;
+    let grace_seconds = number(&form, "grace_seconds")?;
     let rotated = ops::rotate_webhook_secret(
         state.store.as_ref(),
         &id,
         ops::Rotation { grace_seconds },
         state.config.webhook_secret_grace_ms,
     )
-    .await
-    .map_err(|e| failed(e, &session))?;
+    .await?;
     // Shown on this answer only, as the admin API does.
     let body = html! {
         p.notice role="status" { "The new signing secret (the old one signs until " (when(rotated.previous_valid_until)) " UTC):" }

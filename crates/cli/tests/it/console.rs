@@ -143,7 +143,7 @@ async fn signed_in_an_operator_sees_escapes_cancels_tops_up_and_switches() {
     let list = b.page("/admin/tasks").await;
     assert!(list.contains(&id));
     // The request is kept as it came; a credential in a reverse body is not.
-    let stored = app.server.store.get_task_by_id(&id).await.unwrap().unwrap();
+    let stored = app.stored(&id).await;
     assert_eq!(
         stored.spec.received,
         Some(gen4_turbo("<script>alert(1)</script>"))
@@ -164,7 +164,7 @@ async fn signed_in_an_operator_sees_escapes_cancels_tops_up_and_switches() {
 
     // Cancel, running: without the token 403 and nothing changes; with it, cancelled and
     // refunded, and still listed.
-    let task = app.server.store.get_task_by_id(&id).await.unwrap().unwrap();
+    let task = app.stored(&id).await;
     let account = task.account_id.clone();
     let r = b.post(&format!("/admin/tasks/{id}/cancel"), &[]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -175,20 +175,12 @@ async fn signed_in_an_operator_sees_escapes_cancels_tops_up_and_switches() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert!(!app
-        .server
-        .store
-        .get_task_by_id(&id)
-        .await
-        .unwrap()
-        .unwrap()
-        .state
-        .is_terminal());
+    assert!(!app.stored(&id).await.state.is_terminal());
     let r = b
         .post(&format!("/admin/tasks/{id}/cancel"), &[("csrf", &csrf)])
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let t = app.server.store.get_task_by_id(&id).await.unwrap().unwrap();
+    let t = app.stored(&id).await;
     assert_eq!(t.state, reelay_core::TaskState::Cancelled);
     assert_eq!(t.credits_refunded, t.credits_held);
     assert!(!t.deleted, "an operator's cancel keeps the task visible");

@@ -377,6 +377,16 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// A task as the store holds it (any account's, deleted ones too).
+    pub async fn stored(&self, id: &str) -> reelay_store::Task {
+        self.server
+            .store
+            .get_task_by_id(id)
+            .await
+            .unwrap()
+            .expect("the task exists")
+    }
+
     pub async fn account(&self, id: &str) -> reelay_store::Account {
         self.server.store.get_account(id).await.unwrap().unwrap()
     }
